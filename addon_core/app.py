@@ -1,0 +1,153 @@
+"""App assembly: one function builds either add-on's Litestar app from its spec and settings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from addon_core.errors import AddonError
+from addon_core.health import healthz, livez, metrics, readyz
+from addon_core.lifecycle import build_lifecycle_handlers
+from addon_core.manifest import Manifest, load_manifest
+from addon_core.redaction import redact_text
+from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
+from addon_core.settings import AddonSettings
+from addon_core.webhooks import receive_clockify_webhook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What makes one add-on: its name, settings class, routes and UI text."""
+
+    name: str
+    settings_class: type[AddonSettings]
+    title: str
+    route_handlers: Sequence[BaseRouteHandler] = field(default_factory=tuple)
+
+
+def create_addon_app(
+    spec: AppSpec, settings: AddonSettings, *, manifest: Manifest | None = None
+) -> Litestar:
+    """Build the app; raise `ConfigError` if the settings cannot work."""
+    runtime = build_runtime(settings, manifest or load_manifest(spec.name))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.open()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[
+            serve_manifest,
+            sidebar_page,
+            livez,
+            readyz,
+            healthz,
+            metrics,
+            receive_clockify_webhook,
+            *build_lifecycle_handlers(runtime),
+            *spec.route_handlers,
+        ],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
+                            Exception: handle_unexpected_error},
+        middleware=[lambda app: timed(app, runtime)],
+        lifespan=[lifespan],
+        state=State({"runtime": runtime, "spec": spec}),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        openapi_config=None,
+        debug=False,
+    )  # fmt: skip
+
+
+@get(["/manifest", "/manifest.json"], name="manifest", sync_to_thread=False)
+def serve_manifest(runtime: Runtime) -> dict[str, Any]:
+    """Serve the manifest with `baseUrl` and `key` from the settings."""
+    return runtime.manifest.render(base_url=runtime.settings.base_url, key=runtime.addon_key)
+
+
+@get("/ui/sidebar", name="sidebar", media_type=MediaType.HTML, sync_to_thread=False)
+def sidebar_page(request: Request[Any, Any, Any]) -> str:
+    """The sidebar component's page (the full UI comes with the UI work)."""
+    spec: AppSpec = request.app.state.spec
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{spec.title}</title></head><body><main><h1>{spec.title}</h1>"
+        "<p>The add-on is installed and receiving events.</p></main></body></html>"
+    )
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def _error_response(status_code: int, detail: str, extra: Any = None) -> Response[Any]:
+    content: dict[str, Any] = {"status_code": status_code, "detail": redact_text(detail)}
+    if extra:
+        content["extra"] = extra
+    return Response(content, status_code=status_code, media_type=MediaType.JSON)
+
+
+def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Response[Any]:
+    level = logging.WARNING if exc.status_code >= 500 else logging.INFO
+    log.log(level, "%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
+    return _error_response(exc.status_code, exc.detail, exc.extra)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return _error_response(exc.status_code, exc.detail, exc.extra or None)
+
+
+def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error_response(500, "internal error; the details are in the server log")
+
+
+# --- latency -----------------------------------------------------------------------------
+
+
+def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
+    """Measure each HTTP request by route template (bounded), method and status class."""
+    histogram = runtime.metrics.request_duration
+    addon = runtime.addon_key
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "GET")
+            histogram.labels(addon, method, route, f"{status // 100}xx").observe(
+                time.perf_counter() - started
+            )
+
+    return middleware

@@ -1,0 +1,166 @@
+"""The `clockify-addons` command line: serve, migrate, manifest, rotate-keys, generate-key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from addon_core.apps import APP_NAMES, app_specs
+from addon_core.database import create_engine, current_revision, for_writing, upgrade_to_head
+from addon_core.encryption import generate_key, load_key_ring
+from addon_core.errors import ConfigError
+from addon_core.logs import configure_logging
+from addon_core.manifest import load_manifest, schema_path, validate_against_schema
+from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
+from addon_core.vault import rotate_secrets
+
+APP = click.argument("app", type=click.Choice(APP_NAMES), metavar="APP")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(app: str, **overrides: Any) -> AddonSettings:
+    try:
+        return load_settings(app_specs()[app].settings_class, **overrides)
+    except ConfigError as exc:
+        _fail(exc.detail)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Run and operate the Clockify add-ons API Studio and Universal Webhook.
+
+    APP is `api-studio` or `universal-webhook`. Configuration comes from the
+    environment (API_STUDIO_* or UNIVERSAL_WEBHOOK_*); see docs/configuration.md.
+    """
+
+
+@main.command()
+@APP
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=None, help="Port (default: {P}PORT, 8100 / 8200).")
+def serve(app: str, host: str, port: int | None) -> None:
+    """Migrate the database to the latest revision, then serve APP until SIGTERM."""
+    import uvicorn
+
+    from addon_core.app import create_addon_app
+
+    settings = _settings(app, **({"port": port} if port else {}))
+    configure_logging(settings.log_level_number, settings.log_format)
+    try:
+        asyncio.run(_migrate(settings.database_url))
+        application = create_addon_app(app_specs()[app], settings)
+    except ConfigError as exc:
+        _fail(exc.detail)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=settings.port,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
+    )
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+@main.command()
+@APP
+def migrate(app: str) -> None:
+    """Bring APP's database to the latest migration."""
+    settings = _settings(app)
+    configure_logging(settings.log_level_number, settings.log_format)
+    revision = asyncio.run(_migrate(settings.database_url))
+    click.echo(f"database at revision {revision}")
+
+
+async def _migrate(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+@main.command()
+@APP
+@click.option("--check", is_flag=True, help="Validate against Clockify's manifest schema.")
+@click.option(
+    "--schema",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Schema file (default: manifest-schema-VERSION.json in ${REFERENCE_DIR_VARIABLE}).",
+)
+def manifest(app: str, check: bool, schema: Path | None) -> None:
+    """Print APP's manifest as served; with --check, validate it and exit 1 if invalid."""
+    settings = _settings(app)
+    document = load_manifest(app).render(base_url=settings.base_url, key=settings.addon_key)
+    if not check:
+        click.echo(json.dumps(document, indent=2))
+        return
+    if schema is None:
+        folder = reference_dir()
+        if folder is None:
+            _fail(
+                f"pass --schema FILE (Clockify's manifest schema {document['schemaVersion']}) "
+                f"or set {REFERENCE_DIR_VARIABLE} to the folder that holds it"
+            )
+        schema = schema_path(folder, str(document["schemaVersion"]))
+        if not schema.is_file():
+            _fail(f"{schema} does not exist; pass --schema FILE")
+    errors = validate_against_schema(document, json.loads(schema.read_text()))
+    for error in errors:
+        click.echo(f"invalid: {error}", err=True)
+    if errors:
+        sys.exit(1)
+    click.echo(f"{app}: manifest valid against {schema.name}")
+
+
+@main.command("rotate-keys")
+@APP
+def rotate_keys(app: str) -> None:
+    """Re-encrypt APP's stored tokens with the first key of {P}ENCRYPTION_KEYS."""
+    settings = _settings(app)
+    configure_logging(settings.log_level_number, settings.log_format)
+    try:
+        count = asyncio.run(_rotate(settings))
+    except ConfigError as exc:
+        _fail(exc.detail)
+    click.echo(f"re-encrypted {count} secret(s)")
+
+
+async def _rotate(settings: AddonSettings) -> int:
+    ring = load_key_ring(
+        [k.get_secret_value() for k in settings.encryption_keys],
+        variable=settings.env_name("encryption_keys"),
+        data_dir=settings.data_dir,
+        app_name=settings.app_name,
+        production=settings.is_production,
+    )
+    engine = create_engine(settings.database_url)
+    try:
+        async with for_writing(engine).begin() as conn:
+            return await rotate_secrets(conn, settings.addon_key, ring)
+    finally:
+        await engine.dispose()
+
+
+@main.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new random encryption key for {P}ENCRYPTION_KEYS."""
+    click.echo(generate_key())

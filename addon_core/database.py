@@ -1,0 +1,140 @@
+"""The database boundary: engines, sessions, migrations, and driver errors translated.
+
+SQLite (the default) runs in WAL mode with a busy timeout and foreign keys on;
+PostgreSQL runs through asyncpg. One Alembic history serves both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from addon_core.errors import ServiceUnavailableError
+from addon_core.resources import resource_dir
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached or refused the work; nothing was committed."""
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Create the async engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level, so that `_begin_immediate` owns BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _begin(connection: Connection) -> None:
+    # A writing transaction takes the write lock at BEGIN (see `for_writing`): it cannot
+    # be refused half-way (SQLITE_BUSY on upgrade) and what it read stays true until
+    # it commits. Readers begin deferred and see a WAL snapshot.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """Return the engine for transactions that read, then write on what they read."""
+    if is_sqlite(engine):
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def translate_errors(action: str) -> AsyncIterator[None]:
+    """Turn a driver or connection error into `DatabaseUnavailableError`."""
+    try:
+        yield
+    except (TimeoutError, OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+        log.error("database error while %s: %s", action, exc.__class__.__name__, exc_info=exc)
+        raise DatabaseUnavailableError(
+            f"the database is unavailable while {action}; retry later"
+        ) from exc
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """Build the Alembic configuration of the one migration history."""
+    config = Config()
+    config.set_main_option("script_location", str(resource_dir("alembic")))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> None:
+    """Apply every pending migration."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+
+
+async def downgrade_to(engine: AsyncEngine, revision: str) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """Read the revision the database is at (None if it was never migrated)."""
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+        if not has_table:
+            return None
+        result = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return result.scalar_one_or_none()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

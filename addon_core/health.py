@@ -1,0 +1,74 @@
+"""Probes and metrics: `/livez`, `/readyz`, `/healthz` and `/metrics` (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Response, get
+
+from addon_core.database import current_revision
+from addon_core.metrics import CONTENT_TYPE_LATEST
+from addon_core.runtime import AddonRuntime, Runtime
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
+    """Tell whether the database answers and is at the latest migration."""
+    engine, _ = runtime.db()
+    try:
+        revision = await asyncio.wait_for(current_revision(engine), PROBE_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return {"status": "unavailable", "error": type(exc).__name__}
+    if revision != runtime.head_revision:
+        return {
+            "status": "migration_pending",
+            "revision": revision,
+            "head": runtime.head_revision,
+            "hint": "run `clockify-addons migrate APP`",
+        }
+    return {"status": "ok", "revision": revision}
+
+
+@get("/livez", name="livez", sync_to_thread=False)
+def livez() -> dict[str, str]:
+    """Answer while the process can serve requests."""
+    return {"status": "ok"}
+
+
+@get("/readyz", name="readyz")
+async def readyz(runtime: Runtime) -> Response[dict[str, Any]]:
+    """Answer 200 when the database is reachable and at the latest migration, else 503."""
+    database = await database_status(runtime)
+    ready = database["status"] == "ok"
+    return Response(
+        {"status": "ready" if ready else "not_ready", "database": database},
+        status_code=200 if ready else 503,
+    )
+
+
+@get("/healthz", name="healthz")
+async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
+    """Report the process and the database as JSON."""
+    database = await database_status(runtime)
+    ok = database["status"] == "ok"
+    intake = runtime.intake
+    return Response(
+        {
+            "status": "ok" if ok else "degraded",
+            "addon": runtime.addon_key,
+            "checks": {
+                "process": {"status": "ok"},
+                "database": database,
+                "intake": {"status": "ok" if intake is not None and intake.running else "stopped"},
+            },
+        },
+        status_code=200 if ok else 503,
+    )
+
+
+@get("/metrics", name="metrics", sync_to_thread=False)
+def metrics(runtime: Runtime) -> Response[bytes]:
+    """Expose the app's Prometheus metrics."""
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,226 @@
+"""Durable webhook intake: deliveries are committed in coalesced transactions before the 2xx.
+
+Concurrent deliveries queue here; one writer task takes whatever is queued and,
+in one transaction, checks each against the installation and the webhook token
+stored for its path, then inserts the accepted ones with their dedupe key
+(a redelivered identical body inserts nothing). Each delivery's future resolves
+only after the commit, so nothing is acknowledged that is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from addon_core.database import DatabaseUnavailableError, for_writing, is_sqlite, translate_errors
+from addon_core.errors import AddonError, ConflictError
+from addon_core.metrics import Metrics
+from addon_core.models import Event, Installation, WebhookRegistration, utcnow
+from addon_core.security import ClaimMismatchError
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+
+
+class NotInstalledError(ConflictError):
+    """The workspace has no active installation of this add-on."""
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One verified, parsed webhook delivery waiting for its commit."""
+
+    workspace_id: str
+    event_type: str
+    path: str
+    addon_id: str | None
+    token_digest: bytes
+    dedupe_key: str
+    payload: str
+    headers: str
+    source: str = "clockify"
+    future: asyncio.Future[Outcome] = field(init=False)
+
+
+class IntakeWriter:
+    """Commit deliveries in batches; one writer task per process."""
+
+    def __init__(
+        self, engine: AsyncEngine, addon_key: str, metrics: Metrics, *, batch_size: int = 256
+    ) -> None:
+        self._engine = for_writing(engine)
+        self._sqlite = is_sqlite(engine)
+        self._addon_key = addon_key
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._depth = metrics.intake_queue.labels(addon_key)
+        self._batch_sizes = metrics.intake_batch_size.labels(addon_key)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"intake-writer:{self._addon_key}")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then end the writer task."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def submit(self, delivery: Delivery) -> Outcome:
+        """Queue a delivery and wait until it is committed (or refused)."""
+        if not self.running:
+            raise DatabaseUnavailableError("the intake writer is not running; retry later")
+        delivery.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(delivery)
+        self._depth.inc()
+        return await delivery.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, AddonError)
+                    else DatabaseUnavailableError("the event could not be stored; retry later")
+                )
+                if not isinstance(exc, AddonError):
+                    log.exception("intake batch of %d failed", len(batch))
+                for delivery in batch:
+                    if not delivery.future.done():
+                        delivery.future.set_exception(error)
+            finally:
+                self._depth.dec(len(batch))
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[Delivery]) -> None:
+        async with translate_errors("storing webhook events"), self._engine.begin() as conn:
+            registry = await self._load_registrations(conn, batch)
+            rows: list[dict[str, Any]] = []
+            pending: dict[str, list[Delivery]] = {}
+            for delivery in batch:
+                problem = _check(delivery, registry)
+                if problem is not None:
+                    delivery.future.set_exception(problem)
+                    continue
+                if delivery.dedupe_key in pending:
+                    pending[delivery.dedupe_key].append(delivery)
+                    continue
+                pending[delivery.dedupe_key] = [delivery]
+                rows.append(self._row(delivery))
+            inserted: set[str] = set()
+            if rows:
+                result = await conn.execute(self._insert(), rows)
+                inserted = {row[0] for row in result}
+        self._batch_sizes.observe(len(batch))
+        for key, deliveries in pending.items():
+            first, *others = deliveries
+            first.future.set_result(Outcome.ACCEPTED if key in inserted else Outcome.DUPLICATE)
+            for other in others:
+                other.future.set_result(Outcome.DUPLICATE)
+
+    async def _load_registrations(
+        self, conn: Any, batch: list[Delivery]
+    ) -> dict[str, tuple[str, str, dict[str, bytes]]]:
+        """Workspace → (status, addon id, path → token digest) for the batch's workspaces."""
+        inst = Installation.__table__
+        reg = WebhookRegistration.__table__
+        workspaces = {d.workspace_id for d in batch}
+        paths = {d.path for d in batch}
+        query = (
+            select(inst.c.workspace_id, inst.c.status, inst.c.addon_id, reg.c.path,
+                   reg.c.token_digest)
+            .select_from(inst.outerjoin(
+                reg, and_(reg.c.installation_id == inst.c.id, reg.c.path.in_(paths))))
+            .where(inst.c.addon_key == self._addon_key, inst.c.workspace_id.in_(workspaces))
+        )  # fmt: skip
+        if not self._sqlite:
+            # Hold the installation rows against a concurrent DELETED until commit.
+            query = query.with_for_update(read=True, of=inst)
+        found: dict[str, tuple[str, str, dict[str, bytes]]] = {}
+        for workspace_id, status, addon_id, path, digest in await conn.execute(query):
+            entry = found.setdefault(workspace_id, (status, addon_id, {}))
+            if path is not None:
+                entry[2][path] = digest
+        return found
+
+    def _insert(self) -> Any:
+        table = Event.__table__
+        dialect_insert: Any = sqlite.insert if self._sqlite else postgresql.insert
+        return (
+            dialect_insert(table)
+            .on_conflict_do_nothing(index_elements=["addon_key", "dedupe_key"])
+            .returning(table.c.dedupe_key)
+        )
+
+    def _row(self, delivery: Delivery) -> dict[str, Any]:
+        return {
+            "addon_key": self._addon_key,
+            "workspace_id": delivery.workspace_id,
+            "event_type": delivery.event_type,
+            "source": delivery.source,
+            "dedupe_key": delivery.dedupe_key,
+            "payload": delivery.payload,
+            "headers": delivery.headers,
+            "received_at": utcnow(),
+        }
+
+
+def _check(
+    delivery: Delivery, registry: dict[str, tuple[str, str, dict[str, bytes]]]
+) -> AddonError | None:
+    """Return why a delivery must be refused, or None if it may be stored."""
+    entry = registry.get(delivery.workspace_id)
+    if entry is None or entry[0] == "DELETED":
+        return NotInstalledError(
+            f"workspace {delivery.workspace_id} has no installation of this add-on",
+            "not_installed",
+        )
+    status, addon_id, digests = entry
+    if status != "ACTIVE":
+        return NotInstalledError(
+            f"the add-on is {status.lower()} on workspace {delivery.workspace_id}; "
+            "events are refused until it is activated again",
+            "inactive",
+        )
+    if delivery.addon_id is not None and delivery.addon_id != addon_id:
+        return ClaimMismatchError(
+            "addon_id", "the token belongs to another installation of this add-on (addonId)"
+        )
+    expected = digests.get(delivery.path)
+    if expected is None or not hmac.compare_digest(expected, delivery.token_digest):
+        return ClaimMismatchError(
+            "webhook_token", "the signature is not the token Clockify issued for this webhook"
+        )
+    return None

@@ -1,0 +1,85 @@
+"""Masking of tokens and secrets before anything reaches a log, an error or a response.
+
+One place decides what is secret: values under secret-sounding keys, the
+credential headers, and anything shaped like a JWT, wherever it appears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "[redacted]"
+
+#: Headers whose values are credentials; never stored, never logged.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-addon-token",
+        "x-addon-lifecycle-token",
+        "clockify-signature",
+        "webhook-signature",
+        "x-api-key",
+    }
+)
+
+_SECRET_KEY = re.compile(
+    r"(?i)token|secret|passw(?:or)?d|api[_-]?key|signature|authorization|"
+    r"encryption[_-]?key|private[_-]?key|credential"
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_HEADER_VALUE = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|x-addon-token|x-addon-lifecycle-token|"
+    r"clockify-signature|webhook-signature|x-api-key)(['\"]?\s*[:=]\s*['\"]?)"
+    r"((?:bearer|basic)\s+)?[^\s'\",;}]+"
+)
+_KEY_VALUE = re.compile(
+    r"(?i)([\"']?\b[\w-]*(?:auth_?token|authToken|secret|password|api_?key|encryption_keys)"
+    r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"
+)
+_DSN_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+(@)")
+
+
+def redact_text(text: str) -> str:
+    """Mask every token- or secret-shaped part of a free text."""
+    if not text:
+        return text
+    text = _JWT.sub(MASK, text)
+    text = _HEADER_VALUE.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}{MASK}", text)
+    text = _KEY_VALUE.sub(lambda m: f"{m[1]}{_quoted_mask(m[2])}", text)
+    return _DSN_PASSWORD.sub(rf"\1{MASK}\2", text)
+
+
+def _quoted_mask(value: str) -> str:
+    if value[:1] in ("'", '"'):
+        return f"{value[0]}{MASK}{value[0]}"
+    return MASK
+
+
+def is_secret_key(key: str) -> bool:
+    """Tell whether a mapping key names a secret (`authToken`, `x-addon-token`, ...)."""
+    lowered = key.lower()
+    return lowered in SECRET_HEADERS or bool(_SECRET_KEY.search(key))
+
+
+def redact(value: Any) -> Any:
+    """Return a copy of a JSON-like value with secrets masked, keys and shape kept."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) and v is not None else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Keep the headers of a request that may be stored: credentials are dropped."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}

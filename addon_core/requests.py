@@ -1,0 +1,55 @@
+"""Reading request bodies safely: content type, size limit and JSON objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from addon_core.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+
+def require_json_content_type(request: Request[Any, Any, Any]) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"the body must be JSON sent as Content-Type: application/json, not {media_type!r}"
+            if media_type
+            else "the body must be JSON sent as Content-Type: application/json"
+        )
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """Read the body, refusing with 413 as soon as it is known to pass `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequestError("the Content-Length header is not a number") from None
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"the body is {size} bytes; the limit is {limit} (MAX_BODY_BYTES)"
+            )
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a body that must be one JSON object."""
+    if not body:
+        raise BadRequestError("the body is empty; a JSON object is expected")
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequestError(f"the body must be a JSON object, not a {type(value).__name__}")
+    return value

@@ -1,0 +1,158 @@
+"""Typed settings of one add-on, read from the environment in one place.
+
+Every variable is `{PREFIX}{FIELD}`; the prefix is `API_STUDIO_` or
+`UNIVERSAL_WEBHOOK_`. docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from addon_core.errors import ConfigError
+
+#: Clockify's official API hosts: api., reports.api., pto.api., locations.api.,
+#: screenshots.api., the regional prefixes (euc1., use2., euw2., apse2.), workspace
+#: subdomains and developer.clockify.me are all subdomains of clockify.me.
+DEFAULT_ALLOWED_HOSTS = ("*.clockify.me",)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+CommaList = Annotated[tuple[str, ...], NoDecode]
+SecretList = Annotated[tuple[SecretStr, ...], NoDecode]
+
+
+class AddonSettings(BaseSettings):
+    """Settings shared by both add-ons; each app subclasses it with its prefix."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=True)
+
+    #: the app this settings class belongs to (`api-studio` / `universal-webhook`)
+    app_name: ClassVar[str]
+    default_port: ClassVar[int]
+
+    environment: Literal["development", "test", "production"] = "development"
+    addon_key: str = ""
+    port: int = Field(default=0, ge=0, le=65535)
+    base_url: str = ""
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    clockify_public_key_file: Path | None = None
+    clockify_api_allowed_hosts: CommaList = DEFAULT_ALLOWED_HOSTS
+    allow_insecure_http: bool = False
+    clockify_openapi_file: Path | None = None
+    encryption_keys: SecretList = ()
+    token_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    token_cache_size: int = Field(default=10_000, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)
+    intake_batch_size: int = Field(default=256, ge=1, le=5000)
+
+    @field_validator("clockify_api_allowed_hosts", "encryption_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL such as https://addons.example.com")
+        return value.rstrip("/")
+
+    @field_validator("addon_key")
+    @classmethod
+    def _check_addon_key(cls, value: str) -> str:
+        if value and not 2 <= len(value) <= 50:
+            raise ValueError("must be 2 to 50 characters: the add-on key registered with Clockify")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must be a SQLAlchemy async URL: sqlite+aiosqlite:///path.db "
+                "or postgresql+asyncpg://user:password@host/db"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> AddonSettings:
+        # Frozen model: defaults that depend on other fields are set once, here.
+        if not self.addon_key:
+            object.__setattr__(self, "addon_key", self.app_name)
+        if not self.port:
+            object.__setattr__(self, "port", self.default_port)
+        if not self.base_url:
+            object.__setattr__(self, "base_url", f"http://localhost:{self.port}")
+        if not self.database_url:
+            path = (self.data_dir / f"{self.app_name}.db").as_posix()
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{path}")
+        return self
+
+    @property
+    def env_prefix(self) -> str:
+        return str(self.model_config.get("env_prefix", ""))
+
+    def env_name(self, field: str) -> str:
+        """Name the environment variable behind a field."""
+        return f"{self.env_prefix}{field.upper()}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level]
+
+
+SettingsT = TypeVar("SettingsT", bound=AddonSettings)
+
+_SECRET_FIELDS = frozenset({"encryption_keys", "database_url"})
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Read the settings from the environment, or raise one-line `ConfigError`."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(settings_class, exc)) from None
+
+
+def describe_validation_error(settings_class: type[AddonSettings], exc: ValidationError) -> str:
+    """Turn pydantic's report into one line naming the variable and what is expected."""
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    prefix = settings_class.model_config.get("env_prefix", "")
+    name = f"{prefix}{field.upper()}" if field else f"{prefix}*"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if field in _SECRET_FIELDS or "input" not in error:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {error['input']!r})"
+
+
+#: Where Clockify's reference data (manifest schemas, OpenAPI document, samples) lives
+#: for tools and tests; never copied into the project.
+REFERENCE_DIR_VARIABLE = "CLOCKIFY_REFERENCE_DIR"
+
+
+def reference_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return the configured reference-data folder, or None if the variable is unset."""
+    value = (os.environ if environ is None else environ).get(REFERENCE_DIR_VARIABLE)
+    return Path(value) if value else None

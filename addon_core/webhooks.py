@@ -1,0 +1,104 @@
+"""Clockify webhook endpoints: verify first, then parse, then hand to the intake writer.
+
+Checks, in order (PLATFORM.md "Webhooks" and the marketplace docs'
+"Authenticity"): the `clockify-signature` token is a valid webhook token of
+this add-on; the `clockify-webhook-event-type` header names the event of the
+path; the body is a JSON object within the size limit; its `workspaceId`, when
+present, is the token's; and, at commit time, the workspace is installed and
+active and the token is the one Clockify issued for this path at install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.params import FromPath
+
+from addon_core.errors import AddonError, NotFoundError
+from addon_core.event_types import (
+    WEBHOOK_PATH_PREFIX,
+    event_for_slug,
+    metric_label,
+    webhook_path,
+)
+from addon_core.intake import Delivery
+from addon_core.redaction import safe_headers
+from addon_core.requests import parse_json_object, read_body, require_json_content_type
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.security import ClaimMismatchError, TokenError, TokenKind
+
+SIGNATURE_HEADER = "clockify-signature"
+EVENT_TYPE_HEADER = "clockify-webhook-event-type"
+
+
+def dedupe_key(workspace_id: str, event_type: str, body: bytes) -> str:
+    """Identify a delivery by what Clockify sends: workspace, event type and the exact body."""
+    digest = hashlib.sha256(f"{workspace_id}\n{event_type}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+@post(f"{WEBHOOK_PATH_PREFIX}{{event_slug:str}}", status_code=200, name="clockify-webhook")
+async def receive_clockify_webhook(
+    request: Request[Any, Any, Any], event_slug: FromPath[str], runtime: Runtime
+) -> Response[bytes]:
+    """Store one Clockify webhook delivery and acknowledge it once it is committed."""
+    event_type = event_for_slug(event_slug)
+    if event_type is None:
+        raise NotFoundError(f"no Clockify event type is received on {request.url.path}")
+    metrics = runtime.metrics
+    try:
+        delivery = await _verify_and_parse(request, runtime, event_type)
+        assert runtime.intake is not None
+        outcome = await runtime.intake.submit(delivery)
+    except AddonError as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        metrics.webhooks.labels(runtime.addon_key, metric_label(event_type), "rejected").inc()
+        metrics.webhook_rejections.labels(runtime.addon_key, reason).inc()
+        raise
+    metrics.webhooks.labels(runtime.addon_key, event_type, outcome.value).inc()
+    return Response(
+        content=b'{"status":"%s"}' % outcome.value.encode(), media_type="application/json"
+    )
+
+
+async def _verify_and_parse(
+    request: Request[Any, Any, Any], runtime: AddonRuntime, event_type: str
+) -> Delivery:
+    token = request.headers.get(SIGNATURE_HEADER)
+    try:
+        claims = runtime.verifier.verify(token, TokenKind.WEBHOOK)
+    except TokenError as exc:
+        runtime.metrics.verification_failures.labels(runtime.addon_key, "webhook", exc.reason).inc()
+        raise
+    header_event = request.headers.get(EVENT_TYPE_HEADER)
+    if header_event != event_type:
+        raise ClaimMismatchError(
+            "event_type",
+            f"header {EVENT_TYPE_HEADER} is {header_event!r}; this endpoint receives {event_type}",
+        )
+    require_json_content_type(request)
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    payload = parse_json_object(body)
+    workspace_id = payload.get("workspaceId")
+    if workspace_id is None:
+        # 12 of Clockify's event payloads carry no workspaceId: the token's is the one.
+        workspace_id = claims.workspace_id
+    elif workspace_id != claims.workspace_id:
+        raise ClaimMismatchError(
+            "workspace", "the body's workspaceId is not the workspace the token was issued for"
+        )
+    assert token is not None
+    return Delivery(
+        workspace_id=workspace_id,
+        event_type=event_type,
+        path=webhook_path(event_type),
+        addon_id=claims.addon_id,
+        token_digest=hashlib.sha256(token.encode()).digest(),
+        dedupe_key=dedupe_key(workspace_id, event_type, body),
+        payload=body.decode("utf-8", errors="replace"),
+        headers=msgspec.json.encode(safe_headers(request.headers)).decode(),
+    )

@@ -1,0 +1,1 @@
+"""API Studio: a no-code console over the Clockify API, inside Clockify."""

@@ -1,0 +1,197 @@
+"""Shared fixtures: Clockify's reference data, a per-run RSA key, databases and apps.
+
+PostgreSQL runs when ADDONS_TEST_POSTGRES_URL names a server (`.ci/run` starts one);
+every database test then runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from addon_core.app import AppSpec, create_addon_app
+from addon_core.database import create_engine, upgrade_to_head
+from addon_core.encryption import generate_key
+from addon_core.manifest import Manifest, load_manifest
+from addon_core.security import TokenSigner
+from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings
+from api_studio.app import SPEC as API_STUDIO
+from tests.fake_clockify import Clockify, Workspace
+from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES_VARIABLE = "ADDONS_TEST_POSTGRES_URL"
+SPECS = {"api-studio": API_STUDIO, "universal-webhook": UNIVERSAL_WEBHOOK}
+
+
+# --- reference data ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Clockify's reference data: $CLOCKIFY_REFERENCE_DIR, else ../shared/clockify."""
+    folder = Path(os.environ.get(REFERENCE_DIR_VARIABLE) or REPO.parent / "shared" / "clockify")
+    if not (folder / "manifest-schema-1.6.json").is_file():
+        pytest.fail(
+            f"Clockify's reference data is not in {folder}: set {REFERENCE_DIR_VARIABLE} "
+            "to the folder holding openapi.json, manifest-schema-*.json and webhook-samples.json",
+            pytrace=False,
+        )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def webhook_samples(reference_dir: Path) -> dict[str, dict[str, Any]]:
+    samples: dict[str, dict[str, Any]] = json.loads((reference_dir / "webhook-samples.json").read_text())
+    return samples
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def public_key_file(private_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "clockify-test-key.pem"
+    path.write_bytes(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return generate_key()
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_VARIABLE) or None
+
+
+async def create_postgres_database(admin_url: str) -> str:
+    """Create an empty database on the test server and return its URL."""
+    name = f"addons_test_{uuid.uuid4().hex[:12]}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not _postgres_url():
+        pytest.skip(f"{POSTGRES_VARIABLE} is not set")
+    return str(request.param)
+
+
+@pytest.fixture
+async def empty_database_url(database_kind: str, tmp_path: Path) -> str:
+    """A database with no tables, on SQLite or PostgreSQL."""
+    if database_kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'addons.db'}"
+    admin = _postgres_url()
+    assert admin is not None
+    return await create_postgres_database(admin)
+
+
+@pytest.fixture
+async def database_url(empty_database_url: str) -> str:
+    """A database at the latest migration."""
+    engine = create_engine(empty_database_url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    return empty_database_url
+
+
+# --- apps ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, public_key_file: Path, encryption_key: str, tmp_path: Path
+) -> Callable[..., AddonSettings]:
+    def build(app_name: str = "universal-webhook", **overrides: Any) -> AddonSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database_url,
+            "clockify_public_key_file": public_key_file,
+            "encryption_keys": (encryption_key,),
+            "base_url": "https://addons.example.com/uw",
+            "data_dir": tmp_path / "data",
+            **overrides,
+        }
+        return SPECS[app_name].settings_class(**values)
+
+    return build
+
+
+@pytest.fixture
+def make_app(make_settings: Callable[..., AddonSettings]) -> Callable[..., Litestar]:
+    def build(
+        app_name: str = "universal-webhook", *, manifest: Manifest | None = None, **overrides: Any
+    ) -> Litestar:
+        spec: AppSpec = SPECS[app_name]
+        return create_addon_app(spec, make_settings(app_name, **overrides), manifest=manifest)
+
+    return build
+
+
+@pytest.fixture(params=["api-studio", "universal-webhook"])
+def app_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def signer(private_key: rsa.RSAPrivateKey) -> Callable[[str], TokenSigner]:
+    def for_key(addon_key: str) -> TokenSigner:
+        return TokenSigner(private_key, addon_key)
+
+    return for_key
+
+
+@pytest.fixture
+async def client(make_app: Callable[..., Litestar]) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The Universal Webhook app, running, on the parametrised database."""
+    async with AsyncTestClient(app=make_app("universal-webhook")) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def clockify(client: AsyncTestClient[Litestar]) -> Clockify:
+    manifest = load_manifest("universal-webhook").render(
+        base_url="https://addons.example.com/uw", key="universal-webhook"
+    )
+    return Clockify(client, manifest)
+
+
+@pytest.fixture
+def workspace(signer: Callable[[str], TokenSigner]) -> Workspace:
+    return Workspace(signer("universal-webhook"))
+
+
+@pytest.fixture
+def fresh_workspace(signer: Callable[[str], TokenSigner]) -> Iterator[Callable[[], Workspace]]:
+    yield lambda: Workspace(signer("universal-webhook"))

@@ -1,0 +1,1 @@
+"""Universal Webhook: every Clockify event and custom webhooks, run through flows."""
