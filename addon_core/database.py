@@ -7,11 +7,13 @@ PostgreSQL runs through asyncpg. One Alembic history serves both.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -82,6 +84,17 @@ def for_writing(engine: AsyncEngine) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+#: What the drivers raise when the database is unreachable or refuses work (also
+#: when called below SQLAlchemy, as the intake's event store does).
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    DBAPIError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 @asynccontextmanager

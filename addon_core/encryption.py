@@ -80,7 +80,7 @@ class KeyRing:
             )
         try:
             return cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             raise DecryptionError("stored secret failed authentication") from None
 
     def is_current(self, token: str) -> bool:
@@ -104,7 +104,12 @@ def load_key_ring(
         )
     path = data_dir / f"{app_name}-dev-encryption.key"
     if path.exists():
-        key = decode_key(path.read_text())
+        try:
+            key = decode_key(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(
+                f"{variable}: the development key in {path} is corrupt ({exc})"
+            ) from None
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = generate_key()

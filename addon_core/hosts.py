@@ -7,6 +7,7 @@ they are stored, and again before any request is sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from addon_core.errors import ForbiddenError
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+_HOSTNAME = re.compile(r"[a-z0-9.:-]+")
 
 
 class HostNotAllowedError(ForbiddenError):
@@ -46,6 +48,8 @@ class HostAllowlist:
             port = parts.port
         except ValueError:
             raise HostNotAllowedError(f"{what} {url!r} has an invalid port") from None
+        if not _HOSTNAME.fullmatch(parts.hostname):
+            raise HostNotAllowedError(f"{what} {url!r} has an invalid host name")
         if not self.allows(parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme]):
             raise HostNotAllowedError(
                 f"{what} host {parts.netloc!r} is not in CLOCKIFY_API_ALLOWED_HOSTS"

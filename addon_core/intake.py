@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import DatabaseUnavailableError, for_writing, is_sqlite, translate_errors
+from addon_core.database import DatabaseUnavailableError, translate_errors
 from addon_core.errors import AddonError, ConflictError
+from addon_core.event_store import Registry, open_event_store
 from addon_core.metrics import Metrics
-from addon_core.models import Event, Installation, WebhookRegistration, utcnow
 from addon_core.security import ClaimMismatchError
 
 log = logging.getLogger(__name__)
@@ -65,8 +63,7 @@ class IntakeWriter:
     def __init__(
         self, engine: AsyncEngine, addon_key: str, metrics: Metrics, *, batch_size: int = 256
     ) -> None:
-        self._engine = for_writing(engine)
-        self._sqlite = is_sqlite(engine)
+        self._store = open_event_store(engine)
         self._addon_key = addon_key
         self._metrics = metrics
         self._batch_size = batch_size
@@ -87,6 +84,7 @@ class IntakeWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._store.close()
 
     @property
     def running(self) -> bool:
@@ -125,81 +123,48 @@ class IntakeWriter:
                     self._queue.task_done()
 
     async def _write(self, batch: list[Delivery]) -> None:
-        async with translate_errors("storing webhook events"), self._engine.begin() as conn:
-            registry = await self._load_registrations(conn, batch)
-            rows: list[dict[str, Any]] = []
-            pending: dict[str, list[Delivery]] = {}
-            for delivery in batch:
+        problems: dict[int, AddonError] = {}
+        firsts: dict[str, int] = {}
+
+        def plan(registry: Registry) -> list[tuple[Any, ...]]:
+            # Runs inside the transaction (on the store's thread for SQLite): pure, no I/O.
+            rows = []
+            for index, delivery in enumerate(batch):
                 problem = _check(delivery, registry)
                 if problem is not None:
-                    delivery.future.set_exception(problem)
-                    continue
-                if delivery.dedupe_key in pending:
-                    pending[delivery.dedupe_key].append(delivery)
-                    continue
-                pending[delivery.dedupe_key] = [delivery]
-                rows.append(self._row(delivery))
-            inserted: set[str] = set()
-            if rows:
-                result = await conn.execute(self._insert(), rows)
-                inserted = {row[0] for row in result}
+                    problems[index] = problem
+                elif delivery.dedupe_key not in firsts:
+                    firsts[delivery.dedupe_key] = index
+                    rows.append(self._row(delivery))
+            return rows
+
+        workspaces = sorted({d.workspace_id for d in batch})
+        paths = sorted({d.path for d in batch})
+        async with translate_errors("storing webhook events"):
+            inserted = await self._store.write(self._addon_key, workspaces, paths, plan)
         self._batch_sizes.observe(len(batch))
-        for key, deliveries in pending.items():
-            first, *others = deliveries
-            first.future.set_result(Outcome.ACCEPTED if key in inserted else Outcome.DUPLICATE)
-            for other in others:
-                other.future.set_result(Outcome.DUPLICATE)
+        for index, delivery in enumerate(batch):
+            if index in problems:
+                delivery.future.set_exception(problems[index])
+            elif firsts[delivery.dedupe_key] == index and delivery.dedupe_key in inserted:
+                delivery.future.set_result(Outcome.ACCEPTED)
+            else:
+                delivery.future.set_result(Outcome.DUPLICATE)
 
-    async def _load_registrations(
-        self, conn: Any, batch: list[Delivery]
-    ) -> dict[str, tuple[str, str, dict[str, bytes]]]:
-        """Workspace → (status, addon id, path → token digest) for the batch's workspaces."""
-        inst = Installation.__table__
-        reg = WebhookRegistration.__table__
-        workspaces = {d.workspace_id for d in batch}
-        paths = {d.path for d in batch}
-        query = (
-            select(inst.c.workspace_id, inst.c.status, inst.c.addon_id, reg.c.path,
-                   reg.c.token_digest)
-            .select_from(inst.outerjoin(
-                reg, and_(reg.c.installation_id == inst.c.id, reg.c.path.in_(paths))))
-            .where(inst.c.addon_key == self._addon_key, inst.c.workspace_id.in_(workspaces))
-        )  # fmt: skip
-        if not self._sqlite:
-            # Hold the installation rows against a concurrent DELETED until commit.
-            query = query.with_for_update(read=True, of=inst)
-        found: dict[str, tuple[str, str, dict[str, bytes]]] = {}
-        for workspace_id, status, addon_id, path, digest in await conn.execute(query):
-            entry = found.setdefault(workspace_id, (status, addon_id, {}))
-            if path is not None:
-                entry[2][path] = digest
-        return found
-
-    def _insert(self) -> Any:
-        table = Event.__table__
-        dialect_insert: Any = sqlite.insert if self._sqlite else postgresql.insert
+    def _row(self, delivery: Delivery) -> tuple[Any, ...]:
+        # EVENT_COLUMNS order, received_at excepted (the store stamps the batch).
         return (
-            dialect_insert(table)
-            .on_conflict_do_nothing(index_elements=["addon_key", "dedupe_key"])
-            .returning(table.c.dedupe_key)
+            self._addon_key,
+            delivery.workspace_id,
+            delivery.event_type,
+            delivery.source,
+            delivery.dedupe_key,
+            delivery.payload,
+            delivery.headers,
         )
 
-    def _row(self, delivery: Delivery) -> dict[str, Any]:
-        return {
-            "addon_key": self._addon_key,
-            "workspace_id": delivery.workspace_id,
-            "event_type": delivery.event_type,
-            "source": delivery.source,
-            "dedupe_key": delivery.dedupe_key,
-            "payload": delivery.payload,
-            "headers": delivery.headers,
-            "received_at": utcnow(),
-        }
 
-
-def _check(
-    delivery: Delivery, registry: dict[str, tuple[str, str, dict[str, bytes]]]
-) -> AddonError | None:
+def _check(delivery: Delivery, registry: Registry) -> AddonError | None:
     """Return why a delivery must be refused, or None if it may be stored."""
     entry = registry.get(delivery.workspace_id)
     if entry is None or entry[0] == "DELETED":

@@ -44,7 +44,7 @@ class Manifest:
 
     def render(self, *, base_url: str, key: str) -> dict[str, Any]:
         """Return the runtime manifest served to Clockify."""
-        return {"key": key, "baseUrl": base_url, **self.template}
+        return {**self.template, "key": key, "baseUrl": base_url}
 
     def setting_defaults(self) -> dict[str, Any]:
         """Setting id → its default value, from the structured settings."""
@@ -55,6 +55,11 @@ class Manifest:
         problems: list[str] = []
         if "$schema" in self.template:
             problems.append("a runtime manifest must not contain $schema")
+        problems.extend(
+            f"{name} comes from the settings and must not be in the file"
+            for name in ("key", "baseUrl")
+            if name in self.template
+        )
         webhooks = self.template.get("webhooks", [])
         if len(webhooks) > MAX_MANIFEST_WEBHOOKS:
             problems.append(f"{len(webhooks)} webhooks; Clockify allows {MAX_MANIFEST_WEBHOOKS}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -63,6 +65,21 @@ class Metrics:
             "addon_intake_queue_depth", "Webhook deliveries waiting for their commit.",
             ["addon"], registry=r,
         )  # fmt: skip
+
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def count_webhook(self, addon: str, event_type: str, outcome: str) -> None:
+        """Count a delivery; the label child is looked up once per label set."""
+        self._child(self.webhooks, ("webhooks", addon, event_type, outcome)).inc()
+
+    def count_rejection(self, addon: str, reason: str) -> None:
+        self._child(self.webhook_rejections, ("rejections", addon, reason)).inc()
+
+    def _child(self, metric: Any, key: tuple[str, ...]) -> Any:
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*key[1:])
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

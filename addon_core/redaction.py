@@ -41,7 +41,7 @@ _KEY_VALUE = re.compile(
     r"(?i)([\"']?\b[\w-]*(?:auth_?token|authToken|secret|password|api_?key|encryption_keys)"
     r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"
 )
-_DSN_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+(@)")
+_DSN_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)")
 
 
 def redact_text(text: str) -> str:

@@ -14,8 +14,8 @@ import hashlib
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, post
-from litestar.params import FromPath
+from litestar import Request, post
+from litestar.response.base import ASGIResponse
 
 from addon_core.errors import AddonError, NotFoundError
 from addon_core.event_types import (
@@ -24,10 +24,10 @@ from addon_core.event_types import (
     metric_label,
     webhook_path,
 )
-from addon_core.intake import Delivery
+from addon_core.intake import Delivery, Outcome
 from addon_core.redaction import safe_headers
 from addon_core.requests import parse_json_object, read_body, require_json_content_type
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime
 from addon_core.security import ClaimMismatchError, TokenError, TokenKind
 
 SIGNATURE_HEADER = "clockify-signature"
@@ -42,11 +42,12 @@ def dedupe_key(workspace_id: str, event_type: str, body: bytes) -> str:
 
 
 @post(f"{WEBHOOK_PATH_PREFIX}{{event_slug:str}}", status_code=200, name="clockify-webhook")
-async def receive_clockify_webhook(
-    request: Request[Any, Any, Any], event_slug: FromPath[str], runtime: Runtime
-) -> Response[bytes]:
+async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Store one Clockify webhook delivery and acknowledge it once it is committed."""
-    event_type = event_for_slug(event_slug)
+    # The hot path takes the runtime from the app state and answers with a prebuilt
+    # ASGI response: no dependency resolution or response conversion per request.
+    runtime: AddonRuntime = request.app.state.runtime
+    event_type = event_for_slug(request.path_params["event_slug"])
     if event_type is None:
         raise NotFoundError(f"no Clockify event type is received on {request.url.path}")
     metrics = runtime.metrics
@@ -55,14 +56,14 @@ async def receive_clockify_webhook(
         assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        metrics.webhooks.labels(runtime.addon_key, metric_label(event_type), "rejected").inc()
-        metrics.webhook_rejections.labels(runtime.addon_key, reason).inc()
+        metrics.count_webhook(runtime.addon_key, metric_label(event_type), "rejected")
+        metrics.count_rejection(runtime.addon_key, getattr(exc, "reason", type(exc).__name__))
         raise
-    metrics.webhooks.labels(runtime.addon_key, event_type, outcome.value).inc()
-    return Response(
-        content=b'{"status":"%s"}' % outcome.value.encode(), media_type="application/json"
-    )
+    metrics.count_webhook(runtime.addon_key, event_type, outcome.value)
+    return ASGIResponse(body=_BODIES[outcome], media_type="application/json")
+
+
+_BODIES = {outcome: b'{"status":"%s"}' % outcome.value.encode() for outcome in Outcome}
 
 
 async def _verify_and_parse(

@@ -1,0 +1,111 @@
+"""Masking of tokens and secrets in free text, JSON-like values and headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from addon_core.redaction import MASK, redact, redact_text, safe_headers
+
+JWT = (
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcGktc3R1ZGlvIiwid29ya3NwYWNlSWQiOiJ3cy0xIn0"
+    ".c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"verifying {JWT} now", JWT),
+        (f"token={JWT}", JWT),
+        ("Authorization: Bearer abc.def-123", "abc.def-123"),
+        ("authorization: basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        ("X-Addon-Token: opaque-installation-token", "opaque-installation-token"),
+        ("{'x-addon-lifecycle-token': 'opaque-lifecycle'}", "opaque-lifecycle"),
+        ('{"authToken": "opaque-auth-token", "workspaceId": "ws-1"}', "opaque-auth-token"),
+        ("GET /ui?auth_token=opaque-user-token&theme=DARK", "opaque-user-token"),
+        ("postgresql+asyncpg://addons:hunter2@db:5432/addons", "hunter2"),
+        ("postgresql+asyncpg://:hunter2@db/addons", "hunter2"),
+        ("postgresql+asyncpg://addons:hunter/2@db:5432/addons", "hunter/2"),
+    ],
+)
+def test_secret_in_text_is_masked(text: str, secret: str) -> None:
+    redacted = redact_text(text)
+
+    assert secret not in redacted
+    assert MASK in redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc", f"Authorization: Bearer {MASK}"),
+        ("GET /ui?auth_token=abc&theme=DARK", f"GET /ui?auth_token={MASK}&theme=DARK"),
+        ('{"authToken": "abc"}', f'{{"authToken": "{MASK}"}}'),
+        (
+            "postgresql+asyncpg://addons:pw@db/addons",
+            f"postgresql+asyncpg://addons:{MASK}@db/addons",
+        ),
+    ],
+)
+def test_masking_keeps_the_surrounding_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Created time entry 5f1a for project Alpha (2 tags)",
+        "GET https://api.clockify.me:443/api/v1/workspaces/ws-1/projects?page=2&page-size=50",
+        "the token expired; ask the user to reopen the add-on",
+        "retry after 3 s: status=429",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_redact_masks_secret_keys_at_any_depth_and_keeps_shape() -> None:
+    value = {
+        "workspaceId": "ws-1",
+        "authToken": "opaque",
+        "webhooks": [
+            {"path": "/webhooks/clockify/new-tag", "authToken": "opaque-2", "webhookType": "ADDON"},
+            {"path": "/webhooks/clockify/new-task", "authToken": None},
+        ],
+        "headers": {"X-Addon-Token": "opaque-3", "Content-Type": "application/json"},
+        "settings": {"clientSecret": 12345, "apiKey": ["a", "b"], "count": 3},
+        "note": f"signed with {JWT}",
+        "flags": (True, False),
+    }
+
+    assert redact(value) == {
+        "workspaceId": "ws-1",
+        "authToken": MASK,
+        "webhooks": [
+            {"path": "/webhooks/clockify/new-tag", "authToken": MASK, "webhookType": "ADDON"},
+            {"path": "/webhooks/clockify/new-task", "authToken": None},
+        ],
+        "headers": {"X-Addon-Token": MASK, "Content-Type": "application/json"},
+        "settings": {"clientSecret": MASK, "apiKey": MASK, "count": 3},
+        "note": f"signed with {MASK}",
+        "flags": [True, False],
+    }
+    assert value["authToken"] == "opaque"
+
+
+def test_safe_headers_drops_credentials() -> None:
+    headers = {
+        "Clockify-Signature": "sig",
+        "Authorization": "Bearer x",
+        "X-Addon-Token": "t",
+        "x-addon-lifecycle-token": "t",
+        "Cookie": "session=1",
+        "Clockify-Webhook-Event-Type": "NEW_TAG",
+        "Content-Type": "application/json",
+    }
+
+    assert safe_headers(headers) == {
+        "clockify-webhook-event-type": "NEW_TAG",
+        "content-type": "application/json",
+    }
