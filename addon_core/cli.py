@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import uvicorn
 
+from addon_core.app import create_addon_app
 from addon_core.apps import APP_NAMES, app_specs
 from addon_core.database import create_engine, current_revision, for_writing, upgrade_to_head
 from addon_core.encryption import generate_key, load_key_ring
-from addon_core.errors import ConfigError
+from addon_core.errors import AddonError, ConfigError
 from addon_core.logs import configure_logging
 from addon_core.manifest import load_manifest, schema_path, validate_against_schema
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
@@ -49,18 +53,14 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default: {P}PORT, 8100 / 8200).")
 def serve(app: str, host: str, port: int | None) -> None:
     """Migrate the database to the latest revision, then serve APP until SIGTERM."""
-    import uvicorn
-
-    from addon_core.app import create_addon_app
-
     settings = _settings(app, **({"port": port} if port else {}))
-    configure_logging(settings.log_level_number, settings.log_format)
     try:
-        asyncio.run(_migrate(settings.database_url))
         application = create_addon_app(app_specs()[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)
-    server = uvicorn.Server(
+    configure_logging(settings.log_level_number, settings.log_format)
+    asyncio.run(_migrate(settings.database_url))
+    server = _GracefulServer(
         uvicorn.Config(
             application,
             host=host,
@@ -77,6 +77,16 @@ def serve(app: str, host: str, port: int | None) -> None:
     server.run()
     if not server.started:
         sys.exit(1)
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful shutdown; here that shutdown exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 @main.command()
@@ -139,8 +149,8 @@ def rotate_keys(app: str) -> None:
     configure_logging(settings.log_level_number, settings.log_format)
     try:
         count = asyncio.run(_rotate(settings))
-    except ConfigError as exc:
-        _fail(exc.detail)
+    except AddonError as exc:
+        _fail(f"{exc.detail}; nothing was changed")
     click.echo(f"re-encrypted {count} secret(s)")
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 
 from addon_core.database import current_revision
-from addon_core.metrics import CONTENT_TYPE_LATEST
 from addon_core.runtime import AddonRuntime, Runtime
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -69,6 +68,8 @@ async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
 
 
 @get("/metrics", name="metrics", sync_to_thread=False)
-def metrics(runtime: Runtime) -> Response[bytes]:
-    """Expose the app's Prometheus metrics."""
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response[bytes]:
+    """Expose the app's Prometheus metrics in the format the scraper asks for."""
+    body, content_type = runtime.metrics.render(request.headers.get("accept", ""))
+    # The content type is set whole: Litestar would append a second charset.
+    return Response(body, headers={"content-type": content_type})

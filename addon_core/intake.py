@@ -144,6 +144,8 @@ class IntakeWriter:
             inserted = await self._store.write(self._addon_key, workspaces, paths, plan)
         self._batch_sizes.observe(len(batch))
         for index, delivery in enumerate(batch):
+            if delivery.future.done():
+                continue  # its request was cancelled; the event is stored all the same
             if index in problems:
                 delivery.future.set_exception(problems[index])
             elif firsts[delivery.dedupe_key] == index and delivery.dedupe_key in inserted:

@@ -10,11 +10,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    generate_latest,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from prometheus_client.exposition import choose_encoder
 
 # `*_created` series double the output and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -81,5 +78,7 @@ class Metrics:
             child = self._children[key] = metric.labels(*key[1:])
         return child
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Encode every metric as the `Accept` header asks (Prometheus text by default)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
