@@ -180,13 +180,13 @@ async def apply_installed(
     if installation is None:
         installation = Installation(addon_key=runtime.addon_key, workspace_id=call.workspace_id)
         session.add(installation)
-    if installation.addon_id != addon_id or installation.status == "DELETED":
-        # A new installation starts from the manifest's defaults; a redelivered
-        # INSTALLED of the current one keeps the settings stored since.
+    if installation.addon_id != addon_id or installation.status in (None, "DELETED"):
+        # A new installation starts active, from the manifest's defaults; a redelivered
+        # INSTALLED of the current one keeps the status and settings set since.
         installation.settings = []
+        installation.status = "ACTIVE"
     context = token_context(runtime.addon_key, call.workspace_id, INSTALLATION_PURPOSE)
     installation.addon_id = addon_id
-    installation.status = "ACTIVE"
     installation.auth_token = runtime.key_ring.encrypt(auth_token, context)
     installation.api_urls = api_urls
     installation.as_user = _optional_str(body, "asUser")
