@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ def reference_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def webhook_samples(reference_dir: Path) -> dict[str, dict[str, Any]]:
-    samples: dict[str, dict[str, Any]] = json.loads((reference_dir / "webhook-samples.json").read_text())
+    samples: dict[str, dict[str, Any]] = json.loads(
+        (reference_dir / "webhook-samples.json").read_text()
+    )
     return samples
 
 
@@ -68,7 +70,9 @@ def private_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture(scope="session")
-def public_key_file(private_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def public_key_file(
+    private_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     path = tmp_path_factory.mktemp("keys") / "clockify-test-key.pem"
     path.write_bytes(
         private_key.public_key().public_bytes(
@@ -193,5 +197,6 @@ def workspace(signer: Callable[[str], TokenSigner]) -> Workspace:
 
 
 @pytest.fixture
-def fresh_workspace(signer: Callable[[str], TokenSigner]) -> Iterator[Callable[[], Workspace]]:
-    yield lambda: Workspace(signer("universal-webhook"))
+def fresh_workspace(signer: Callable[[str], TokenSigner]) -> Callable[[], Workspace]:
+    """Make further workspaces, each with its own ids and tokens."""
+    return lambda: Workspace(signer("universal-webhook"))

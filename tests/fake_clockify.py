@@ -77,7 +77,9 @@ class Workspace:
 
     # --- payloads -------------------------------------------------------------------------
 
-    def installed_body(self, events: list[str], *, full_url_base: str | None = None) -> dict[str, Any]:
+    def installed_body(
+        self, events: list[str], *, full_url_base: str | None = None
+    ) -> dict[str, Any]:
         """The INSTALLED body (marketplace docs, "Lifecycle"), one webhook per event."""
         return {
             "addonId": self.addon_id,
@@ -150,7 +152,9 @@ class Clockify:
         signature = token if token is not None else workspace.webhook_token(event_type)
         if signature:
             headers["clockify-signature"] = signature
-        return await self.client.post(path or webhook_path(event_type), content=body, headers=headers)
+        return await self.client.post(
+            path or webhook_path(event_type), content=body, headers=headers
+        )
 
 
 def now() -> float:

@@ -1,0 +1,248 @@
+"""Benchmark: signed NEW_TIME_ENTRY webhooks into Universal Webhook vs a bare Litestar endpoint.
+
+Both run on uvicorn (uvloop, httptools, one worker, no access log); Debian's `wrk`
+drives them with a Lua script, once with one identical body (the dedupe path) and
+once with a distinct entry per request (the persist path). Prints req/s, p50 and
+p99 for each and the ratio, and checks that every acknowledged event was stored.
+
+    uv run python benchmarks/webhook_intake.py [--duration 10] [--connections 32]
+        [--database-url postgresql+asyncpg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from addon_core.encryption import generate_key
+from addon_core.security import TokenSigner
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ADDON_KEY = "universal-webhook"
+PATH = "/webhooks/clockify/new-time-entry"
+WORKSPACE = "64b7d2f1e4b0a1a2b3c4d5e6"
+ADDON_ID = "64b7d2f1e4b0a1a2b3c4d5e7"
+
+#: The rest of a NEW_TIME_ENTRY body after its id, shaped like Clockify's sample.
+BODY_SUFFIX = json.dumps(
+    {
+        "workspaceId": WORKSPACE,
+        "description": "Planning meeting",
+        "userId": "5a0ab5acb07987125438b60f",
+        "projectId": "5b1e6b160cb8793dd93ec120",
+        "billable": True,
+        "tagIds": ["5e7b2b1c1d5e2a0d6a3e1f21"],
+        "timeInterval": {
+            "start": "2026-11-26T09:00:00Z",
+            "end": "2026-11-26T10:00:00Z",
+            "duration": "PT1H",
+        },
+    },
+    separators=(",", ":"),
+).replace("{", '",', 1)
+
+LUA = """
+local counter = 0
+local nonce = "%(nonce)s"
+local distinct = %(distinct)s
+local thread_id = 0
+local next_id = 0
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
+end
+function init(args)
+  thread_id = tid or 0
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["clockify-signature"] = "%(token)s"
+wrk.headers["clockify-webhook-event-type"] = "NEW_TIME_ENTRY"
+local prefix = '{"id":"'
+local suffix = '%(suffix)s'
+function request()
+  local id = "fixed"
+  if distinct then
+    counter = counter + 1
+    id = nonce .. "-" .. thread_id .. "-" .. counter
+  end
+  return wrk.format(nil, "%(path)s", nil, prefix .. id .. suffix)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not become ready")
+
+
+def run_wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    lat = dict(re.findall(r"\s(50|99)%\s+([\d.]+\w+)", out))
+    return {
+        "rps": rps,
+        "p50_ms": to_ms(lat["50"]),
+        "p99_ms": to_ms(lat["99"]),
+        "requests": total,
+        "errors": int(non2xx[1]) if non2xx else 0,
+    }
+
+
+def to_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def serve(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def count_events(database_url: str) -> int:
+    from sqlalchemy import text
+
+    from addon_core.database import create_engine
+
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        value = (await conn.execute(text("SELECT COUNT(*) FROM events"))).scalar_one()
+    await engine.dispose()
+    return int(value)
+
+
+def install(port: int, signer: TokenSigner) -> str:
+    webhook_token = signer.token(WORKSPACE, ADDON_ID)
+    body = {
+        "addonId": ADDON_ID,
+        "authToken": signer.token(
+            WORKSPACE, ADDON_ID, user="u1", backendUrl="https://api.clockify.me/api"
+        ),
+        "workspaceId": WORKSPACE,
+        "asUser": "u1",
+        "apiUrl": "https://api.clockify.me/api",
+        "addonUserId": "u2",
+        "webhooks": [{"path": PATH, "webhookType": "ADDON", "authToken": webhook_token}],
+    }
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/lifecycle/installed",
+        content=json.dumps(body),
+        headers={
+            "content-type": "application/json",
+            "x-addon-lifecycle-token": signer.token(WORKSPACE, ADDON_ID),
+        },
+    )
+    response.raise_for_status()
+    return webhook_token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = work / "clockify.pem"
+    pem.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    signer = TokenSigner(key, ADDON_KEY)
+    database_url = args.database_url or f"sqlite+aiosqlite:///{work / 'bench.db'}"
+    app_port, bare_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "UNIVERSAL_WEBHOOK_DATABASE_URL": database_url,
+        "UNIVERSAL_WEBHOOK_DATA_DIR": str(work),
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_PUBLIC_KEY_FILE": str(pem),
+        "UNIVERSAL_WEBHOOK_ENCRYPTION_KEYS": generate_key(),
+        "UNIVERSAL_WEBHOOK_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO),
+    }
+    app = serve([str(BIN / "clockify-addons"), "serve", "universal-webhook", "--port",
+                 str(app_port)], env, work / "app.log")  # fmt: skip
+    bare = serve([sys.executable, "-m", "uvicorn", "benchmarks.bare_app:app", "--port",
+                  str(bare_port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                  "--log-level", "warning"], env, work / "bare.log")  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{app_port}/readyz")
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs-not-here")
+        token = install(app_port, signer)
+        print(f"database: {database_url.split(':')[0]}, {args.connections} connections, "
+              f"{args.duration}s per run, wrk -t2, one uvicorn worker each")  # fmt: skip
+        header = ("mode", "target", "req/s", "p50 ms", "p99 ms", "non-2xx")
+        print("{:<10} {:<18} {:>9} {:>8} {:>8} {:>8}".format(*header))
+        for mode in ("identical", "distinct"):
+            script = work / f"{mode}.lua"
+            script.write_text(LUA % {
+                "nonce": os.urandom(4).hex(), "distinct": str(mode == "distinct").lower(),
+                "token": token, "suffix": BODY_SUFFIX, "path": PATH,
+            })  # fmt: skip
+            before = asyncio.run(count_events(database_url))
+            results = {}
+            for target, port in (("bare litestar", bare_port), ("universal-webhook", app_port)):
+                results[target] = result = run_wrk(port, script, args.duration, args.connections)
+                print(f"{mode:<10} {target:<18} {result['rps']:>9.0f} {result['p50_ms']:>8.2f} "
+                      f"{result['p99_ms']:>8.2f} {result['errors']:>8}")  # fmt: skip
+            ratio = results["universal-webhook"]["rps"] / results["bare litestar"]["rps"]
+            print(f"{mode:<10} ratio universal-webhook / bare = {ratio:.2f}")
+            if mode == "distinct":
+                stored = asyncio.run(count_events(database_url)) - before
+                addon = results["universal-webhook"]
+                acked = addon["requests"] - addon["errors"]
+                verdict = "ok" if stored >= acked else "LOST EVENTS"
+                print(f"distinct   acknowledged {acked}, stored {stored}: {verdict}")
+    finally:
+        stop(app)
+        stop(bare)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
