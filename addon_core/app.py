@@ -24,7 +24,7 @@ from addon_core.manifest import Manifest, load_manifest
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
-from addon_core.webhooks import receive_clockify_webhook
+from addon_core.webhooks import receive_clockify_webhook, refuse_unknown_event
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def create_addon_app(
             healthz,
             metrics,
             receive_clockify_webhook,
+            refuse_unknown_event,
             *build_lifecycle_handlers(runtime),
             *spec.route_handlers,
         ],
@@ -127,6 +128,7 @@ def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
     """Measure each HTTP request by route template (bounded), method and status class."""
     histogram = runtime.metrics.request_duration
     addon = runtime.addon_key
+    children: dict[tuple[str, str, int], Any] = {}  # label children, looked up once
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -144,10 +146,12 @@ def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("path_template") or "unmatched"
-            method = scope.get("method", "GET")
-            histogram.labels(addon, method, route, f"{status // 100}xx").observe(
-                time.perf_counter() - started
-            )
+            key = (scope.get("method", "GET"), scope.get("path_template") or "unmatched", status)
+            child = children.get(key)
+            if child is None:
+                child = children[key] = histogram.labels(
+                    addon, key[0], key[1], f"{status // 100}xx"
+                )
+            child.observe(time.perf_counter() - started)
 
     return middleware

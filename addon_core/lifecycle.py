@@ -24,7 +24,12 @@ from addon_core.database import translate_errors
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
 from addon_core.manifest import normalize_webhook_path
 from addon_core.models import Base, Installation, LifecycleAudit, WebhookRegistration, utcnow
-from addon_core.requests import parse_json_object, read_body, require_json_content_type
+from addon_core.requests import (
+    header_map,
+    parse_json_object,
+    read_body,
+    require_json_content_type,
+)
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.security import ClaimMismatchError, Claims, TokenError, TokenKind
 from addon_core.vault import INSTALLATION_PURPOSE, token_context
@@ -100,15 +105,16 @@ async def verify_lifecycle_call(
     request: Request[Any, Any, Any], runtime: AddonRuntime, lifecycle_type: str
 ) -> LifecycleCall:
     """Verify the lifecycle token, then parse the body and match it to the token."""
+    headers = header_map(request)
     try:
-        claims = runtime.verifier.verify(request.headers.get(LIFECYCLE_HEADER), TokenKind.LIFECYCLE)
+        claims = runtime.verifier.verify(headers.get(LIFECYCLE_HEADER), TokenKind.LIFECYCLE)
     except TokenError as exc:
         runtime.metrics.verification_failures.labels(
             runtime.addon_key, "lifecycle", exc.reason
         ).inc()
         raise
-    require_json_content_type(request)
-    body = parse_json_object(await read_body(request, runtime.settings.max_body_bytes))
+    require_json_content_type(headers)
+    body = parse_json_object(await read_body(request, headers, runtime.settings.max_body_bytes))
     workspace_id = body.get("workspaceId")
     if not isinstance(workspace_id, str) or not workspace_id:
         raise BadRequestError("the body has no workspaceId")
