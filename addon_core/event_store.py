@@ -1,12 +1,14 @@
 """The lean SQL of webhook intake: one transaction per batch, below the ORM.
 
 A batch reads the installations and webhook tokens of its workspaces, lets the
-caller decide which deliveries to keep, and inserts those with `ON CONFLICT DO
-NOTHING ... RETURNING`, so duplicates insert nothing and are told apart by what
-comes back. On SQLite the whole transaction runs in one call on a dedicated
-thread (one hop per batch instead of one per statement); on PostgreSQL it runs
-on an asyncpg connection from the engine's pool, holding the installation rows
-`FOR SHARE` so a concurrent DELETED waits for the commit. The tables are those
+caller decide which deliveries to keep, and inserts those whose dedupe key is not
+stored yet, reporting which keys it inserted: a duplicate inserts nothing.
+
+On SQLite the whole transaction runs in one call on a dedicated thread (one hop
+per batch instead of one per statement); on PostgreSQL it runs on an asyncpg
+connection from the engine's pool (`INSERT ... ON CONFLICT DO NOTHING RETURNING`),
+holding the installation rows `FOR SHARE` so a concurrent DELETED waits for the
+commit. The tables are those
 of `addon_core.models`; the intake tests run through this module on both.
 """
 
@@ -58,6 +60,11 @@ def open_event_store(engine: AsyncEngine) -> EventStore:
 
 def _placeholders(count: int, style: str = "?") -> str:
     return ", ".join(style for _ in range(count))
+
+
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_placeholders(len(EVENT_COLUMNS))})"
+)
 
 
 class SqliteEventStore:
@@ -113,15 +120,24 @@ class SqliteEventStore:
             inserts = plan(_registry(rows))
             inserted: set[str] = set()
             if inserts:
+                # The write lock is held since BEGIN IMMEDIATE, so keys not found here
+                # cannot appear before the insert: one prepared single-row INSERT run
+                # by executemany beats a multi-row INSERT ... RETURNING built per batch.
+                keys = [row[4] for row in inserts]
+                existing = {
+                    key
+                    for (key,) in conn.execute(
+                        "SELECT dedupe_key FROM events WHERE addon_key = ? "
+                        f"AND dedupe_key IN ({_placeholders(len(keys))})",
+                        (addon_key, *keys),
+                    )
+                }
                 received_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-                values = f"({_placeholders(len(EVENT_COLUMNS))})"
-                result = conn.execute(
-                    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                    f"VALUES {', '.join(values for _ in inserts)} "
-                    "ON CONFLICT (addon_key, dedupe_key) DO NOTHING RETURNING dedupe_key",
-                    [value for row in inserts for value in (*row, received_at)],
+                conn.executemany(
+                    _SQLITE_INSERT,
+                    [(*row, received_at) for row in inserts if row[4] not in existing],
                 )
-                inserted = {key for (key,) in result.fetchall()}
+                inserted = set(keys) - existing
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
