@@ -44,7 +44,12 @@ class Manifest:
 
     def render(self, *, base_url: str, key: str) -> dict[str, Any]:
         """Return the runtime manifest served to Clockify."""
-        return {**self.template, "key": key, "baseUrl": base_url}
+        head = {
+            "schemaVersion": self.template.get("schemaVersion"),
+            "key": key,
+            "baseUrl": base_url,
+        }
+        return {**head, **{k: v for k, v in self.template.items() if k not in head}}
 
     def setting_defaults(self) -> dict[str, Any]:
         """Setting id → its default value, from the structured settings."""
