@@ -16,6 +16,7 @@ import uvicorn
 
 from addon_core.app import create_addon_app
 from addon_core.apps import APP_NAMES, app_specs
+from addon_core.catalogue import fetch_openapi, load_catalogue
 from addon_core.database import create_engine, current_revision, for_writing, upgrade_to_head
 from addon_core.encryption import generate_key, load_key_ring
 from addon_core.errors import AddonError, ConfigError
@@ -182,6 +183,24 @@ async def _rotate(settings: AddonSettings) -> int:
             return await rotate_secrets(conn, settings.addon_key, ring)
     finally:
         await engine.dispose()
+
+
+@main.group()
+def openapi() -> None:
+    """Clockify's OpenAPI document, which the operation catalogue is built from."""
+
+
+@openapi.command("fetch")
+@APP
+def openapi_fetch(app: str) -> None:
+    """Download Clockify's published OpenAPI document to {P}CLOCKIFY_OPENAPI_FILE."""
+    settings = _settings(app)
+    try:
+        path = fetch_openapi(settings.clockify_openapi_url, settings.openapi_path)
+        count = len(load_catalogue(path))
+    except AddonError as exc:
+        _fail(exc.detail, code=1)
+    click.echo(f"{path}: {count} operations")
 
 
 @main.command("generate-key")

@@ -46,6 +46,7 @@ class AddonSettings(BaseSettings):
     clockify_api_allowed_hosts: CommaList = DEFAULT_ALLOWED_HOSTS
     allow_insecure_http: bool = False
     clockify_openapi_file: Path | None = None
+    clockify_openapi_url: str = "https://docs.clockify.me/openapi.json"
     encryption_keys: SecretList = ()
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0)
@@ -112,6 +113,11 @@ class AddonSettings(BaseSettings):
     def env_name(self, field: str) -> str:
         """Name the environment variable behind a field."""
         return f"{self.env_prefix}{field.upper()}"
+
+    @property
+    def openapi_path(self) -> Path:
+        """Where the OpenAPI document is read from (and `openapi fetch` writes it)."""
+        return self.clockify_openapi_file or self.data_dir / "clockify-openapi.json"
 
     @property
     def is_production(self) -> bool:

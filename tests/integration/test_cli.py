@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -487,3 +490,53 @@ async def test_rotate_keys_explains_an_undecryptable_token_in_one_line(
     lines = stderr_lines(result)
     assert len(lines) == 1, result.stderr
     assert "ENCRYPTION_KEYS" in lines[0]
+
+
+# --- openapi fetch --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def document_server(reference_dir: Path) -> Iterator[str]:
+    """A local HTTP server publishing Clockify's OpenAPI document, as Clockify's docs do."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(reference_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_openapi_fetch_downloads_the_document_into_the_data_dir(
+    cli_env: dict[str, str], document_server: str, tmp_path: Path
+) -> None:
+    env = {
+        **cli_env,
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_URL": f"{document_server}/openapi.json",
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_FILE": str(tmp_path / "docs" / "openapi.json"),
+    }
+
+    result = run_cli("openapi", "fetch", "universal-webhook", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "170 operations" in result.stdout
+    assert (tmp_path / "docs" / "openapi.json").stat().st_size > 500_000
+
+
+def test_openapi_fetch_of_something_else_fails_in_one_line_and_writes_nothing(
+    cli_env: dict[str, str], document_server: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "openapi.json"
+    env = {
+        **cli_env,
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_URL": f"{document_server}/PLATFORM.md",
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_FILE": str(target),
+    }
+
+    result = run_cli("openapi", "fetch", "universal-webhook", env=env)
+
+    assert result.returncode == 1
+    assert len(stderr_lines(result)) == 1
+    assert not target.exists()

@@ -1,0 +1,515 @@
+"""Clockify's operations, indexed by operationId from its OpenAPI document, checked before a call.
+
+CatalogueError          503, the document is missing or is not Clockify's OpenAPI 3 document
+UnknownOperationError   404, no operation has that operationId
+WorkspaceOverrideError  403, a caller named a workspace other than the installation's
+ParameterError          422, a value that cannot be placed in the URL
+BaseUrlError            409, the installation has no base URL for the operation's server
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+import msgspec
+
+from addon_core.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
+from addon_core.openapi_schema import (
+    CallValidator,
+    SchemaRegistry,
+    convert_schema,
+    find_body_paging,
+    maximum,
+)
+from addon_core.openapi_schema import ValidationIssue as ValidationIssue  # validate() answers it
+
+DEFAULT_OPENAPI_URL = "https://docs.clockify.me/openapi.json"
+WORKSPACE_PARAM = "workspaceId"
+
+ServerKind = Literal["regular", "reports", "time_off"]
+ParameterLocation = Literal["path", "query", "header", "cookie"]
+
+#: Install-payload / token-claim keys holding each server's base URL, first match wins.
+BASE_URL_KEYS: dict[ServerKind, tuple[str, ...]] = {
+    "regular": ("backendUrl", "apiUrl"),
+    "reports": ("reportsUrl",),
+    "time_off": ("ptoUrl",),
+}
+
+_EXPECTED = f"expected Clockify's OpenAPI 3 document (openapi.json, as at {DEFAULT_OPENAPI_URL})"
+_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+_LOCATIONS = frozenset({"path", "query", "header", "cookie"})
+_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+_MAX_REF_HOPS = 16
+_WORKSPACE_RULE = "comes from the installation and cannot be overridden: leave it out"
+
+# A POST whose operationId reads as a query carries its filter (or report definition) in the
+# body and changes nothing: getInvoicesInfo, filterUsersOfWorkspace, generateDetailedReport.
+_READING_POST_PREFIXES = ("get", "filter", "find", "generate")
+
+# Manifest scope areas (schema 1.6, definitions.scope: AREA_READ / AREA_WRITE) by tag, less
+# " (Deprecated)"; any tag ending in "Report" needs REPORTS_*.
+_TAG_SCOPES = {
+    "time entry": "TIME_ENTRY",
+    "project": "PROJECT",
+    "client": "CLIENT",
+    "tag": "TAG",
+    "task": "TASK",
+    "expense": "EXPENSE",
+    "invoice": "INVOICE",
+    "user": "USER",
+    "group": "GROUP",
+    "workspace": "WORKSPACE",
+    "webhooks": "WORKSPACE",
+    "custom fields": "CUSTOM_FIELDS",
+    "approval": "APPROVAL",
+    "scheduling": "SCHEDULING",
+    "time off": "TIME_OFF",
+    "balance": "TIME_OFF",
+    "policy": "TIME_OFF",
+    "holiday": "TIME_OFF",
+}
+
+
+class CatalogueError(ServiceUnavailableError):
+    """The OpenAPI document is missing, unreadable or not an OpenAPI 3 document."""
+
+
+class UnknownOperationError(NotFoundError):
+    """No operation in the catalogue has the requested operationId."""
+
+
+class WorkspaceOverrideError(ForbiddenError):
+    """A caller supplied a workspaceId other than the installation's."""
+
+
+class ParameterError(UnprocessableError):
+    """A parameter value cannot be placed in the request URL."""
+
+
+class BaseUrlError(ConflictError):
+    """The installation carries no base URL for the operation's server."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    location: ParameterLocation
+    required: bool
+    schema: dict[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    """How an operation pages: `page`/`page-size` in the query, or `page`/`pageSize` in the body.
+
+    For body paging the params are dotted paths into the body (`detailedFilter.page`).
+    """
+
+    kind: Literal["query", "body"]
+    page_param: str
+    size_param: str
+    max_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One Clockify operation; `body_schema` is a self-contained JSON Schema, read-only."""
+
+    operation_id: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    server_kind: ServerKind
+    writes: bool
+    scope: str | None
+    parameters: tuple[Parameter, ...]
+    body_schema: dict[str, Any] | None
+    body_media_type: str | None
+    body_required: bool
+    pagination: Pagination | None
+    deprecated: bool
+
+    @property
+    def takes_workspace(self) -> bool:
+        """Whether the path names a workspace, which the installation then fills in."""
+        return any(p.name == WORKSPACE_PARAM and p.location == "path" for p in self.parameters)
+
+
+class Catalogue:
+    """Every operation of the document by operationId, with validators built on first use."""
+
+    def __init__(self, operations: Iterable[Operation], registry: SchemaRegistry) -> None:
+        self._operations = {operation.operation_id: operation for operation in operations}
+        self._registry = registry
+        self._validators: dict[str, CallValidator] = {}
+
+    @property
+    def definitions(self) -> dict[str, Any]:
+        """The converted component schemas, as JSON Schema `$defs`."""
+        return self._registry.definitions
+
+    def __len__(self) -> int:
+        return len(self._operations)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._operations.values())
+
+    def __contains__(self, operation_id: object) -> bool:
+        return operation_id in self._operations
+
+    def get(self, operation_id: str) -> Operation:
+        """Return the operation, or raise `UnknownOperationError` suggesting close ids."""
+        try:
+            return self._operations[operation_id]
+        except KeyError:
+            pass
+        by_lower = {known.lower(): known for known in self._operations}
+        close = difflib.get_close_matches(operation_id.lower(), by_lower, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(by_lower[match] for match in close)}?" if close else ""
+        raise UnknownOperationError(
+            f"no Clockify operation has the operationId {operation_id!r}{hint}",
+            extra={"suggestions": [by_lower[match] for match in close]},
+        ) from None
+
+    def filter(
+        self, tag: str | None = None, method: str | None = None, text: str | None = None
+    ) -> list[Operation]:
+        """List the operations with this tag and method whose id, summary or path holds text."""
+        tag_key = tag.lower() if tag else None
+        method_key = method.upper() if method else None
+        needle = text.lower() if text else None
+        return [
+            operation
+            for operation in self
+            if (tag_key is None or operation.tag.lower() == tag_key)
+            and (method_key is None or operation.method == method_key)
+            and (
+                needle is None
+                or needle in operation.operation_id.lower()
+                or needle in operation.summary.lower()
+                or needle in operation.path.lower()
+            )
+        ]
+
+    def tags(self) -> list[str]:
+        """List the operations' tags, sorted."""
+        return sorted({operation.tag for operation in self})
+
+    def bind(
+        self, operation_id: str, params: Mapping[str, Any], workspace_id: str
+    ) -> dict[str, Any]:
+        """Return the params with `workspaceId` set to the installation's; refuse another one."""
+        operation = self.get(operation_id)
+        supplied = params.get(WORKSPACE_PARAM)
+        if supplied is not None and supplied != workspace_id:
+            raise WorkspaceOverrideError(f"{WORKSPACE_PARAM} {_WORKSPACE_RULE} (got {supplied!r})")
+        bound = dict(params)
+        if operation.takes_workspace:
+            bound[WORKSPACE_PARAM] = workspace_id
+        return bound
+
+    def validate(
+        self,
+        operation_id: str,
+        params: Mapping[str, Any],
+        body: Any | None = None,
+        *,
+        workspace_id: str | None = None,
+    ) -> list[ValidationIssue]:
+        """List what is wrong with a call's params and body; empty when it may be sent.
+
+        With `workspace_id` (the installation's), `workspaceId` may be left out and any
+        other value is an issue; without it, `workspaceId` is checked like any parameter.
+        """
+        operation = self.get(operation_id)
+        validator = self._validators.get(operation_id)
+        if validator is None:
+            validator = self._validators[operation_id] = CallValidator(
+                self._registry,
+                operation.parameters,
+                operation.body_schema,
+                takes_body=operation.body_media_type is not None,
+                body_required=operation.body_required,
+            )
+        filled = (WORKSPACE_PARAM,) if workspace_id and operation.takes_workspace else ()
+        issues = validator.check(params, body, filled=filled)
+        if filled and params.get(WORKSPACE_PARAM) not in (None, workspace_id):
+            issues.insert(0, ValidationIssue(f"params.{WORKSPACE_PARAM}", _WORKSPACE_RULE))
+        return issues
+
+
+def build_url(operation: Operation, params: Mapping[str, Any], base_urls: Mapping[str, str]) -> str:
+    """Return the call's absolute URL: the server's base URL, the filled path and the query.
+
+    Path values are percent-encoded whole (`/`, `?`, `#` cannot escape their segment) and
+    empty, `.` or `..` values are refused; lists in the query repeat the name.
+    """
+    declared = {parameter.name: parameter for parameter in operation.parameters}
+    unknown = sorted(set(params) - declared.keys())
+    if unknown:
+        raise ParameterError(
+            f"{operation.operation_id} has no parameter {', '.join(unknown)}; "
+            f"known: {', '.join(declared) or 'none'}"
+        )
+    path = _PLACEHOLDER.sub(lambda match: _path_segment(match.group(1), params), operation.path)
+    query = [
+        (parameter.name, _text(item))
+        for parameter in operation.parameters
+        if parameter.location == "query" and params.get(parameter.name) is not None
+        for item in _items(params[parameter.name])
+    ]
+    url = _base_url(operation, base_urls).rstrip("/") + path
+    return f"{url}?{urlencode(query, quote_via=quote)}" if query else url
+
+
+def _base_url(operation: Operation, base_urls: Mapping[str, str]) -> str:
+    keys = BASE_URL_KEYS[operation.server_kind]
+    for key in keys:
+        if base_urls.get(key):
+            return base_urls[key]
+    hint = ""
+    if operation.server_kind == "time_off":
+        # The OpenAPI document gives these (deprecated) operations only a placeholder server.
+        hint = "; the non-deprecated time-off operations run under backendUrl"
+    raise BaseUrlError(
+        f"the installation has no {' or '.join(keys)}, so {operation.operation_id} "
+        f"({operation.server_kind.replace('_', '-')} server) cannot be called{hint}"
+    )
+
+
+def _path_segment(name: str, params: Mapping[str, Any]) -> str:
+    value = params.get(name)
+    if value is None:
+        raise ParameterError(f"required path parameter {name} is missing")
+    text = _text(value)
+    if text in ("", ".", ".."):
+        raise ParameterError(f"path parameter {name} cannot be {text!r}")
+    return quote(text, safe="")
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    """Read Clockify's OpenAPI document and index its operations."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(
+            f"cannot read the Clockify OpenAPI document {path} ({exc.strerror or exc}): "
+            f"{_EXPECTED}; `clockify-addons openapi fetch` downloads it"
+        ) from None
+    return parse_catalogue(raw, source=str(path))
+
+
+def parse_catalogue(raw: bytes, *, source: str = "the OpenAPI document") -> Catalogue:
+    """Index the operations of an OpenAPI document given as JSON bytes."""
+    try:
+        document = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise CatalogueError(f"{source} is not JSON ({exc}): {_EXPECTED}") from None
+    if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):
+        raise CatalogueError(f"{source} has no 'openapi: 3.x' version: {_EXPECTED}")
+    if not isinstance(document.get("paths"), dict) or not document["paths"]:
+        raise CatalogueError(f"{source} has no 'paths': {_EXPECTED} listing its operations")
+    try:
+        registry = SchemaRegistry(document.get("components", {}).get("schemas", {}))
+        return Catalogue(_read_operations(document, registry), registry)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CatalogueError(
+            f"{source} is not a usable OpenAPI document ({exc!r}): {_EXPECTED}"
+        ) from exc
+
+
+def _read_operations(document: dict[str, Any], registry: SchemaRegistry) -> Iterator[Operation]:
+    seen: set[str] = set()
+    for path, raw_item in document["paths"].items():
+        item = _resolve(document, raw_item)
+        for method, spec in item.items():
+            if method not in _METHODS:
+                continue
+            operation = _read_operation(document, registry, path, method, item, spec)
+            if operation.operation_id in seen:
+                raise ValueError(f"operationId {operation.operation_id} is used twice")
+            seen.add(operation.operation_id)
+            yield operation
+
+
+def _read_operation(
+    document: dict[str, Any],
+    registry: SchemaRegistry,
+    path: str,
+    method: str,
+    item: dict[str, Any],
+    spec: dict[str, Any],
+) -> Operation:
+    operation_id = spec.get("operationId")
+    if not isinstance(operation_id, str) or not operation_id:
+        raise ValueError(f"{method.upper()} {path} has no operationId")
+    tag = str((spec.get("tags") or [""])[0])
+    writes = _writes(method.upper(), operation_id)
+    parameters = _read_parameters(document, item, spec)
+    body_schema, media_type, body_required = _read_body(document, registry, spec)
+    servers = spec.get("servers") or item.get("servers") or document.get("servers") or []
+    return Operation(
+        operation_id=operation_id,
+        method=method.upper(),
+        path=path,
+        summary=str(spec.get("summary") or ""),
+        tag=tag,
+        server_kind=_server_kind(servers),
+        writes=writes,
+        scope=_scope(tag, writes),
+        parameters=parameters,
+        body_schema=body_schema,
+        body_media_type=media_type,
+        body_required=body_required,
+        pagination=_query_pagination(parameters) or _body_pagination(body_schema),
+        deprecated=bool(spec.get("deprecated")) or tag.endswith("(Deprecated)"),
+    )
+
+
+def _resolve(document: dict[str, Any], node: Any) -> Any:
+    """Follow a local `$ref` to a path item, parameter or request body."""
+    for _ in range(_MAX_REF_HOPS):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str):
+            return node
+        if not ref.startswith("#/"):
+            raise ValueError(f"unsupported $ref {ref!r}: only local references are resolved")
+        node = document
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    raise ValueError(f"$ref chain longer than {_MAX_REF_HOPS} hops")
+
+
+def _read_parameters(
+    document: dict[str, Any], item: dict[str, Any], spec: dict[str, Any]
+) -> tuple[Parameter, ...]:
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for raw in [*item.get("parameters", []), *spec.get("parameters", [])]:
+        parameter = _resolve(document, raw)
+        if parameter["in"] not in _LOCATIONS:
+            raise ValueError(f"parameter {parameter['name']} is in {parameter['in']!r}")
+        merged[(parameter["name"], parameter["in"])] = parameter  # the operation's one wins
+    return tuple(
+        Parameter(
+            name=parameter["name"],
+            location=parameter["in"],
+            required=bool(parameter.get("required")) or parameter["in"] == "path",
+            schema=convert_schema(parameter.get("schema", {})),
+            description=str(
+                parameter.get("description") or parameter.get("schema", {}).get("description") or ""
+            ),
+        )
+        for parameter in merged.values()
+    )
+
+
+def _read_body(
+    document: dict[str, Any], registry: SchemaRegistry, spec: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None, bool]:
+    if "requestBody" not in spec:
+        return None, None, False
+    body = _resolve(document, spec["requestBody"])
+    content = body.get("content", {})
+    required = bool(body.get("required"))
+    for media_type, media in content.items():
+        if media_type == "application/json" or media_type.endswith("+json"):
+            schema = registry.standalone(convert_schema(media.get("schema", {})))
+            return schema, media_type, required
+    return None, next(iter(content), None), required
+
+
+def _server_kind(servers: list[dict[str, Any]]) -> ServerKind:
+    url = urlsplit(str(servers[0].get("url", "")) if servers else "")
+    host = url.hostname or ""
+    if host.startswith("reports."):
+        return "reports"
+    if host.startswith("api.") or url.path.rstrip("/") == "/api":
+        return "regular"
+    return "time_off"  # pto.api.*, or the document's http://localhost:5050 placeholder
+
+
+def _writes(method: str, operation_id: str) -> bool:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not (method == "POST" and operation_id.startswith(_READING_POST_PREFIXES))
+
+
+def _scope(tag: str, writes: bool) -> str | None:
+    area_tag = tag.split(" (", 1)[0].strip().lower()
+    area = "REPORTS" if area_tag.endswith("report") else _TAG_SCOPES.get(area_tag)
+    if area is None:
+        return None  # "Entity changes (Experimental)" has no scope of its own
+    return f"{area}_{'WRITE' if writes else 'READ'}"
+
+
+def _query_pagination(parameters: tuple[Parameter, ...]) -> Pagination | None:
+    query = {parameter.name: parameter for parameter in parameters if parameter.location == "query"}
+    if "page" not in query:
+        return None
+    for size in ("page-size", "pageSize"):
+        if size in query:
+            return Pagination("query", "page", size, maximum(query[size].schema))
+    return None
+
+
+def _body_pagination(schema: dict[str, Any] | None) -> Pagination | None:
+    paging = find_body_paging(schema) if schema is not None else None
+    if paging is None:
+        return None
+    prefix, max_size = paging
+    return Pagination("body", f"{prefix}page", f"{prefix}pageSize", max_size)
+
+
+def fetch_openapi(url: str, dest: Path, *, client: httpx.Client | None = None) -> Path:
+    """Download Clockify's OpenAPI document to dest, replacing it only with a valid one."""
+    http = client or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        raise CatalogueError(f"could not download the OpenAPI document from {url}: {exc}") from exc
+    finally:
+        if client is None:
+            http.close()
+    if response.status_code != 200:
+        raise CatalogueError(f"{url} answered {response.status_code}: {_EXPECTED}")
+    parse_catalogue(response.content, source=url)  # refuse before anything is written
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(response.content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, dest)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return dest
