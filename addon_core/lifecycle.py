@@ -48,6 +48,7 @@ class LifecycleCall:
     type: str
     claims: Claims
     body: dict[str, Any]
+    token_digest: bytes
 
     @property
     def workspace_id(self) -> str:
@@ -84,6 +85,8 @@ def _make_handler(lifecycle_type: str, path: str, apply: Any) -> HTTPRouteHandle
         _, sessions = runtime.db()
         async with translate_errors(f"applying {lifecycle_type}"), sessions.begin() as session:
             installation = await _lock_installation(session, runtime, call.workspace_id)
+            if installation is not None:
+                await _refuse_webhook_token(session, installation, call)
             outcome, detail = await apply(session, runtime, call, installation)
             session.add(
                 LifecycleAudit(
@@ -106,8 +109,9 @@ async def verify_lifecycle_call(
 ) -> LifecycleCall:
     """Verify the lifecycle token, then parse the body and match it to the token."""
     headers = header_map(request)
+    token = headers.get(LIFECYCLE_HEADER)
     try:
-        claims = runtime.verifier.verify(headers.get(LIFECYCLE_HEADER), TokenKind.LIFECYCLE)
+        claims = runtime.verifier.verify(token, TokenKind.LIFECYCLE)
     except TokenError as exc:
         runtime.metrics.verification_failures.labels(
             runtime.addon_key, "lifecycle", exc.reason
@@ -128,7 +132,8 @@ async def verify_lifecycle_call(
             "addon_id", "the body's addonId is not the installation the token was issued for"
         )
     runtime.metrics.lifecycle_events.labels(runtime.addon_key, lifecycle_type).inc()
-    return LifecycleCall(lifecycle_type, claims, body)
+    assert token is not None
+    return LifecycleCall(lifecycle_type, claims, body, hashlib.sha256(token.encode()).digest())
 
 
 async def _lock_installation(
@@ -141,6 +146,21 @@ async def _lock_installation(
         .with_for_update()
     )
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _refuse_webhook_token(
+    session: AsyncSession, installation: Installation, call: LifecycleCall
+) -> None:
+    """Refuse a webhook token presented as the lifecycle token.
+
+    Both carry the same claims, so only the tokens stored at install tell them apart.
+    """
+    query = select(WebhookRegistration.id).where(
+        WebhookRegistration.installation_id == installation.id,
+        WebhookRegistration.token_digest == call.token_digest,
+    )
+    if (await session.execute(query)).first() is not None:
+        raise TokenError("kind", "a webhook token cannot be used as the lifecycle token")
 
 
 def _stale_reason(call: LifecycleCall, installation: Installation) -> str | None:

@@ -75,6 +75,25 @@ class Claims:
         return {k: v for k, v in self.raw.items() if k.endswith("Url") and isinstance(v, str) and v}
 
 
+#: Claims only user tokens carry (marketplace docs, "Claims"). A user token travels in
+#: iframe URLs, so it must never pass for a lifecycle, webhook or installation token.
+_USER_ONLY_CLAIMS = ("workspaceRole", "language", "theme")
+
+
+def _check_kind(claims: Claims, kind: TokenKind) -> None:
+    """Refuse a valid Clockify token presented as a kind it is not."""
+    is_user_token = any(name in claims.raw for name in _USER_ONLY_CLAIMS)
+    if kind is TokenKind.USER:
+        if claims.expires_at is None:
+            raise TokenError("claims", "a user token must carry an expiry (exp)")
+        if claims.workspace_role is None:
+            raise TokenError("kind", "a user token must carry the user's workspaceRole")
+    elif is_user_token:
+        raise TokenError("kind", f"a user token cannot be used as the {kind} token")
+    elif kind is TokenKind.INSTALLATION and "backendUrl" not in claims.raw:
+        raise TokenError("kind", "an installation token carries the backendUrl claim")
+
+
 def load_public_keys(path: Path | None, *, variable: str) -> list[RSAPublicKey]:
     """Read one or more PEM RSA public keys; raise `ConfigError` naming `variable` if unusable."""
     source = path or DEFAULT_PUBLIC_KEY_FILE
@@ -134,8 +153,7 @@ class TokenVerifier:
         if claims.expires_at is not None and self._clock() > claims.expires_at + self._leeway:
             self._cache.pop(digest, None)
             raise TokenError("expired", f"the {kind} token has expired")
-        if kind is TokenKind.USER and claims.expires_at is None:
-            raise TokenError("claims", "a user token must carry an expiry (exp)")
+        _check_kind(claims, kind)
         return claims
 
     def _verify_signed(self, token: str) -> Claims:

@@ -897,3 +897,54 @@ async def test_lifecycle_call_with_malformed_json_is_rejected_with_400(
     assert response.json()["status_code"] == 400
     assert "not valid JSON" in response.json()["detail"]
     await _nothing_stored(database_url)
+
+
+# --- a token of another kind ------------------------------------------------------------
+
+
+async def test_user_token_cannot_delete_an_installation(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    await clockify.install(workspace)
+    body = {"addonId": workspace.addon_id, "workspaceId": workspace.workspace_id}
+
+    response = await clockify.lifecycle(
+        workspace, "DELETED", body, token=workspace.user_token("USER")
+    )
+
+    assert response.status_code == 401, response.text
+    assert "user token" in response.json()["detail"]
+    assert (await _installation(database_url, workspace))["status"] == "ACTIVE"
+
+
+async def test_webhook_token_cannot_change_the_status(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    await clockify.install(workspace)
+    body = {"addonId": workspace.addon_id, "workspaceId": workspace.workspace_id}
+
+    response = await clockify.lifecycle(
+        workspace,
+        "STATUS_CHANGED",
+        {**body, "status": "INACTIVE"},
+        token=workspace.webhook_token("NEW_TIME_ENTRY"),
+    )
+
+    assert response.status_code == 401, response.text
+    assert "webhook token" in response.json()["detail"]
+    assert (await _installation(database_url, workspace))["status"] == "ACTIVE"
+
+
+async def test_install_made_of_user_tokens_is_refused(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    user_token = workspace.user_token("ADMIN")
+    body = workspace.installed_body(clockify.events)
+    body["authToken"] = user_token
+    for webhook in body["webhooks"]:
+        webhook["authToken"] = user_token
+
+    response = await clockify.lifecycle(workspace, "INSTALLED", body, token=user_token)
+
+    assert response.status_code == 401, response.text
+    await _nothing_stored(database_url)

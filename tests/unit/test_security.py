@@ -182,6 +182,50 @@ def test_user_token_with_expiry_exposes_user_and_role(
     assert claims.expires_at > time.time()
 
 
+USER_CLAIMS = {"user": "user-1", "workspaceRole": "USER", "language": "EN", "theme": "DEFAULT"}
+
+
+@pytest.mark.parametrize("kind", [TokenKind.LIFECYCLE, TokenKind.WEBHOOK, TokenKind.INSTALLATION])
+def test_user_token_never_passes_for_another_kind(
+    signer: TokenSigner, verifier: TokenVerifier, kind: TokenKind
+) -> None:
+    token = signer.token(
+        WORKSPACE, "addon-1", expires_in=1800, backendUrl="https://api.clockify.me/api",
+        **USER_CLAIMS,
+    )  # fmt: skip
+    assert verifier.verify(token, TokenKind.USER).workspace_role == "USER"
+
+    with pytest.raises(TokenError) as caught:
+        verifier.verify(token, kind)
+    assert caught.value.reason == "kind"
+
+
+def test_installation_token_must_carry_its_backend_url(
+    signer: TokenSigner, verifier: TokenVerifier
+) -> None:
+    without = signer.token(WORKSPACE, "addon-1", user="owner-1")
+    with_url = signer.token(
+        WORKSPACE, "addon-1", user="owner-1", backendUrl="https://api.clockify.me/api"
+    )
+
+    with pytest.raises(TokenError) as caught:
+        verifier.verify(without, TokenKind.INSTALLATION)
+    assert caught.value.reason == "kind"
+    assert verifier.verify(with_url, TokenKind.INSTALLATION).url_claims() == {
+        "backendUrl": "https://api.clockify.me/api"
+    }
+
+
+def test_user_token_without_a_role_is_rejected(
+    signer: TokenSigner, verifier: TokenVerifier
+) -> None:
+    token = signer.token(WORKSPACE, "addon-1", expires_in=1800, user="user-1")
+
+    with pytest.raises(TokenError) as caught:
+        verifier.verify(token, TokenKind.USER)
+    assert caught.value.reason == "kind"
+
+
 @pytest.mark.parametrize(("leeway", "accepted"), [(30, True), (0, False)])
 def test_token_expired_ten_seconds_ago_is_judged_by_the_leeway(
     signer: TokenSigner, key: rsa.RSAPrivateKey, leeway: int, accepted: bool
@@ -193,10 +237,10 @@ def test_token_expired_ten_seconds_ago_is_judged_by_the_leeway(
     )
 
     if accepted:
-        assert verifier.verify(token, TokenKind.USER).workspace_id == WORKSPACE
+        assert verifier.verify(token, TokenKind.WEBHOOK).workspace_id == WORKSPACE
     else:
         with pytest.raises(TokenError) as caught:
-            verifier.verify(token, TokenKind.USER)
+            verifier.verify(token, TokenKind.WEBHOOK)
         assert caught.value.reason == "expired"
 
 
@@ -208,7 +252,7 @@ def test_injected_clock_not_wall_clock_decides_expiry(
     token = signer.sign(standard_claims(iat=int(then) - 60, exp=int(then) + 600))
     verifier = TokenVerifier([key.public_key()], ADDON_KEY, leeway_seconds=0, clock=lambda: then)
 
-    assert verifier.verify(token, TokenKind.USER).expires_at == then + 600
+    assert verifier.verify(token, TokenKind.WEBHOOK).expires_at == then + 600
 
 
 def test_repeated_verification_returns_the_cached_claims(
@@ -232,14 +276,14 @@ def test_cached_token_is_rejected_once_the_clock_passes_its_expiry(
     now = [time.time()]
     token = signer.token(WORKSPACE, "addon-1", expires_in=600)
     verifier = TokenVerifier([key.public_key()], ADDON_KEY, leeway_seconds=30, clock=lambda: now[0])
-    expires_at = verifier.verify(token, TokenKind.USER).expires_at
+    expires_at = verifier.verify(token, TokenKind.WEBHOOK).expires_at
     assert expires_at is not None
 
     now[0] = expires_at + 29
-    assert verifier.verify(token, TokenKind.USER).expires_at == expires_at
+    assert verifier.verify(token, TokenKind.WEBHOOK).expires_at == expires_at
     now[0] = expires_at + 31
     with pytest.raises(TokenError) as caught:
-        verifier.verify(token, TokenKind.USER)
+        verifier.verify(token, TokenKind.WEBHOOK)
     assert caught.value.reason == "expired"
 
 
@@ -249,7 +293,7 @@ def test_token_signed_by_the_second_configured_key_is_accepted(
     verifier = TokenVerifier([key.public_key(), other_key.public_key()], ADDON_KEY)
     token = TokenSigner(other_key, ADDON_KEY).token(WORKSPACE, "addon-1")
 
-    assert verifier.verify(token, TokenKind.INSTALLATION).workspace_id == WORKSPACE
+    assert verifier.verify(token, TokenKind.WEBHOOK).workspace_id == WORKSPACE
 
 
 @pytest.mark.parametrize("leeway", [-1, 61])
