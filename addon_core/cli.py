@@ -17,11 +17,18 @@ import uvicorn
 from addon_core.app import create_addon_app
 from addon_core.apps import APP_NAMES, app_specs
 from addon_core.catalogue import fetch_openapi, load_catalogue
-from addon_core.database import create_engine, current_revision, for_writing, upgrade_to_head
+from addon_core.database import (
+    DATABASE_ERRORS,
+    create_engine,
+    current_revision,
+    for_writing,
+    upgrade_to_head,
+)
 from addon_core.encryption import generate_key, load_key_ring
 from addon_core.errors import AddonError, ConfigError
 from addon_core.logs import configure_logging
 from addon_core.manifest import load_manifest, schema_path, validate_against_schema
+from addon_core.redaction import redact_text
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
 from addon_core.vault import rotate_secrets
 
@@ -61,7 +68,7 @@ def serve(app: str, host: str, port: int | None) -> None:
     except ConfigError as exc:
         _fail(exc.detail)
     configure_logging(settings.log_level_number, settings.log_format)
-    asyncio.run(_migrate(settings.database_url))
+    _migrate_or_fail(settings)
     tune_garbage_collector()
     server = _GracefulServer(
         uvicorn.Config(
@@ -74,7 +81,7 @@ def serve(app: str, host: str, port: int | None) -> None:
             access_log=False,
             log_config=None,
             server_header=False,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
     )
     server.run()
@@ -110,8 +117,18 @@ def migrate(app: str) -> None:
     """Bring APP's database to the latest migration."""
     settings = _settings(app)
     configure_logging(settings.log_level_number, settings.log_format)
-    revision = asyncio.run(_migrate(settings.database_url))
+    revision = _migrate_or_fail(settings)
     click.echo(f"database at revision {revision}")
+
+
+def _migrate_or_fail(settings: AddonSettings) -> str | None:
+    try:
+        return asyncio.run(_migrate(settings.database_url))
+    except DATABASE_ERRORS as exc:
+        _fail(
+            f"{settings.env_name('database_url')}: cannot migrate the database "
+            f"({type(exc).__name__}: {redact_text(str(exc)).splitlines()[0]})"
+        )
 
 
 async def _migrate(url: str) -> str | None:

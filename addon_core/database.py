@@ -33,6 +33,8 @@ from addon_core.resources import resource_dir
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 30.0
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
@@ -53,18 +55,43 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=CONNECT_TIMEOUT_SECONDS,
+        # Bounded waits: a database that accepts connections but never answers must
+        # turn into 503s within seconds, not hang every request behind it.
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": COMMAND_TIMEOUT_SECONDS,
+        },
+    )
+
+
+def configure_sqlite_connection(connection: Any) -> None:
+    """Set the pragmas every SQLite connection of the add-ons runs with.
+
+    WAL lets readers run beside the writer; `synchronous=FULL` makes each commit
+    durable on disk before it is acknowledged (an accepted event must survive a
+    power loss); the busy timeout waits for the writer instead of failing.
+    """
+    cursor = connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+        "synchronous=FULL",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # Autocommit at the driver level, so that `_begin_immediate` owns BEGIN.
+    # Autocommit at the driver level, so that `_begin` owns BEGIN.
     dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    configure_sqlite_connection(dbapi_connection)
 
 
 def _begin(connection: Connection) -> None:
@@ -86,14 +113,16 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-#: What the drivers raise when the database is unreachable or refuses work (also
-#: when called below SQLAlchemy, as the intake's event store does).
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+#: What the drivers and the network raise when the database is unreachable or refuses
+#: work, through SQLAlchemy or below it (the intake's event store).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
     OperationalError,
     DBAPIError,
     sqlite3.Error,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
 )
 
 
@@ -102,7 +131,7 @@ async def translate_errors(action: str) -> AsyncIterator[None]:
     """Turn a driver or connection error into `DatabaseUnavailableError`."""
     try:
         yield
-    except (TimeoutError, OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+    except DATABASE_ERRORS as exc:
         log.error("database error while %s: %s", action, exc.__class__.__name__, exc_info=exc)
         raise DatabaseUnavailableError(
             f"the database is unavailable while {action}; retry later"
@@ -123,6 +152,10 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
+#: An arbitrary constant naming the migration lock ("clockify-addons" in ASCII, truncated).
+_MIGRATION_LOCK = 0x636C6F636B6966
+
+
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -130,6 +163,9 @@ def head_revision() -> str | None:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Apply every pending migration."""
     async with engine.begin() as conn:
+        if not is_sqlite(engine):
+            # Replicas starting together migrate one at a time (SQLite: BEGIN IMMEDIATE).
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
 
 

@@ -1,15 +1,19 @@
 """The lean SQL of webhook intake: one transaction per batch, below the ORM.
 
 A batch reads the installations and webhook tokens of its workspaces, lets the
-caller decide which deliveries to keep, and inserts those whose dedupe key is not
-stored yet, reporting which keys it inserted: a duplicate inserts nothing.
+caller decide which deliveries to keep, then stores those whose dedupe key was
+not seen within the dedupe window, and reports which keys it stored. The window
+is a bound on purpose: Clockify sends no event id and most payloads carry no
+change time, so a genuine return to an earlier state (a tag renamed A → B → A)
+has the same body as a redelivery; only time tells them apart. The keys live in
+`event_dedupe`, one row per key with the time it was last accepted.
 
-On SQLite the whole transaction runs in one call on a dedicated thread (one hop
-per batch instead of one per statement); on PostgreSQL it runs on an asyncpg
-connection from the engine's pool (`INSERT ... ON CONFLICT DO NOTHING RETURNING`),
-holding the installation rows `FOR SHARE` so a concurrent DELETED waits for the
-commit. The tables are those
-of `addon_core.models`; the intake tests run through this module on both.
+On SQLite the whole transaction runs in one call on a dedicated thread with its
+own connection (one hop per batch instead of one per statement), under BEGIN
+IMMEDIATE, so a look-up then an insert see one state. On PostgreSQL it runs on an
+asyncpg connection from the engine's pool: the installation rows are locked
+`FOR SHARE` first (a concurrent DELETED waits for the commit) and the registrations
+read after the lock, and the dedupe upsert settles races between replicas.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import SQLITE_BUSY_TIMEOUT_MS, is_sqlite
+from addon_core.database import configure_sqlite_connection, is_sqlite
 
 #: workspace → (status, addon id, path → token digest)
 Registry = dict[str, tuple[str, str, dict[str, bytes]]]
-#: decides, from the registry, which rows to insert (columns in `EVENT_COLUMNS` order)
+#: decides, from the registry, which rows to store (columns in `EVENT_COLUMNS` order,
+#: `received_at` excepted: the store stamps the batch)
 Planner = Callable[[Registry], list[tuple[Any, ...]]]
 
 EVENT_COLUMNS = (
@@ -41,37 +46,46 @@ EVENT_COLUMNS = (
     "headers",
     "received_at",
 )
+_WORKSPACE, _KEY = 1, 4  # positions in a planned row
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 
 
 class EventStore(Protocol):
     async def write(
         self, addon_key: str, workspaces: Sequence[str], paths: Sequence[str], plan: Planner
     ) -> set[str]:
-        """Run one batch transaction; return the dedupe keys actually inserted."""
+        """Run one batch transaction; return the dedupe keys of the events stored."""
 
     async def close(self) -> None: ...
 
 
-def open_event_store(engine: AsyncEngine) -> EventStore:
+def open_event_store(engine: AsyncEngine, *, dedupe_window: timedelta) -> EventStore:
     if is_sqlite(engine):
-        return SqliteEventStore(make_url(str(engine.url)).database or ":memory:")
-    return PostgresEventStore(engine)
+        return SqliteEventStore(make_url(str(engine.url)).database or ":memory:", dedupe_window)
+    return PostgresEventStore(engine, dedupe_window)
 
 
-def _placeholders(count: int, style: str = "?") -> str:
-    return ", ".join(style for _ in range(count))
+def _placeholders(count: int) -> str:
+    return ", ".join("?" for _ in range(count))
 
 
-_SQLITE_INSERT = (
+_SQLITE_INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_placeholders(len(EVENT_COLUMNS))})"
+)
+_SQLITE_REMEMBER_KEY = (
+    "INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (addon_key, dedupe_key) DO UPDATE "
+    "SET seen_at = excluded.seen_at, workspace_id = excluded.workspace_id"
 )
 
 
 class SqliteEventStore:
     """Batches on one sqlite3 connection owned by one worker thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dedupe_window: timedelta) -> None:
         self._path = path
+        self._window = dedupe_window
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -90,13 +104,8 @@ class SqliteEventStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn = conn
+            self._conn = sqlite3.connect(self._path, isolation_level=None)
+            configure_sqlite_connection(self._conn)
         return self._conn
 
     def _close(self) -> None:
@@ -117,40 +126,47 @@ class SqliteEventStore:
                 f"WHERE i.addon_key = ? AND i.workspace_id IN ({_placeholders(len(workspaces))})",
                 (*paths, addon_key, *workspaces),
             ).fetchall()
-            inserts = plan(_registry(rows))
-            inserted: set[str] = set()
-            if inserts:
-                # The write lock is held since BEGIN IMMEDIATE, so keys not found here
-                # cannot appear before the insert: one prepared single-row INSERT run
-                # by executemany beats a multi-row INSERT ... RETURNING built per batch.
-                keys = [row[4] for row in inserts]
-                existing = {
-                    key
-                    for (key,) in conn.execute(
-                        "SELECT dedupe_key FROM events WHERE addon_key = ? "
-                        f"AND dedupe_key IN ({_placeholders(len(keys))})",
-                        (addon_key, *keys),
-                    )
-                }
-                received_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-                conn.executemany(
-                    _SQLITE_INSERT,
-                    [(*row, received_at) for row in inserts if row[4] not in existing],
-                )
-                inserted = set(keys) - existing
+            stored = self._store(conn, addon_key, plan(_registry(rows)))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return inserted
+        return stored
+
+    def _store(
+        self, conn: sqlite3.Connection, addon_key: str, rows: list[tuple[Any, ...]]
+    ) -> set[str]:
+        if not rows:
+            return set()
+        # The write lock is held since BEGIN IMMEDIATE: a key not seen here cannot
+        # appear before the insert, so prepared single-row statements run by
+        # executemany do (cheaper than a multi-row INSERT ... RETURNING per batch).
+        now = datetime.now(UTC)
+        keys = [row[_KEY] for row in rows]
+        seen = {
+            key
+            for (key,) in conn.execute(
+                "SELECT dedupe_key FROM event_dedupe WHERE addon_key = ? "
+                f"AND dedupe_key IN ({_placeholders(len(keys))}) AND seen_at >= ?",
+                (addon_key, *keys, (now - self._window).strftime(_SQLITE_TIME)),
+            )
+        }
+        fresh = [row for row in rows if row[_KEY] not in seen]
+        stamp = now.strftime(_SQLITE_TIME)
+        conn.executemany(
+            _SQLITE_REMEMBER_KEY, [(addon_key, r[_KEY], r[_WORKSPACE], stamp) for r in fresh]
+        )
+        conn.executemany(_SQLITE_INSERT_EVENT, [(*row, stamp) for row in fresh])
+        return {row[_KEY] for row in fresh}
 
 
 class PostgresEventStore:
     """Batches on asyncpg connections borrowed from the engine's pool."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, dedupe_window: timedelta) -> None:
         self._engine = engine
+        self._window = dedupe_window
 
     async def close(self) -> None:
         return None
@@ -162,31 +178,62 @@ class PostgresEventStore:
             raw = await sa_conn.get_raw_connection()
             conn: Any = raw.driver_connection
             async with conn.transaction():
-                rows = await conn.fetch(
-                    "SELECT i.workspace_id, i.status, i.addon_id, r.path, r.token_digest "
-                    "FROM installations AS i LEFT OUTER JOIN webhook_registrations AS r "
-                    "ON r.installation_id = i.id AND r.path = ANY($1::text[]) "
-                    "WHERE i.addon_key = $2 AND i.workspace_id = ANY($3::text[]) "
-                    "FOR SHARE OF i",
-                    list(paths),
+                installations = await conn.fetch(
+                    "SELECT id, workspace_id, status, addon_id FROM installations "
+                    "WHERE addon_key = $1 AND workspace_id = ANY($2::text[]) FOR SHARE",
                     addon_key,
                     list(workspaces),
                 )
-                inserts = plan(_registry(rows))
-                if not inserts:
-                    return set()
-                received_at = datetime.now(UTC)
-                columns = list(zip(*inserts, strict=True))
-                result = await conn.fetch(
-                    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                    "SELECT a, w, e, s, d, p, h, $8 FROM unnest($1::text[], $2::text[], "
-                    "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
-                    "AS t(a, w, e, s, d, p, h) "
-                    "ON CONFLICT (addon_key, dedupe_key) DO NOTHING RETURNING dedupe_key",
-                    *(list(c) for c in columns),
-                    received_at,
+                # Read after the lock: a reinstall that committed meanwhile is seen whole.
+                registrations = await conn.fetch(
+                    "SELECT installation_id, path, token_digest FROM webhook_registrations "
+                    "WHERE installation_id = ANY($1::bigint[]) AND path = ANY($2::text[])",
+                    [row["id"] for row in installations],
+                    list(paths),
                 )
-                return {row[0] for row in result}
+                by_installation: dict[int, list[tuple[str, bytes]]] = {}
+                for reg in registrations:
+                    by_installation.setdefault(reg["installation_id"], []).append(
+                        (reg["path"], reg["token_digest"])
+                    )
+                rows = [
+                    (i["workspace_id"], i["status"], i["addon_id"], path, digest)
+                    for i in installations
+                    for path, digest in by_installation.get(i["id"], [(None, None)])
+                ]
+                return await self._store(conn, addon_key, plan(_registry(rows)))
+
+    async def _store(self, conn: Any, addon_key: str, rows: list[tuple[Any, ...]]) -> set[str]:
+        if not rows:
+            return set()
+        now = datetime.now(UTC)
+        fresh_keys = {
+            record[0]
+            for record in await conn.fetch(
+                "INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) "
+                "SELECT $1, k, w, $4 FROM unnest($2::text[], $3::text[]) AS t(k, w) "
+                "ON CONFLICT (addon_key, dedupe_key) DO UPDATE "
+                "SET seen_at = EXCLUDED.seen_at, workspace_id = EXCLUDED.workspace_id "
+                "WHERE event_dedupe.seen_at < $5 RETURNING dedupe_key",
+                addon_key,
+                [row[_KEY] for row in rows],
+                [row[_WORKSPACE] for row in rows],
+                now,
+                now - self._window,
+            )
+        }
+        fresh = [row for row in rows if row[_KEY] in fresh_keys]
+        if fresh:
+            columns = list(zip(*fresh, strict=True))
+            await conn.execute(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                "SELECT a, w, e, s, d, p, h, $8 FROM unnest($1::text[], $2::text[], "
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
+                "AS t(a, w, e, s, d, p, h)",
+                *(list(c) for c in columns),
+                now,
+            )
+        return fresh_keys
 
 
 def _registry(rows: Sequence[Sequence[Any]]) -> Registry:

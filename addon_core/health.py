@@ -30,6 +30,11 @@ async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
     return {"status": "ok", "revision": revision}
 
 
+def _intake_status(runtime: AddonRuntime) -> str:
+    """`ok` while the webhook intake writer runs: without it no event can be accepted."""
+    return "ok" if runtime.intake is not None and runtime.intake.running else "stopped"
+
+
 @get("/livez", name="livez", sync_to_thread=False)
 def livez() -> dict[str, str]:
     """Answer while the process can serve requests."""
@@ -40,9 +45,10 @@ def livez() -> dict[str, str]:
 async def readyz(runtime: Runtime) -> Response[dict[str, Any]]:
     """Answer 200 when the database is reachable and at the latest migration, else 503."""
     database = await database_status(runtime)
-    ready = database["status"] == "ok"
+    intake = _intake_status(runtime)
+    ready = database["status"] == "ok" and intake == "ok"
     return Response(
-        {"status": "ready" if ready else "not_ready", "database": database},
+        {"status": "ready" if ready else "not_ready", "database": database, "intake": intake},
         status_code=200 if ready else 503,
     )
 
@@ -51,8 +57,8 @@ async def readyz(runtime: Runtime) -> Response[dict[str, Any]]:
 async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
     """Report the process and the database as JSON."""
     database = await database_status(runtime)
-    ok = database["status"] == "ok"
-    intake = runtime.intake
+    intake = _intake_status(runtime)
+    ok = database["status"] == "ok" and intake == "ok"
     return Response(
         {
             "status": "ok" if ok else "degraded",
@@ -60,7 +66,7 @@ async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
             "checks": {
                 "process": {"status": "ok"},
                 "database": database,
-                "intake": {"status": "ok" if intake is not None and intake.running else "stopped"},
+                "intake": {"status": intake},
             },
         },
         status_code=200 if ok else 503,

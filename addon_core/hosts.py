@@ -33,9 +33,13 @@ class HostAllowlist:
 
     def check_url(self, url: str, *, what: str = "URL") -> str:
         """Return `url` unchanged if it may be called; raise `HostNotAllowedError` if not."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:
+            raise HostNotAllowedError(f"{what} {url!r} is not a valid URL") from None
         scheme = parts.scheme.lower()
-        if scheme not in ("https", "http") or not parts.hostname:
+        if scheme not in ("https", "http") or not hostname:
             raise HostNotAllowedError(f"{what} {url!r} is not an absolute http(s) URL")
         if scheme == "http" and not self.allow_insecure_http:
             raise HostNotAllowedError(
@@ -48,9 +52,9 @@ class HostAllowlist:
             port = parts.port
         except ValueError:
             raise HostNotAllowedError(f"{what} {url!r} has an invalid port") from None
-        if not _HOSTNAME.fullmatch(parts.hostname):
+        if not _HOSTNAME.fullmatch(hostname):
             raise HostNotAllowedError(f"{what} {url!r} has an invalid host name")
-        if not self.allows(parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme]):
+        if not self.allows(hostname, port if port is not None else _DEFAULT_PORTS[scheme]):
             raise HostNotAllowedError(
                 f"{what} host {parts.netloc!r} is not in CLOCKIFY_API_ALLOWED_HOSTS"
             )

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -61,29 +62,49 @@ class IntakeWriter:
     """Commit deliveries in batches; one writer task per process."""
 
     def __init__(
-        self, engine: AsyncEngine, addon_key: str, metrics: Metrics, *, batch_size: int = 256
+        self,
+        engine: AsyncEngine,
+        addon_key: str,
+        metrics: Metrics,
+        *,
+        batch_size: int = 256,
+        dedupe_window: timedelta = timedelta(minutes=10),
     ) -> None:
-        self._store = open_event_store(engine)
+        self._store = open_event_store(engine, dedupe_window=dedupe_window)
         self._addon_key = addon_key
         self._metrics = metrics
         self._batch_size = batch_size
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: list[Delivery] = []
         self._depth = metrics.intake_queue.labels(addon_key)
         self._batch_sizes = metrics.intake_batch_size.labels(addon_key)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"intake-writer:{self._addon_key}")
 
-    async def stop(self) -> None:
-        """Commit what is queued, then end the writer task."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Commit what is queued within `grace` seconds, then end the writer task.
+
+        Deliveries still waiting after that are answered 503 (Clockify may deliver them
+        again); one whose commit was under way may be stored all the same, and then
+        its redelivery is answered as a duplicate.
+        """
         if self._task is None:
             return
-        await self._queue.join()
+        try:
+            await asyncio.wait_for(self._queue.join(), grace)
+        except TimeoutError:
+            log.error("intake: deliveries not committed %.0f s after shutdown began", grace)
+        in_flight = self._in_flight  # the batch under way, if any: cancelling clears it
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        shutdown = DatabaseUnavailableError("the add-on is shutting down; deliver again")
+        for delivery in [*in_flight, *_drain(self._queue)]:
+            if not delivery.future.done():
+                delivery.future.set_exception(shutdown)
         await self._store.close()
 
     @property
@@ -104,6 +125,7 @@ class IntakeWriter:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._in_flight = batch
             try:
                 await self._write(batch)
             except Exception as exc:
@@ -118,6 +140,7 @@ class IntakeWriter:
                     if not delivery.future.done():
                         delivery.future.set_exception(error)
             finally:
+                self._in_flight = []
                 self._depth.dec(len(batch))
                 for _ in batch:
                     self._queue.task_done()
@@ -164,6 +187,14 @@ class IntakeWriter:
             delivery.payload,
             delivery.headers,
         )
+
+
+def _drain(queue: asyncio.Queue[Delivery]) -> list[Delivery]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+        queue.task_done()
+    return items
 
 
 def _check(delivery: Delivery, registry: Registry) -> AddonError | None:

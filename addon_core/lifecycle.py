@@ -163,21 +163,46 @@ async def _refuse_webhook_token(
         raise TokenError("kind", "a webhook token cannot be used as the lifecycle token")
 
 
+#: The watermarks (issue times) each lifecycle type is ordered against: INSTALLED and
+#: DELETED replace the whole state; status and settings change independently.
+_WATERMARKS = {
+    "INSTALLED": ("lifecycle_issued_at", "status_issued_at", "settings_issued_at"),
+    "DELETED": ("lifecycle_issued_at", "status_issued_at", "settings_issued_at"),
+    "STATUS_CHANGED": ("lifecycle_issued_at", "status_issued_at"),
+    "SETTINGS_UPDATED": ("lifecycle_issued_at", "settings_issued_at"),
+}
+
+
 def _stale_reason(call: LifecycleCall, installation: Installation) -> str | None:
-    """Say why a call is older than the state it would change, or None if it is current."""
-    newest = installation.lifecycle_issued_at
+    """Say why a call is older than the state it would change, or None if it is current.
+
+    Order is proved only by issue times that both sides carry: without them a call
+    applies, since refusing a genuine reinstall forever is worse than replaying one.
+    """
+    marks = [getattr(installation, name) for name in _WATERMARKS[call.type]]
+    newest = max((mark for mark in marks if mark is not None), default=None)
     if call.issued_at is not None and newest is not None and call.issued_at < newest:
         return "its token was issued before the one that set the current state"
     if call.type != "INSTALLED" and call.addon_id and call.addon_id != installation.addon_id:
         return f"it is for installation {call.addon_id}, not the current {installation.addon_id}"
+    deleted_at = installation.lifecycle_issued_at
     if (
         call.type == "INSTALLED"
         and installation.status == "DELETED"
         and call.addon_id == installation.addon_id
-        and (call.issued_at is None or newest is None or call.issued_at <= newest)
+        and call.issued_at is not None
+        and deleted_at is not None
+        and call.issued_at <= deleted_at
     ):
         return "this installation was deleted after it was installed"
     return None
+
+
+def _advance(installation: Installation, watermark: str, issued_at: float | None) -> None:
+    """Move a watermark forward to `issued_at`; never back."""
+    current = getattr(installation, watermark)
+    if issued_at is not None and (current is None or issued_at > current):
+        setattr(installation, watermark, issued_at)
 
 
 # --- the four types ----------------------------------------------------------------------
@@ -211,6 +236,8 @@ async def apply_installed(
         # INSTALLED of the current one keeps the status and settings set since.
         installation.settings = []
         installation.status = "ACTIVE"
+        installation.status_issued_at = installation.settings_issued_at = None
+        installation.lifecycle_issued_at = None
     context = token_context(runtime.addon_key, call.workspace_id, INSTALLATION_PURPOSE)
     installation.addon_id = addon_id
     installation.auth_token = runtime.key_ring.encrypt(auth_token, context)
@@ -218,7 +245,7 @@ async def apply_installed(
     installation.as_user = _optional_str(body, "asUser")
     installation.addon_user_id = _optional_str(body, "addonUserId")
     installation.owner_user_id = token_claims.user_id
-    installation.lifecycle_issued_at = call.issued_at
+    _advance(installation, "lifecycle_issued_at", call.issued_at)
     installation.installed_at = utcnow()
     installation.deleted_at = None
     await session.flush()
@@ -259,7 +286,7 @@ async def apply_status_changed(
     if reason := _stale_reason(call, installation):
         return "stale", reason
     installation.status = status
-    installation.lifecycle_issued_at = call.issued_at or installation.lifecycle_issued_at
+    _advance(installation, "status_issued_at", call.issued_at)
     return "applied", f"status is {status}"
 
 
@@ -282,7 +309,7 @@ async def apply_settings_updated(
     installation.settings = [
         {"id": s["id"], "name": s.get("name"), "value": s.get("value")} for s in settings
     ]
-    installation.lifecycle_issued_at = call.issued_at or installation.lifecycle_issued_at
+    _advance(installation, "settings_issued_at", call.issued_at)
     return "applied", f"{len(settings)} setting(s) stored"
 
 
@@ -294,6 +321,18 @@ async def apply_deleted(
 ) -> tuple[str, str]:
     """Forget the tokens and purge the workspace's data, keeping a tombstone."""
     if installation is None:
+        if call.addon_id:
+            # Arrived before its INSTALLED: the tombstone keeps that INSTALLED out.
+            session.add(
+                Installation(
+                    addon_key=runtime.addon_key,
+                    workspace_id=call.workspace_id,
+                    addon_id=call.addon_id,
+                    status="DELETED",
+                    lifecycle_issued_at=call.issued_at,
+                    deleted_at=utcnow(),
+                )
+            )
         return "ignored", "the workspace was not installed"
     if reason := _stale_reason(call, installation):
         return "stale", reason
@@ -304,8 +343,9 @@ async def apply_deleted(
     installation.auth_token = None
     installation.api_urls = {}
     installation.settings = []
+    installation.as_user = installation.addon_user_id = installation.owner_user_id = None
     installation.deleted_at = utcnow()
-    installation.lifecycle_issued_at = call.issued_at or installation.lifecycle_issued_at
+    _advance(installation, "lifecycle_issued_at", call.issued_at)
     return "applied", "tokens deleted and workspace data purged"
 
 

@@ -65,8 +65,11 @@ class Installation(Base):
     owner_user_id: Mapped[str | None] = mapped_column(String(64))
     #: the latest SETTINGS_UPDATED list of {id, name, value}
     settings: Mapped[list[Any]] = mapped_column(default=list)
-    #: issue time of the newest lifecycle token applied; older ones are stale
+    #: issue times (`iat`) of the newest INSTALLED/DELETED, STATUS_CHANGED and
+    #: SETTINGS_UPDATED applied: a call older than what it would change is stale
     lifecycle_issued_at: Mapped[float | None] = mapped_column(Float)
+    status_issued_at: Mapped[float | None] = mapped_column(Float)
+    settings_issued_at: Mapped[float | None] = mapped_column(Float)
     installed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -103,7 +106,6 @@ class Event(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        UniqueConstraint("addon_key", "dedupe_key"),
         Index("ix_events_scope", "addon_key", "workspace_id", "id"),
         Index("ix_events_received_at", "received_at"),
     )
@@ -121,6 +123,20 @@ class Event(Base):
     #: the request headers minus credentials, as a JSON object
     headers: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EventDedupe(Base):
+    """The dedupe keys of accepted deliveries, with when each was last accepted.
+
+    A delivery whose key was accepted within the dedupe window is a redelivery.
+    """
+
+    __tablename__ = "event_dedupe"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LifecycleAudit(Base):

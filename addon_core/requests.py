@@ -60,8 +60,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise BadRequestError("the body is empty; a JSON object is expected")
     try:
         value = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"the body is not valid JSON in UTF-8: {exc}") from None
+    except RecursionError:
+        raise BadRequestError("the body nests JSON too deeply") from None
     if not isinstance(value, dict):
         raise BadRequestError(f"the body must be a JSON object, not a {type(value).__name__}")
     return value

@@ -8,6 +8,7 @@ for what holds connections and tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from litestar.datastructures import State
@@ -53,14 +54,18 @@ class AddonRuntime:
         # Sessions write on what they read (lifecycle, later flows): see `for_writing`.
         self.sessions = create_session_factory(for_writing(self.engine))
         self.intake = IntakeWriter(
-            self.engine, self.addon_key, self.metrics, batch_size=self.settings.intake_batch_size
+            self.engine,
+            self.addon_key,
+            self.metrics,
+            batch_size=self.settings.intake_batch_size,
+            dedupe_window=timedelta(seconds=self.settings.dedupe_window_seconds),
         )
         await self.intake.start()
 
     async def close(self) -> None:
         """Finish queued work, stop the workers and close connections."""
         if self.intake is not None:
-            await self.intake.stop()
+            await self.intake.stop(self.settings.shutdown_grace_seconds)
         if self.engine is not None:
             await self.engine.dispose()
 

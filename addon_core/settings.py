@@ -55,6 +55,7 @@ class AddonSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)
     intake_batch_size: int = Field(default=256, ge=1, le=5000)
+    dedupe_window_seconds: int = Field(default=600, ge=1)
 
     @field_validator("clockify_api_allowed_hosts", "encryption_keys", mode="before")
     @classmethod

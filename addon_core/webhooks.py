@@ -119,6 +119,6 @@ async def _verify_and_parse(
         addon_id=claims.addon_id,
         token_digest=hashlib.sha256(token.encode()).digest(),
         dedupe_key=dedupe_key(workspace_id, event_type, body),
-        payload=body.decode("utf-8", errors="replace"),
+        payload=body.decode(),  # valid UTF-8: it parsed as JSON
         headers=msgspec.json.encode(safe_headers(headers)).decode(),
     )

@@ -1,8 +1,8 @@
-"""Foundation: installations, webhook registrations, events and the lifecycle audit.
+"""Foundation: installations, webhook registrations, events, dedupe keys and the lifecycle audit.
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-26 15:31:08.930166
+Create Date: 2026-11-26 16:43:20.953712
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "event_dedupe",
+        sa.Column("addon_key", sa.String(length=50), nullable=False),
+        sa.Column("dedupe_key", sa.String(length=64), nullable=False),
+        sa.Column("workspace_id", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("addon_key", "dedupe_key", name=op.f("pk_event_dedupe")),
+    )
+    op.create_table(
         "events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("addon_key", sa.String(length=50), nullable=False),
@@ -31,7 +39,6 @@ def upgrade() -> None:
         sa.Column("headers", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("addon_key", "dedupe_key", name=op.f("uq_events_addon_key")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_received_at", ["received_at"], unique=False)
@@ -51,6 +58,8 @@ def upgrade() -> None:
         sa.Column("owner_user_id", sa.String(length=64), nullable=True),
         sa.Column("settings", sa.JSON(), nullable=False),
         sa.Column("lifecycle_issued_at", sa.Float(), nullable=True),
+        sa.Column("status_issued_at", sa.Float(), nullable=True),
+        sa.Column("settings_issued_at", sa.Float(), nullable=True),
         sa.Column("installed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
@@ -122,3 +131,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_received_at")
 
     op.drop_table("events")
+    op.drop_table("event_dedupe")

@@ -723,14 +723,63 @@ async def test_deleted_twice_is_answered_200_both_times(
     assert row["auth_token"] is None
 
 
-async def test_deleted_for_a_workspace_never_installed_is_answered_200_and_stores_no_installation(
+async def test_deleted_arriving_before_its_installed_keeps_that_installed_out(
     clockify: Clockify, workspace: Workspace, database_url: str
 ) -> None:
-    response = await clockify.lifecycle(workspace, "DELETED", _deleted_body(workspace))
+    now = time.time()
+    deleted = await clockify.lifecycle(workspace, "DELETED", _deleted_body(workspace), iat=now + 10)
+    late_installed = await clockify.lifecycle(
+        workspace, "INSTALLED", workspace.installed_body(clockify.events), iat=now
+    )
 
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "ignored"
-    assert await count(database_url, "installations") == 0
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["status"] == "ignored"
+    assert late_installed.json()["status"] == "stale"
+    row = await _installation(database_url, workspace)
+    assert (row["status"], row["auth_token"]) == ("DELETED", None)
+    assert await _registrations(database_url, workspace) == set()
+
+
+async def test_installed_without_issue_times_after_deleted_reinstalls(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    # Lifecycle tokens may carry no iat: order cannot be proved, so the reinstall applies.
+    body = workspace.installed_body(clockify.events)
+    no_iat = workspace.signer.sign(
+        {"iss": "clockify", "type": "addon", "sub": "universal-webhook",
+         "workspaceId": workspace.workspace_id, "addonId": workspace.addon_id}
+    )  # fmt: skip
+    await clockify.lifecycle(workspace, "INSTALLED", body, token=no_iat)
+    await clockify.lifecycle(workspace, "DELETED", _deleted_body(workspace), token=no_iat)
+
+    again = await clockify.lifecycle(workspace, "INSTALLED", body, token=no_iat)
+
+    assert again.json()["status"] == "applied"
+    assert (await _installation(database_url, workspace))["status"] == "ACTIVE"
+
+
+async def test_settings_older_than_a_status_change_still_apply(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    now = time.time()
+    await clockify.install(workspace, iat=now)
+    base = {"addonId": workspace.addon_id, "workspaceId": workspace.workspace_id}
+    await clockify.lifecycle(
+        workspace, "STATUS_CHANGED", {**base, "status": "INACTIVE"}, iat=now + 10
+    )
+
+    settings = await clockify.lifecycle(
+        workspace,
+        "SETTINGS_UPDATED",
+        {**base, "settings": [{"id": "eventRetentionDays", "name": "Keep", "value": 7}]},
+        iat=now + 5,
+    )
+
+    assert settings.json()["status"] == "applied"
+    row = await _installation(database_url, workspace)
+    assert row["status"] == "INACTIVE"
+    stored = row["settings"] if isinstance(row["settings"], list) else json.loads(row["settings"])
+    assert stored == [{"id": "eventRetentionDays", "name": "Keep", "value": 7}]
 
 
 # --- audit ---------------------------------------------------------------------------------

@@ -195,6 +195,8 @@ def _metric_samples(text: str, name: str) -> list[dict[str, str]]:
         pytest.param(b"[1, 2, 3]", "must be a JSON object", id="json-array"),
         pytest.param(b'"a string"', "must be a JSON object", id="json-string"),
         pytest.param(b"", "empty", id="empty-body"),
+        pytest.param(b'{"id": "\xff\xfe"}', "not valid JSON", id="not-utf8"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "JSON", id="too-deep"),
     ],
 )
 async def test_webhook_body_that_is_not_a_json_object_is_rejected_with_400(
@@ -630,6 +632,26 @@ async def test_identical_redelivery_is_answered_duplicate_and_stored_once(
     assert second.json() == {"status": "duplicate"}
     assert third.json() == {"status": "duplicate"}
     assert await count(database_url, "events") == 1
+
+
+async def test_same_body_after_the_dedupe_window_is_a_new_event(
+    make_client: Callable[..., Any], workspace: Workspace, database_url: str
+) -> None:
+    # Most payloads carry no change time: a tag renamed A -> B -> A sends A's body twice.
+    payload = _time_entry(workspace)
+    async with make_client(dedupe_window_seconds=1) as clockify:
+        await clockify.install(workspace)
+        first = await clockify.send_webhook(workspace, EVENT, payload)
+        within = await clockify.send_webhook(workspace, EVENT, payload)
+        await asyncio.sleep(1.2)
+        after = await clockify.send_webhook(workspace, EVENT, payload)
+
+    assert [r.json()["status"] for r in (first, within, after)] == [
+        "accepted",
+        "duplicate",
+        "accepted",
+    ]
+    assert await count(database_url, "events") == 2
 
 
 async def test_concurrent_identical_redeliveries_are_stored_once(
