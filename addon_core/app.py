@@ -21,7 +21,7 @@ from addon_core.errors import AddonError
 from addon_core.health import healthz, livez, metrics, readyz
 from addon_core.lifecycle import build_lifecycle_handlers
 from addon_core.manifest import Manifest, load_manifest
-from addon_core.redaction import redact_text
+from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
 from addon_core.webhooks import receive_clockify_webhook, refuse_unknown_event
@@ -96,13 +96,10 @@ def sidebar_page(request: Request[Any, Any, Any]) -> str:
     )
 
 
-# --- errors ------------------------------------------------------------------------------
-
-
 def _error_response(status_code: int, detail: str, extra: Any = None) -> Response[Any]:
     content: dict[str, Any] = {"status_code": status_code, "detail": redact_text(detail)}
     if extra:
-        content["extra"] = extra
+        content["extra"] = redact(extra)
     return Response(content, status_code=status_code, media_type=MediaType.JSON)
 
 
@@ -119,9 +116,6 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return _error_response(500, "internal error; the details are in the server log")
-
-
-# --- latency -----------------------------------------------------------------------------
 
 
 def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:

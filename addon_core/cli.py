@@ -24,11 +24,12 @@ from addon_core.database import (
     for_writing,
     upgrade_to_head,
 )
-from addon_core.encryption import generate_key, load_key_ring
+from addon_core.encryption import generate_key
 from addon_core.errors import AddonError, ConfigError
 from addon_core.logs import configure_logging
 from addon_core.manifest import load_manifest, schema_path, validate_against_schema
 from addon_core.redaction import redact_text
+from addon_core.runtime import key_ring_from
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
 from addon_core.vault import rotate_secrets
 
@@ -187,13 +188,7 @@ def rotate_keys(app: str) -> None:
 
 
 async def _rotate(settings: AddonSettings) -> int:
-    ring = load_key_ring(
-        [k.get_secret_value() for k in settings.encryption_keys],
-        variable=settings.env_name("encryption_keys"),
-        data_dir=settings.data_dir,
-        app_name=settings.app_name,
-        production=settings.is_production,
-    )
+    ring = key_ring_from(settings)
     engine = create_engine(settings.database_url)
     try:
         async with for_writing(engine).begin() as conn:

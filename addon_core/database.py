@@ -138,9 +138,6 @@ async def translate_errors(action: str) -> AsyncIterator[None]:
         ) from exc
 
 
-# --- migrations ---------------------------------------------------------------------------
-
-
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     """Build the Alembic configuration of the one migration history."""
     config = Config()
@@ -182,8 +179,3 @@ async def current_revision(engine: AsyncEngine) -> str | None:
             return None
         result = await conn.execute(text("SELECT version_num FROM alembic_version"))
         return result.scalar_one_or_none()
-
-
-async def ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))

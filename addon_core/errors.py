@@ -12,7 +12,11 @@
     ├── UnsupportedMediaTypeError    415
     └── ServiceUnavailableError      503, a dependency (the database) is down
 
-`addon_core.app` maps the tree to JSON responses in one handler.
+Modules add leaves where they meet the failure: `security` (TokenError 401,
+ClaimMismatchError 403), `hosts` (HostNotAllowedError 403), `intake`
+(NotInstalledError 409), `database` (DatabaseUnavailableError 503), `encryption`
+(DecryptionError 500), `catalogue` (CatalogueError 503, UnknownOperationError 404,
+...). `addon_core.app` maps the tree to JSON responses in one handler.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ class AddonError(Exception):
 
     status_code: ClassVar[int] = 500
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, extra: dict[str, Any] | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        #: a short, bounded label for metrics (`signature`, `not_installed`, ...)
+        self.reason = reason or type(self).__name__
 
 
 class ConfigError(AddonError):

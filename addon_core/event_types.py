@@ -66,8 +66,6 @@ CLOCKIFY_EVENT_TYPES: frozenset[str] = frozenset(
 
 WEBHOOK_PATH_PREFIX = "/webhooks/clockify/"
 
-_BY_SLUG = {t.lower().replace("_", "-"): t for t in CLOCKIFY_EVENT_TYPES}
-
 
 def event_slug(event_type: str) -> str:
     return event_type.lower().replace("_", "-")
@@ -76,10 +74,6 @@ def event_slug(event_type: str) -> str:
 def webhook_path(event_type: str) -> str:
     """Return the path an event type is received on."""
     return f"{WEBHOOK_PATH_PREFIX}{event_slug(event_type)}"
-
-
-def event_for_slug(slug: str) -> str | None:
-    return _BY_SLUG.get(slug)
 
 
 def metric_label(event_type: str | None) -> str:

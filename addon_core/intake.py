@@ -38,8 +38,7 @@ class NotInstalledError(ConflictError):
     """The workspace has no active installation of this add-on."""
 
     def __init__(self, detail: str, reason: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+        super().__init__(detail, reason=reason)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.database import translate_errors
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
-from addon_core.manifest import normalize_webhook_path
-from addon_core.models import Base, Installation, LifecycleAudit, WebhookRegistration, utcnow
-from addon_core.requests import (
+from addon_core.incoming import (
     header_map,
     parse_json_object,
     read_body,
     require_json_content_type,
 )
+from addon_core.manifest import normalize_webhook_path
+from addon_core.models import Base, Installation, LifecycleAudit, WebhookRegistration, utcnow
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.security import ClaimMismatchError, Claims, TokenError, TokenKind
 from addon_core.vault import INSTALLATION_PURPOSE, token_context
@@ -67,7 +68,7 @@ class LifecycleCall:
 
 def build_lifecycle_handlers(runtime: AddonRuntime) -> list[HTTPRouteHandler]:
     """One POST handler per lifecycle path the manifest declares."""
-    handlers = {
+    handlers: dict[str, Apply] = {
         "INSTALLED": apply_installed,
         "STATUS_CHANGED": apply_status_changed,
         "SETTINGS_UPDATED": apply_settings_updated,
@@ -79,7 +80,12 @@ def build_lifecycle_handlers(runtime: AddonRuntime) -> list[HTTPRouteHandler]:
     return routes
 
 
-def _make_handler(lifecycle_type: str, path: str, apply: Any) -> HTTPRouteHandler:
+Apply = Callable[
+    [AsyncSession, AddonRuntime, "LifecycleCall", Installation | None], Awaitable[tuple[str, str]]
+]
+
+
+def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHandler:
     async def handle_lifecycle(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, str]:
         call = await verify_lifecycle_call(request, runtime, lifecycle_type)
         _, sessions = runtime.db()
@@ -110,13 +116,7 @@ async def verify_lifecycle_call(
     """Verify the lifecycle token, then parse the body and match it to the token."""
     headers = header_map(request)
     token = headers.get(LIFECYCLE_HEADER)
-    try:
-        claims = runtime.verifier.verify(token, TokenKind.LIFECYCLE)
-    except TokenError as exc:
-        runtime.metrics.verification_failures.labels(
-            runtime.addon_key, "lifecycle", exc.reason
-        ).inc()
-        raise
+    claims = runtime.verify_token(token, TokenKind.LIFECYCLE)
     require_json_content_type(headers)
     body = parse_json_object(await read_body(request, headers, runtime.settings.max_body_bytes))
     workspace_id = body.get("workspaceId")
@@ -203,9 +203,6 @@ def _advance(installation: Installation, watermark: str, issued_at: float | None
     current = getattr(installation, watermark)
     if issued_at is not None and (current is None or issued_at > current):
         setattr(installation, watermark, issued_at)
-
-
-# --- the four types ----------------------------------------------------------------------
 
 
 async def apply_installed(
@@ -361,9 +358,6 @@ async def purge_workspace(session: AsyncSession, addon_key: str, workspace_id: s
         )
 
 
-# --- helpers -----------------------------------------------------------------------------
-
-
 def _require_installed(installation: Installation | None, call: LifecycleCall) -> Installation:
     if installation is None or installation.status == "DELETED":
         raise ConflictError(f"workspace {call.workspace_id} has no installation of this add-on")
@@ -375,11 +369,8 @@ def _verify_companion(
 ) -> Claims:
     """Verify a token carried in the INSTALLED body and tie it to the same installation."""
     try:
-        claims = runtime.verifier.verify(token, kind)
+        claims = runtime.verify_token(token, kind)
     except TokenError as exc:
-        runtime.metrics.verification_failures.labels(
-            runtime.addon_key, kind.value, exc.reason
-        ).inc()
         raise TokenError(
             exc.reason, f"the {kind} token in the body is not valid: {exc.detail}"
         ) from None

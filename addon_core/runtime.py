@@ -7,9 +7,8 @@ for what holds connections and tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -26,7 +25,7 @@ from addon_core.hosts import HostAllowlist
 from addon_core.intake import IntakeWriter
 from addon_core.manifest import Manifest
 from addon_core.metrics import Metrics
-from addon_core.security import TokenVerifier, load_public_keys
+from addon_core.security import Claims, TokenError, TokenKind, TokenVerifier, load_public_keys
 from addon_core.settings import AddonSettings
 
 
@@ -42,7 +41,6 @@ class AddonRuntime:
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     intake: IntakeWriter | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def addon_key(self) -> str:
@@ -69,6 +67,14 @@ class AddonRuntime:
         if self.engine is not None:
             await self.engine.dispose()
 
+    def verify_token(self, token: str | None, kind: TokenKind) -> Claims:
+        """Verify a Clockify token, counting a refusal by kind and reason."""
+        try:
+            return self.verifier.verify(token, kind)
+        except TokenError as exc:
+            self.metrics.verification_failures.labels(self.addon_key, kind.value, exc.reason).inc()
+            raise
+
     def db(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         if self.engine is None or self.sessions is None:
             raise RuntimeError("the app's lifespan has not started")
@@ -89,18 +95,23 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
             leeway_seconds=settings.token_leeway_seconds,
             cache_size=settings.token_cache_size,
         ),
-        key_ring=load_key_ring(
-            [k.get_secret_value() for k in settings.encryption_keys],
-            variable=settings.env_name("encryption_keys"),
-            data_dir=settings.data_dir,
-            app_name=settings.app_name,
-            production=settings.is_production,
-        ),
+        key_ring=key_ring_from(settings),
         allowlist=HostAllowlist.from_entries(
             settings.clockify_api_allowed_hosts, allow_insecure_http=settings.allow_insecure_http
         ),
         metrics=Metrics(settings.addon_key),
         head_revision=head_revision(),
+    )
+
+
+def key_ring_from(settings: AddonSettings) -> KeyRing:
+    """Build the key ring `{P}ENCRYPTION_KEYS` describes (a dev key outside production)."""
+    return load_key_ring(
+        [k.get_secret_value() for k in settings.encryption_keys],
+        variable=settings.env_name("encryption_keys"),
+        data_dir=settings.data_dir,
+        app_name=settings.app_name,
+        production=settings.is_production,
     )
 
 

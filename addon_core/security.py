@@ -39,16 +39,14 @@ class TokenError(UnauthorizedError):
     """A token is missing or not valid; `reason` is a bounded label for metrics."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+        super().__init__(detail, reason=reason)
 
 
 class ClaimMismatchError(ForbiddenError):
     """A valid token that belongs to another workspace, installation or webhook."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+        super().__init__(detail, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

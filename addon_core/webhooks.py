@@ -25,16 +25,16 @@ from addon_core.event_types import (
     metric_label,
     webhook_path,
 )
-from addon_core.intake import Delivery, Outcome
-from addon_core.redaction import safe_headers
-from addon_core.requests import (
+from addon_core.incoming import (
     header_map,
     parse_json_object,
     read_body,
     require_json_content_type,
 )
+from addon_core.intake import Delivery, Outcome
+from addon_core.redaction import safe_headers
 from addon_core.runtime import AddonRuntime
-from addon_core.security import ClaimMismatchError, TokenError, TokenKind
+from addon_core.security import ClaimMismatchError, TokenKind
 
 SIGNATURE_HEADER = "clockify-signature"
 EVENT_TYPE_HEADER = "clockify-webhook-event-type"
@@ -66,7 +66,7 @@ async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIRespo
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
         metrics.count_webhook(runtime.addon_key, metric_label(event_type), "rejected")
-        metrics.count_rejection(runtime.addon_key, getattr(exc, "reason", type(exc).__name__))
+        metrics.count_rejection(runtime.addon_key, exc.reason)
         raise
     metrics.count_webhook(runtime.addon_key, event_type, outcome.value)
     return ASGIResponse(body=_BODIES[outcome], media_type="application/json")
@@ -89,11 +89,7 @@ async def _verify_and_parse(
 ) -> Delivery:
     headers = header_map(request)
     token = headers.get(SIGNATURE_HEADER)
-    try:
-        claims = runtime.verifier.verify(token, TokenKind.WEBHOOK)
-    except TokenError as exc:
-        runtime.metrics.verification_failures.labels(runtime.addon_key, "webhook", exc.reason).inc()
-        raise
+    claims = runtime.verify_token(token, TokenKind.WEBHOOK)
     header_event = headers.get(EVENT_TYPE_HEADER)
     if header_event != event_type:
         raise ClaimMismatchError(

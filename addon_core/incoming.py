@@ -1,4 +1,4 @@
-"""Reading requests safely and cheaply: headers, content type, size limit, JSON objects."""
+"""What arrives in a request: its headers, content type, size-limited body and JSON object."""
 
 from __future__ import annotations
 
