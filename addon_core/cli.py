@@ -64,11 +64,11 @@ def main() -> None:
 def serve(app: str, host: str, port: int | None) -> None:
     """Migrate the database to the latest revision, then serve APP until SIGTERM."""
     settings = _settings(app, **({"port": port} if port else {}))
+    configure_logging(settings.log_level_number, settings.log_format)
     try:
         application = create_addon_app(app_specs()[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)
-    configure_logging(settings.log_level_number, settings.log_format)
     _migrate_or_fail(settings)
     tune_garbage_collector()
     server = _GracefulServer(

@@ -53,9 +53,10 @@ def generate_key() -> str:
 class KeyRing:
     """Encrypt with the first key, decrypt with whichever key made the ciphertext."""
 
-    def __init__(self, keys: list[bytes]) -> None:
+    def __init__(self, keys: list[bytes], *, variable: str = "ENCRYPTION_KEYS") -> None:
         if not keys:
             raise ValueError("a key ring needs at least one key")
+        self._variable = variable
         self._primary_id = _key_id(keys[0])
         self._ciphers = {_key_id(k): AESGCM(k) for k in keys}
 
@@ -76,7 +77,7 @@ class KeyRing:
         cipher = self._ciphers.get(key_id)
         if version != _VERSION or cipher is None:
             raise DecryptionError(
-                f"stored secret was encrypted with key {key_id}, which is not in ENCRYPTION_KEYS"
+                f"stored secret was encrypted with key {key_id}, which is not in {self._variable}"
             )
         try:
             return cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode()).decode()
@@ -94,7 +95,7 @@ def load_key_ring(
     """Build the key ring from settings; outside production, fall back to a local dev key."""
     if configured:
         try:
-            return KeyRing([decode_key(k) for k in configured])
+            return KeyRing([decode_key(k) for k in configured], variable=variable)
         except ValueError as exc:
             raise ConfigError(f"{variable}: {exc}") from None
     if production:
@@ -113,11 +114,17 @@ def load_key_ring(
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = generate_key()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            return load_key_ring(
+                configured, variable=variable, data_dir=data_dir, app_name=app_name,
+                production=production,
+            )  # fmt: skip
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         key = decode_key(text)
     log.warning(
         "%s is not set: using the development key in %s; set it before real use", variable, path
     )
-    return KeyRing([key])
+    return KeyRing([key], variable=variable)

@@ -16,6 +16,16 @@ from addon_core.errors import ForbiddenError
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _HOSTNAME = re.compile(r"[a-z0-9.:-]+")
+_ENTRY = re.compile(r"(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:[0-9]{1,5})?")
+
+
+def check_entry(entry: str) -> str:
+    """Return an allowlist entry if it is `host`, `host:port` or `*.domain`, else raise."""
+    if not _ENTRY.fullmatch(entry.strip().lower()):
+        raise ValueError(
+            f"{entry!r} is not a host name: use host, host:port or *.domain, without scheme or path"
+        )
+    return entry
 
 
 class HostNotAllowedError(ForbiddenError):
@@ -26,10 +36,15 @@ class HostNotAllowedError(ForbiddenError):
 class HostAllowlist:
     entries: tuple[str, ...]
     allow_insecure_http: bool = False
+    #: the settings prefix (`UNIVERSAL_WEBHOOK_`), so refusals name the real variables
+    prefix: str = ""
 
     @classmethod
-    def from_entries(cls, entries: Iterable[str], *, allow_insecure_http: bool) -> HostAllowlist:
-        return cls(tuple(e.strip().lower() for e in entries if e.strip()), allow_insecure_http)
+    def from_entries(
+        cls, entries: Iterable[str], *, allow_insecure_http: bool, prefix: str = ""
+    ) -> HostAllowlist:
+        cleaned = tuple(e.strip().lower() for e in entries if e.strip())
+        return cls(cleaned, allow_insecure_http, prefix)
 
     def check_url(self, url: str, *, what: str = "URL") -> str:
         """Return `url` unchanged if it may be called; raise `HostNotAllowedError` if not."""
@@ -44,7 +59,7 @@ class HostAllowlist:
         if scheme == "http" and not self.allow_insecure_http:
             raise HostNotAllowedError(
                 f"{what} {url!r} uses plain http; only https is allowed "
-                "(ALLOW_INSECURE_HTTP=true permits http for local testing)"
+                f"({self.prefix}ALLOW_INSECURE_HTTP=true permits http for local testing)"
             )
         if parts.username or parts.password:
             raise HostNotAllowedError(f"{what} must not carry credentials")
@@ -56,7 +71,7 @@ class HostAllowlist:
             raise HostNotAllowedError(f"{what} {url!r} has an invalid host name")
         if not self.allows(hostname, port if port is not None else _DEFAULT_PORTS[scheme]):
             raise HostNotAllowedError(
-                f"{what} host {parts.netloc!r} is not in CLOCKIFY_API_ALLOWED_HOSTS"
+                f"{what} host {parts.netloc!r} is not in {self.prefix}CLOCKIFY_API_ALLOWED_HOSTS"
             )
         return url
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
 from addon_core.resources import resource_dir
 
 #: Clockify's cap on webhooks per add-on (manifest docs, "Webhooks").
@@ -121,11 +121,15 @@ def schema_path(reference_dir: Path, version: str) -> Path:
 
 
 def normalize_webhook_path(value: str, base_url: str) -> str:
-    """Reduce an INSTALLED `webhooks[].path` (declared path or full URL) to the declared path."""
-    if "://" not in value:
-        return "/" + value.lstrip("/")
+    """Reduce an INSTALLED `webhooks[].path` (declared path or full URL) to the declared path.
+
+    A full URL is matched on its webhook part, so a `baseUrl` that moved since the
+    manifest was registered (another prefix or host) still ties each token to its path.
+    """
+    path = urlsplit(value).path if "://" in value else "/" + value.lstrip("/")
+    if WEBHOOK_PATH_PREFIX in path:
+        return path[path.index(WEBHOOK_PATH_PREFIX) :]
     base_path = urlsplit(base_url).path.rstrip("/")
-    path = urlsplit(value).path
     if base_path and path.startswith(base_path + "/"):
         path = path[len(base_path) :]
     return path

@@ -97,7 +97,9 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         ),
         key_ring=key_ring_from(settings),
         allowlist=HostAllowlist.from_entries(
-            settings.clockify_api_allowed_hosts, allow_insecure_http=settings.allow_insecure_http
+            settings.clockify_api_allowed_hosts,
+            allow_insecure_http=settings.allow_insecure_http,
+            prefix=settings.env_prefix,
         ),
         metrics=Metrics(settings.addon_key),
         head_revision=head_revision(),

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from addon_core.errors import ConfigError
+from addon_core.hosts import check_entry
 
 #: Clockify's official API hosts: api., reports.api., pto.api., locations.api.,
 #: screenshots.api., the regional prefixes (euc1., use2., euw2., apse2.), workspace
@@ -63,6 +64,13 @@ class AddonSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("clockify_api_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one host (default: *.clockify.me)")
+        return tuple(check_entry(entry) for entry in value)
 
     @field_validator("log_level", mode="before")
     @classmethod

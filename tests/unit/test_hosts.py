@@ -94,3 +94,23 @@ def test_url_with_credentials_is_refused(url: str) -> None:
 def test_url_that_is_not_absolute_http_is_refused(url: str) -> None:
     with pytest.raises(HostNotAllowedError):
         DEFAULT.check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[api.clockify.me]/api", "https://[::1/api", "https://api.clockify.me:99999/"]
+)
+def test_unparseable_url_is_refused_not_crashed(url: str) -> None:
+    allowlist = HostAllowlist.from_entries(["*.clockify.me"], allow_insecure_http=False)
+
+    with pytest.raises(HostNotAllowedError):
+        allowlist.check_url(url)
+
+
+def test_refusal_names_the_prefixed_variable() -> None:
+    allowlist = HostAllowlist.from_entries(
+        ["api.clockify.me"], allow_insecure_http=False, prefix="UNIVERSAL_WEBHOOK_"
+    )
+
+    with pytest.raises(HostNotAllowedError) as caught:
+        allowlist.check_url("https://evil.example.com/api")
+    assert "UNIVERSAL_WEBHOOK_CLOCKIFY_API_ALLOWED_HOSTS" in caught.value.detail

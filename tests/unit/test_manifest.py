@@ -212,11 +212,13 @@ def test_manifest_without_settings_has_no_defaults() -> None:
             "https://h/",
             "/webhooks/clockify/new-time-entry",
         ),
+        # baseUrl moved since the manifest was registered: the webhook part still matches
         (
-            "https://h/uwx/webhooks/clockify/new-tag",
+            "https://old-host/uwx/webhooks/clockify/new-tag",
             "https://h/uw",
-            "/uwx/webhooks/clockify/new-tag",
+            "/webhooks/clockify/new-tag",
         ),
+        ("https://h/uw/lifecycle/installed", "https://h/uw", "/lifecycle/installed"),
     ],
 )
 def test_installed_webhook_path_is_normalised(value: str, base_url: str, expected: str) -> None:

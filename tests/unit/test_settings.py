@@ -112,6 +112,10 @@ def test_encryption_keys_are_comma_separated_secrets(monkeypatch: pytest.MonkeyP
         ("PORT", "70000"),
         ("ENVIRONMENT", "staging"),
         ("ALLOW_INSECURE_HTTP", "perhaps"),
+        ("CLOCKIFY_API_ALLOWED_HOSTS", "https://api.clockify.me"),
+        ("CLOCKIFY_API_ALLOWED_HOSTS", "api.clockify.me/api"),
+        ("CLOCKIFY_API_ALLOWED_HOSTS", " , "),
+        ("DEDUPE_WINDOW_SECONDS", "0"),
     ],
 )
 @pytest.mark.parametrize(("settings_class", "prefix", "port"), APPS)
