@@ -2,7 +2,7 @@
 
 Entries are `host`, `host:port` or `*.domain` (any subdomain, at any depth).
 Base URLs from an install payload or a token claim are checked here before
-they are stored, and again before any request is sent.
+they are stored; the Clockify client checks again before it sends anything.
 """
 
 from __future__ import annotations

@@ -41,9 +41,7 @@ async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], li
         except ValueError:
             raise BadRequestError("the Content-Length header is not a number") from None
         if size > limit:
-            raise PayloadTooLargeError(
-                f"the body is {size} bytes; the limit is {limit} bytes"
-            )
+            raise PayloadTooLargeError(f"the body is {size} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():

@@ -37,7 +37,7 @@ class JsonFormatter(RedactingFormatter):
 
 
 def configure_logging(level: int, fmt: Literal["text", "json"]) -> None:
-    """Route the root, uvicorn and SQLAlchemy loggers through one redacting handler."""
+    """Route every logger through one redacting handler (uvicorn and Litestar propagate)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
