@@ -38,6 +38,9 @@ from addon_core.vault import INSTALLATION_PURPOSE, token_context
 log = logging.getLogger(__name__)
 
 LIFECYCLE_HEADER = "x-addon-lifecycle-token"
+#: Body fields holding Clockify ids (24 hex digits today), stored in 64-character columns.
+_ID_FIELDS = ("addonId", "asUser", "addonUserId")
+_ID_MAX_LENGTH = 64
 #: Tables that keep their rows when a workspace is purged.
 _KEPT_ON_PURGE = frozenset({"installations", "lifecycle_audit"})
 
@@ -122,6 +125,10 @@ async def verify_lifecycle_call(
     workspace_id = body.get("workspaceId")
     if not isinstance(workspace_id, str) or not workspace_id:
         raise BadRequestError("the body has no workspaceId")
+    for key in _ID_FIELDS:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > _ID_MAX_LENGTH):
+            raise BadRequestError(f"{key} must be an id of at most {_ID_MAX_LENGTH} characters")
     if workspace_id != claims.workspace_id:
         raise ClaimMismatchError(
             "workspace", "the body's workspaceId is not the workspace the token was issued for"

@@ -997,3 +997,16 @@ async def test_install_made_of_user_tokens_is_refused(
 
     assert response.status_code == 401, response.text
     await _nothing_stored(database_url)
+
+
+@pytest.mark.parametrize("field", ["asUser", "addonUserId"])
+async def test_install_with_an_overlong_id_is_refused_with_400(
+    clockify: Clockify, workspace: Workspace, database_url: str, field: str
+) -> None:
+    body = {**workspace.installed_body(clockify.events), field: "x" * 65}
+
+    response = await clockify.lifecycle(workspace, "INSTALLED", body)
+
+    assert response.status_code == 400, response.text
+    assert field in response.json()["detail"]
+    await _nothing_stored(database_url)
