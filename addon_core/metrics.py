@@ -16,6 +16,8 @@ from prometheus_client.exposition import choose_encoder
 # `*_created` series double the output and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+_CLOCKIFY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WAIT_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -49,6 +51,18 @@ class Metrics:
         self.clockify_requests = Counter(
             "addon_clockify_requests", "Requests to Clockify's API by operation and status class.",
             ["addon", "operation", "status_class"], registry=r,
+        )  # fmt: skip
+        self.clockify_retries = Counter(
+            "addon_clockify_retries", "Retried Clockify calls by reason: rate_limited, "
+            "server_error or transport.", ["addon", "operation", "reason"], registry=r,
+        )  # fmt: skip
+        self.clockify_duration = Histogram(
+            "addon_clockify_request_duration_seconds", "Time of one attempt at a Clockify call.",
+            ["addon", "operation"], buckets=_CLOCKIFY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.clockify_pacing_wait = Histogram(
+            "addon_clockify_pacing_wait_seconds", "Time waited for the workspace's request budget.",
+            ["addon", "lane"], buckets=_WAIT_BUCKETS, registry=r,
         )  # fmt: skip
         self.request_duration = Histogram(
             "addon_http_request_duration_seconds", "Time to answer an HTTP request.",

@@ -1,0 +1,347 @@
+"""The one client of Clockify's API: allowlisted hosts, per-workspace pacing, bounded retries.
+
+ClockifyAPIError          502, Clockify refused the call (a 3xx or 4xx); carries its status
+                          and its `message`; never retried
+ClockifyUnavailableError  503, no answer, or a 5xx, after the retries the method allows
+
+Retries (stamina's rules): 429 (waiting `Retry-After`, capped), 5xx and transport errors,
+for idempotent methods; POST and PATCH only when the request provably never left
+(the connection was never made), since a retry could otherwise create twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from addon_core.errors import AddonError, ServiceUnavailableError
+from addon_core.hosts import HostAllowlist
+from addon_core.metrics import Metrics
+from addon_core.pacing import Lane, Pacer
+from addon_core.redaction import redact_text
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+#: Failures raised before any byte of the request was written.
+UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=5.0)
+
+_MESSAGE_LIMIT = 500
+
+
+class ClockifyAPIError(AddonError):
+    """Clockify answered with a status the call cannot succeed after (a 3xx or 4xx)."""
+
+    status_code = 502
+
+    def __init__(self, status: int, message: str, *, operation: str = "") -> None:
+        self.status = status
+        self.message = message
+        what = f"{operation} " if operation else ""
+        super().__init__(
+            f"Clockify refused {what}with {status}: {message}",
+            extra={"clockify_status": status, "clockify_message": message},
+            reason=f"clockify_{status}",
+        )
+
+
+class ClockifyUnavailableError(ServiceUnavailableError):
+    """Clockify could not be reached, or kept failing, within the retries allowed."""
+
+    def __init__(self, detail: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(detail, extra={"clockify_status": status}, reason="clockify_unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationContext:
+    """Who a call is made for: the workspace, its decrypted installation token, its base URLs."""
+
+    workspace_id: str
+    token: str = field(repr=False)
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockifyResponse:
+    """Clockify's answer; `elapsed` covers the whole call, pacing and retries included."""
+
+    status: int
+    body: Any
+    headers: httpx.Headers
+    elapsed: float
+    attempts: int = 1
+
+
+class _RetryableStatusError(Exception):
+    """A 429 or 5xx answer: tenacity's signal to retry, turned into an AddonError before leaving."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"Clockify answered {response.status_code}")
+        self.response = response
+
+
+def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """Build the shared connection pool for Clockify: explicit timeouts, no redirects."""
+    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False, transport=transport)
+
+
+class ClockifyClient:
+    """Call Clockify for an installation over one shared `httpx.AsyncClient`.
+
+    Args:
+        http: the shared pool; when left out one is created here and closed by `aclose`.
+        sleep: what waits between retries; tests pass a recorder that does not sleep.
+    """
+
+    def __init__(
+        self,
+        *,
+        allowlist: HostAllowlist,
+        metrics: Metrics,
+        pacer: Pacer | None = None,
+        http: httpx.AsyncClient | None = None,
+        attempts: int = 4,
+        backoff_base: float = 0.2,
+        backoff_max: float = 5.0,
+        max_retry_after: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1 (got {attempts})")
+        self.allowlist = allowlist
+        self.metrics = metrics
+        self.pacer = pacer or Pacer()
+        self._owns_http = http is None
+        self.http = http if http is not None else create_http_client()
+        self.attempts = attempts
+        self.max_retry_after = max_retry_after
+        self._backoff = wait_exponential_jitter(
+            multiplier=backoff_base, max=backoff_max, jitter=backoff_base
+        )
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this client created it."""
+        if self._owns_http:
+            await self.http.aclose()
+
+    async def call(
+        self,
+        installation: InstallationContext,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        lane: Lane = "interactive",
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ClockifyResponse:
+        """Send one call to Clockify, paced and retried; return its 2xx answer.
+
+        Raises `HostNotAllowedError` before any socket if the URL's host is not allowed,
+        `ClockifyAPIError` on a 3xx or 4xx, `ClockifyUnavailableError` when retries run out.
+        """
+        self.allowlist.check_url(url, what="Clockify URL")
+        method = method.upper()
+        idempotent = method in IDEMPOTENT_METHODS
+        started = time.perf_counter()
+        request = _Request(installation, method, url, operation, lane, json, params)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: _may_retry(exc, idempotent)),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._record_retry(state, request),
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._attempt(request)
+        except RetryError as exhausted:
+            raise self._unavailable(request, exhausted.last_attempt.exception()) from None
+        except (httpx.HTTPError, _RetryableStatusError) as error:
+            raise self._unavailable(request, error) from None
+        return ClockifyResponse(
+            status=response.status_code,
+            body=_body(response),
+            headers=response.headers,
+            elapsed=time.perf_counter() - started,
+            attempts=retrying.statistics.get("attempt_number", 1),
+        )
+
+    async def _attempt(self, request: _Request) -> httpx.Response:
+        waited = await self.pacer.acquire(request.installation.workspace_id, request.lane)
+        addon = self.metrics.addon
+        self.metrics.clockify_pacing_wait.labels(addon, request.lane).observe(waited)
+        started = time.perf_counter()
+        try:
+            response = await self.http.request(
+                request.method,
+                request.url,
+                json=request.json,
+                params=request.params,
+                headers={
+                    "X-Addon-Token": request.installation.token,
+                    "Accept": "application/json",
+                },
+                follow_redirects=False,  # even if the shared pool was built to follow them
+            )
+        except httpx.TransportError:
+            self._count(request, "error")
+            raise
+        finally:
+            self.metrics.clockify_duration.labels(addon, request.operation).observe(
+                time.perf_counter() - started
+            )
+        status = response.status_code
+        self._count(request, f"{status // 100}xx")
+        if status < 300:
+            return response
+        if status == 429 or status >= 500:
+            raise _RetryableStatusError(response)
+        message = _message(response)
+        log.info(
+            "Clockify refused %s %s (%s) with %d: %s",
+            request.method,
+            redact_text(request.url),
+            request.operation,
+            status,
+            message,
+        )
+        raise ClockifyAPIError(status, message, operation=request.operation)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Wait what a 429's Retry-After asks, capped; otherwise back off exponentially."""
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _RetryableStatusError) and error.response.status_code == 429:
+            retry_after = _retry_after(error.response.headers.get("Retry-After"))
+            if retry_after is not None:
+                return min(retry_after, self.max_retry_after)
+        return float(self._backoff(state))
+
+    def _record_retry(self, state: RetryCallState, request: _Request) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        reason = _retry_reason(error)
+        self.metrics.clockify_retries.labels(self.metrics.addon, request.operation, reason).inc()
+        log.warning(
+            "Clockify %s %s (%s) failed (%s), attempt %d of %d; retrying in %.2fs",
+            request.method,
+            redact_text(request.url),
+            request.operation,
+            redact_text(_describe(error)),
+            state.attempt_number,
+            self.attempts,
+            state.upcoming_sleep,
+        )
+
+    def _unavailable(self, request: _Request, error: BaseException | None) -> AddonError:
+        status = error.response.status_code if isinstance(error, _RetryableStatusError) else None
+        detail = (
+            f"Clockify did not complete {request.operation} ({request.method}): "
+            f"{redact_text(_describe(error))}"
+        )
+        if request.method not in IDEMPOTENT_METHODS and not isinstance(error, UNSENT_ERRORS):
+            detail += "; not retried, as it may have reached Clockify"
+        log.warning("%s (url %s)", detail, redact_text(request.url))
+        return ClockifyUnavailableError(detail, status=status)
+
+    def _count(self, request: _Request, status_class: str) -> None:
+        self.metrics.clockify_requests.labels(
+            self.metrics.addon, request.operation, status_class
+        ).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    installation: InstallationContext
+    method: str
+    url: str
+    operation: str
+    lane: Lane
+    json: Any
+    params: Mapping[str, Any] | None
+
+
+def _may_retry(error: BaseException, idempotent: bool) -> bool:
+    if isinstance(error, _RetryableStatusError):
+        return idempotent
+    if isinstance(error, httpx.TransportError):
+        return idempotent or isinstance(error, UNSENT_ERRORS)
+    return False
+
+
+def _retry_reason(error: BaseException | None) -> str:
+    if isinstance(error, _RetryableStatusError):
+        return "rate_limited" if error.response.status_code == 429 else "server_error"
+    return "transport"
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, _RetryableStatusError):
+        return str(error)
+    if error is None:
+        return "no answer"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Read `Retry-After` as seconds or an HTTP date (RFC 9110, 10.2.3); None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _message(response: httpx.Response) -> str:
+    """Clockify's `message` field, else the start of the body, redacted."""
+    if 300 <= response.status_code < 400:
+        location = response.headers.get("Location", "")
+        return f"redirect to {redact_text(location)!r} not followed"
+    body = _body(response)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        text = body["message"]
+    elif isinstance(body, str):
+        text = body
+    else:
+        text = response.reason_phrase
+    return redact_text(text[:_MESSAGE_LIMIT])
