@@ -6,12 +6,14 @@ the apps through the production `TokenVerifier` with that key's public half.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from litestar.testing import AsyncTestClient
 
 from addon_core.event_types import webhook_path
@@ -159,3 +161,24 @@ class Clockify:
 
 def now() -> float:
     return time.time()
+
+
+#: one request to send: path, body, headers
+Request = tuple[str, bytes, dict[str, str]]
+
+
+def post_concurrently(client: AsyncTestClient[Any], requests: list[Request]) -> list[Any]:
+    """POST all requests to the app at once, on the event loop the app runs on.
+
+    AsyncTestClient serves each request synchronously through its blocking portal, so
+    requests gathered on the test's loop reach the app one after the other, and the app
+    cannot be called from the test's loop (its intake writer lives on the portal's).
+    """
+    return list(client.blocking_portal.call(_gather_posts, client.app, requests))
+
+
+async def _gather_posts(app: Any, requests: list[Request]) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+        posts = (http.post(path, content=body, headers=headers) for path, body, headers in requests)
+        return list(await asyncio.gather(*posts))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -19,7 +17,7 @@ from addon_core.event_types import webhook_path
 from addon_core.security import TokenSigner
 from addon_core.vault import INSTALLATION_PURPOSE, token_context
 from tests.db import count, fetch_all
-from tests.fake_clockify import Clockify, Workspace, object_id
+from tests.fake_clockify import Clockify, Request, Workspace, object_id, post_concurrently
 
 ADDON_KEY = "universal-webhook"
 LIFECYCLE_PATHS = {
@@ -125,9 +123,6 @@ def _expected_registrations(workspace: Workspace, events: list[str]) -> set[tupl
     return {(webhook_path(e), e, _digest(workspace.webhook_token(e))) for e in events}
 
 
-Request = tuple[str, bytes, dict[str, str]]
-
-
 def _webhook_request(workspace: Workspace, payload: dict[str, Any]) -> Request:
     headers = {
         "content-type": "application/json",
@@ -143,24 +138,6 @@ def _lifecycle_request(workspace: Workspace, lifecycle_type: str, body: dict[str
         "x-addon-lifecycle-token": workspace.lifecycle_token(),
     }
     return LIFECYCLE_PATHS[lifecycle_type], json.dumps(body).encode(), headers
-
-
-async def _post_concurrently(app: Any, requests: list[Request]) -> list[httpx.Response]:
-    """POST all requests at once, on the app's own loop.
-
-    AsyncTestClient serves requests one at a time through its blocking portal; run this
-    through `client.blocking_portal.call` to have them really overlap.
-    """
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
-        return list(
-            await asyncio.gather(
-                *(
-                    http.post(path, content=body, headers=headers)
-                    for path, body, headers in requests
-                )
-            )
-        )
 
 
 # --- INSTALLED -----------------------------------------------------------------------------
@@ -694,7 +671,7 @@ async def test_webhooks_racing_a_deleted_leave_nothing_stored(
     requests = [_webhook_request(workspace, _time_entry(workspace, f"te{i}")) for i in range(20)]
     requests.insert(10, _lifecycle_request(workspace, "DELETED", _deleted_body(workspace)))
 
-    responses = client.blocking_portal.call(_post_concurrently, client.app, requests)
+    responses = post_concurrently(client, requests)
 
     deleted = responses[10]
     assert deleted.status_code == 200, deleted.text

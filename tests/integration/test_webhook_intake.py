@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
@@ -25,7 +24,7 @@ from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
 from addon_core.manifest import load_manifest
 from addon_core.security import TokenSigner
 from tests.db import count, fetch_all
-from tests.fake_clockify import Clockify, Workspace, object_id
+from tests.fake_clockify import Clockify, Workspace, object_id, post_concurrently
 
 ADDON_KEY = "universal-webhook"
 EVENT = "NEW_TIME_ENTRY"
@@ -94,22 +93,6 @@ def _in_app_loop(client: AsyncTestClient[Litestar], function: Any, *args: Any) -
     cannot be called on the test's loop.
     """
     return client.blocking_portal.call(function, client.app, *args)
-
-
-async def _post_concurrently(
-    app: Any, requests: list[tuple[str, bytes, dict[str, str]]]
-) -> list[httpx.Response]:
-    """POST all requests at once to the app, on its own loop."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
-        return list(
-            await asyncio.gather(
-                *(
-                    http.post(path, content=body, headers=headers)
-                    for path, body, headers in requests
-                )
-            )
-        )
 
 
 def _delivery(
@@ -660,9 +643,7 @@ async def test_concurrent_identical_redeliveries_are_stored_once(
     await clockify.install(workspace)
     payload = _time_entry(workspace)
 
-    responses = _in_app_loop(
-        clockify.client, _post_concurrently, [_delivery(workspace, EVENT, payload)] * 10
-    )
+    responses = post_concurrently(clockify.client, [_delivery(workspace, EVENT, payload)] * 10)
 
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     outcomes = sorted(r.json()["status"] for r in responses)
@@ -722,9 +703,8 @@ async def test_fifty_concurrent_distinct_deliveries_are_all_accepted_and_stored(
     ]
     assert len(deliveries) == 50
 
-    responses = _in_app_loop(
+    responses = post_concurrently(
         clockify.client,
-        _post_concurrently,
         [_delivery(ws, event, payload) for ws, event, payload in deliveries],
     )
 
