@@ -15,7 +15,7 @@ import click
 import uvicorn
 
 from addon_core.app import create_addon_app
-from addon_core.apps import APP_NAMES, app_specs
+from addon_core.apps import APP_SPECS
 from addon_core.catalogue import fetch_openapi, load_catalogue
 from addon_core.database import (
     DATABASE_ERRORS,
@@ -33,7 +33,7 @@ from addon_core.runtime import key_ring_from
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
 from addon_core.vault import rotate_secrets
 
-APP = click.argument("app", type=click.Choice(APP_NAMES), metavar="APP")
+APP = click.argument("app", type=click.Choice(list(APP_SPECS)), metavar="APP")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -43,7 +43,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _settings(app: str, **overrides: Any) -> AddonSettings:
     try:
-        return load_settings(app_specs()[app].settings_class, **overrides)
+        return load_settings(APP_SPECS[app].settings_class, **overrides)
     except ConfigError as exc:
         _fail(exc.detail)
 
@@ -66,7 +66,7 @@ def serve(app: str, host: str, port: int | None) -> None:
     settings = _settings(app, **({"port": port} if port else {}))
     configure_logging(settings.log_level_number, settings.log_format)
     try:
-        application = create_addon_app(app_specs()[app], settings)
+        application = create_addon_app(APP_SPECS[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)
     _migrate_or_fail(settings)

@@ -48,9 +48,8 @@ class Workspace:
     # --- tokens ---------------------------------------------------------------------------
 
     def installation_token(self, **extra: Any) -> str:
-        return self.signer.token(
-            self.workspace_id, self.addon_id, user=self.owner_id, **self.base_urls, **extra
-        )
+        claims: dict[str, Any] = {"user": self.owner_id, **self.base_urls, **extra}
+        return self.signer.token(self.workspace_id, self.addon_id, **claims)
 
     def lifecycle_token(self, *, iat: float | None = None, **extra: Any) -> str:
         claims: dict[str, Any] = dict(extra)
