@@ -94,6 +94,8 @@ class WebhookRegistration(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     #: `manifest`, or `api` for webhooks registered through the workspace webhooks API
     source: Mapped[str] = mapped_column(String(16), default="manifest")
+    #: Clockify's id of an API-registered webhook, to delete it at uninstall
+    clockify_webhook_id: Mapped[str | None] = mapped_column(String(64))
     #: SHA-256 of the token: deliveries are compared against it in constant time
     token_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     #: the token itself, encrypted
@@ -116,6 +118,8 @@ class Event(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     #: `clockify` (manifest or API-registered webhook) or `custom`
     source: Mapped[str] = mapped_column(String(16))
+    #: the custom endpoint that received it (source `custom` only)
+    endpoint_id: Mapped[str | None] = mapped_column(String(32))
     #: SHA-256 over workspace, event type and the exact body (Clockify sends no event id)
     dedupe_key: Mapped[str] = mapped_column(String(64))
     #: the body exactly as received
@@ -154,3 +158,224 @@ class LifecycleAudit(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """A unit of background work: claimed under a lease, retried, then dead with its error.
+
+    Jobs sharing an `ordering_key` (workspace and entity) run one at a time, in id order.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_ready", "status", "run_at"),
+        Index("ix_jobs_ordering", "ordering_key", "id"),
+        Index("ix_jobs_scope", "addon_key", "workspace_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    #: what runs it: `flow.dispatch`, `bootstrap`, ...
+    kind: Mapped[str] = mapped_column(String(32))
+    ordering_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: queued, running, done or dead
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BudgetSlot(Base):
+    """The start times of a workspace's latest Clockify calls, one row per call allowed per
+    second: a call may start when the oldest is more than a second old (shared pacing)."""
+
+    __tablename__ = "budget_slots"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Lease(Base):
+    """A named lease, so that one process at a time runs a schedule (retention)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CachedEntity(Base):
+    """One Clockify entity fetched by bootstrap, as Clockify returned it."""
+
+    __tablename__ = "entity_cache"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the list operation it came from, e.g. `getProjects`
+    entity_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BootstrapProgress(Base):
+    """How far bootstrap got through one list operation of one workspace."""
+
+    __tablename__ = "bootstrap_progress"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: the bootstrap run this row belongs to; a re-run starts the row over
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    #: pending, running, done or failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    next_page: Mapped[int] = mapped_column(Integer, default=1)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiCall(Base):
+    """One explorer call: what was asked, and Clockify's (redacted) answer."""
+
+    __tablename__ = "api_calls"
+    __table_args__ = (
+        Index("ix_api_calls_scope", "addon_key", "workspace_id", "id"),
+        Index("ix_api_calls_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    operation_id: Mapped[str] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[Any | None] = mapped_column(JSON)
+    status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    response: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Flow(Base):
+    """A user's flow; `document` is its current version (CONTRACT.md, "Flow document")."""
+
+    __tablename__ = "flows"
+    __table_args__ = (Index("ix_flows_scope", "addon_key", "workspace_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the secret outbound http actions are signed with, encrypted
+    signing_secret: Mapped[str | None] = mapped_column(Text)
+    #: set when the flow was paused after failing too often in a row
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FlowVersion(Base):
+    """Every saved version of a flow, so an execution can name the one it ran."""
+
+    __tablename__ = "flow_versions"
+
+    flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    saved_by: Mapped[str | None] = mapped_column(String(64))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Execution(Base):
+    """One run of one flow on one event; (flow, event, run_key) is unique, so a redelivered
+    event or a retried job never starts a second run (a replay gets its own run_key)."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("flow_id", "event_id", "run_key"),
+        Index("ix_executions_flow", "flow_id", "id"),
+        Index("ix_executions_scope", "addon_key", "workspace_id", "id"),
+        Index("ix_executions_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    flow_version: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: `event` for the first run of an event, `replay-<n>` for each replay
+    run_key: Mapped[str] = mapped_column(String(40), default="event")
+    #: pending, running, succeeded, failed or skipped
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutionStep(Base):
+    """One action of an execution: recorded before it is sent and after it answers."""
+
+    __tablename__ = "execution_steps"
+
+    execution_id: Mapped[int] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    #: sending (in flight), succeeded, failed, skipped or unknown
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the full response body, for later templates (`actions.<id>.body`); not listed
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Endpoint(Base):
+    """A custom inbound webhook endpoint (Universal Webhook)."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (Index("ix_endpoints_scope", "addon_key", "workspace_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    #: where the event type is read: a dotted JSON path in the body, or a header
+    event_type_path: Mapped[str | None] = mapped_column(String(200))
+    event_type_header: Mapped[str | None] = mapped_column(String(100))
+    #: the signing secret (`whsec_...`), encrypted
+    secret: Mapped[str] = mapped_column(Text)
+    #: the secret before the latest rotation, valid until `previous_secret_expires_at`
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -57,8 +57,50 @@ class AddonSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)
     intake_batch_size: int = Field(default=256, ge=1, le=5000)
     dedupe_window_seconds: int = Field(default=600, ge=1)
+    # --- the Clockify client (docs/configuration.md, "Clockify client") ---
+    clockify_rate_limit: int = Field(default=50, ge=1, le=1000)
+    clockify_burst: int = Field(default=50, ge=1, le=1000)
+    clockify_retry_attempts: int = Field(default=4, ge=1, le=10)
+    clockify_backoff_seconds: float = Field(default=0.2, ge=0, le=60)
+    clockify_backoff_max_seconds: float = Field(default=5.0, ge=0, le=300)
+    clockify_max_retry_after_seconds: float = Field(default=30.0, ge=0, le=600)
+    clockify_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # --- bootstrap ---
+    bootstrap_enabled: bool = True
+    #: list operations to fetch besides (or, with `*` absent, instead of) the safe default set
+    bootstrap_include: CommaList = ()
+    bootstrap_exclude: CommaList = ()
+    # --- background jobs ---
+    job_workers: int = Field(default=4, ge=1, le=64)
+    job_max_attempts: int = Field(default=8, ge=1, le=100)
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    job_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
+    job_backoff_max_seconds: float = Field(default=300.0, ge=0, le=86400)
+    job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # --- flows ---
+    flow_pause_after_failures: int = Field(default=5, ge=0, le=1000)
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: test only: let outbound http actions reach loopback and private addresses
+    outbound_allow_private_networks: bool = False
+    # --- custom inbound webhooks ---
+    custom_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    custom_webhook_rate_limit_per_minute: int = Field(default=600, ge=1)
+    secret_rotation_grace_seconds: int = Field(default=86400, ge=0)
+    # --- retention (days; 0 keeps forever) ---
+    retention_events_days: int = Field(default=30, ge=0)
+    retention_executions_days: int = Field(default=30, ge=0)
+    retention_calls_days: int = Field(default=30, ge=0)
+    retention_dead_jobs_days: int = Field(default=30, ge=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
-    @field_validator("clockify_api_allowed_hosts", "encryption_keys", mode="before")
+    @field_validator(
+        "clockify_api_allowed_hosts",
+        "encryption_keys",
+        "bootstrap_include",
+        "bootstrap_exclude",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
