@@ -44,6 +44,7 @@ EVENT_COLUMNS = (
     "dedupe_key",
     "payload",
     "headers",
+    "endpoint_id",
     "received_at",
 )
 _WORKSPACE, _KEY = 1, 4  # positions in a planned row
@@ -60,10 +61,13 @@ class EventStore(Protocol):
     async def close(self) -> None: ...
 
 
-def open_event_store(engine: AsyncEngine, *, dedupe_window: timedelta) -> EventStore:
+def open_event_store(
+    engine: AsyncEngine, *, dedupe_window: timedelta, job_attempts: int = 8
+) -> EventStore:
     if is_sqlite(engine):
-        return SqliteEventStore(make_url(str(engine.url)).database or ":memory:", dedupe_window)
-    return PostgresEventStore(engine, dedupe_window)
+        path = make_url(str(engine.url)).database or ":memory:"
+        return SqliteEventStore(path, dedupe_window, job_attempts)
+    return PostgresEventStore(engine, dedupe_window, job_attempts)
 
 
 def _placeholders(count: int) -> str:
@@ -72,6 +76,23 @@ def _placeholders(count: int) -> str:
 
 _SQLITE_INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_placeholders(len(EVENT_COLUMNS))})"
+)
+#: A `flow.dispatch` job per event stored, in the same transaction, for workspaces with a
+#: live flow: the event is then processed even if the process dies right after the commit.
+#: Jobs of one entity (the payload's `id`) run in order.
+_FLOW_WORKSPACE = (
+    "EXISTS (SELECT 1 FROM flows AS f WHERE f.addon_key = e.addon_key "
+    "AND f.workspace_id = e.workspace_id AND f.enabled AND f.paused_reason IS NULL)"
+)
+_JOB_COLUMNS = (
+    "INSERT INTO jobs (addon_key, workspace_id, kind, ordering_key, payload, status, "
+    "attempts, max_attempts, run_at, created_at, updated_at) "
+)
+_SQLITE_INSERT_JOBS = (
+    _JOB_COLUMNS + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', "
+    "e.workspace_id || ':' || COALESCE(json_extract(e.payload, '$.id'), 'event-' || e.id), "
+    "json_object('event_id', e.id), 'queued', 0, ?, ?, ?, ? "
+    f"FROM events AS e WHERE e.id > ? AND {_FLOW_WORKSPACE}"
 )
 _SQLITE_REMEMBER_KEY = (
     "INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) VALUES (?, ?, ?, ?) "
@@ -83,9 +104,10 @@ _SQLITE_REMEMBER_KEY = (
 class SqliteEventStore:
     """Batches on one sqlite3 connection owned by one worker thread."""
 
-    def __init__(self, path: str, dedupe_window: timedelta) -> None:
+    def __init__(self, path: str, dedupe_window: timedelta, job_attempts: int) -> None:
         self._path = path
         self._window = dedupe_window
+        self._job_attempts = job_attempts
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -157,16 +179,19 @@ class SqliteEventStore:
         conn.executemany(
             _SQLITE_REMEMBER_KEY, [(addon_key, r[_KEY], r[_WORKSPACE], stamp) for r in fresh]
         )
+        (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
         conn.executemany(_SQLITE_INSERT_EVENT, [(*row, stamp) for row in fresh])
+        conn.execute(_SQLITE_INSERT_JOBS, (self._job_attempts, stamp, stamp, stamp, last_id))
         return {row[_KEY] for row in fresh}
 
 
 class PostgresEventStore:
     """Batches on asyncpg connections borrowed from the engine's pool."""
 
-    def __init__(self, engine: AsyncEngine, dedupe_window: timedelta) -> None:
+    def __init__(self, engine: AsyncEngine, dedupe_window: timedelta, job_attempts: int) -> None:
         self._engine = engine
         self._window = dedupe_window
+        self._job_attempts = job_attempts
 
     async def close(self) -> None:
         return None
@@ -226,12 +251,18 @@ class PostgresEventStore:
         if fresh:
             columns = list(zip(*fresh, strict=True))
             await conn.execute(
-                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                "SELECT a, w, e, s, d, p, h, $8 FROM unnest($1::text[], $2::text[], "
-                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
-                "AS t(a, w, e, s, d, p, h)",
+                f"WITH e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                "SELECT a, w, e, s, d, p, h, n, $9 FROM unnest($1::text[], $2::text[], "
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) "
+                "AS t(a, w, e, s, d, p, h, n) RETURNING id, addon_key, workspace_id, payload) "
+                + _JOB_COLUMNS
+                + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', e.workspace_id || ':' || "
+                "COALESCE(e.payload::json ->> 'id', 'event-' || e.id), "
+                "json_build_object('event_id', e.id), 'queued', 0, $10, $9, $9, $9 "
+                f"FROM e WHERE {_FLOW_WORKSPACE}",
                 *(list(c) for c in columns),
                 now,
+                self._job_attempts,
             )
         return fresh_keys
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -54,6 +55,7 @@ class Delivery:
     payload: str
     headers: str
     source: str = "clockify"
+    endpoint_id: str | None = None
     future: asyncio.Future[Outcome] = field(init=False)
 
 
@@ -68,8 +70,13 @@ class IntakeWriter:
         *,
         batch_size: int = 256,
         dedupe_window: timedelta = timedelta(minutes=10),
+        job_attempts: int = 8,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
-        self._store = open_event_store(engine, dedupe_window=dedupe_window)
+        self._store = open_event_store(
+            engine, dedupe_window=dedupe_window, job_attempts=job_attempts
+        )
+        self._on_stored = on_stored
         self._addon_key = addon_key
         self._metrics = metrics
         self._batch_size = batch_size
@@ -165,6 +172,8 @@ class IntakeWriter:
         async with translate_errors("storing webhook events"):
             inserted = await self._store.write(self._addon_key, workspaces, paths, plan)
         self._batch_sizes.observe(len(batch))
+        if inserted and self._on_stored is not None:
+            self._on_stored()  # their flow jobs may start now
         for index, delivery in enumerate(batch):
             if delivery.future.done():
                 continue  # its request was cancelled; the event is stored all the same
@@ -185,6 +194,7 @@ class IntakeWriter:
             delivery.dedupe_key,
             delivery.payload,
             delivery.headers,
+            delivery.endpoint_id,
         )
 
 

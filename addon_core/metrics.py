@@ -76,6 +76,38 @@ class Metrics:
             "addon_intake_queue_depth", "Webhook deliveries waiting for their commit.",
             ["addon"], registry=r,
         )  # fmt: skip
+        self.jobs = Counter(
+            "addon_jobs", "Background job attempts by kind and outcome: done, retry or dead.",
+            ["addon", "kind", "outcome"], registry=r,
+        )  # fmt: skip
+        self.job_queue_depth = Gauge(
+            "addon_job_queue_depth", "Background jobs waiting or running, by kind.",
+            ["addon", "kind"], registry=r,
+        )  # fmt: skip
+        self.job_oldest_age = Gauge(
+            "addon_job_oldest_age_seconds", "Age of the oldest job waiting to run.",
+            ["addon"], registry=r,
+        )  # fmt: skip
+        self.jobs_dead = Gauge(
+            "addon_jobs_dead", "Jobs that ran out of attempts and wait for a replay.",
+            ["addon"], registry=r,
+        )  # fmt: skip
+        self.bootstrap_items = Counter(
+            "addon_bootstrap_items", "Entities stored by bootstrap, by list operation.",
+            ["addon", "operation"], registry=r,
+        )  # fmt: skip
+        self.retention_deletions = Counter(
+            "addon_retention_deletions", "Rows deleted by retention, by table.",
+            ["addon", "table"], registry=r,
+        )  # fmt: skip
+        self.custom_webhooks = Counter(
+            "addon_custom_webhooks", "Custom inbound webhook deliveries by outcome.",
+            ["addon", "outcome"], registry=r,
+        )  # fmt: skip
+        self.outbound_requests = Counter(
+            "addon_outbound_requests", "Outbound http actions by status class (or refused).",
+            ["addon", "status_class"], registry=r,
+        )  # fmt: skip
 
         self._children: dict[tuple[str, ...], Any] = {}
 

@@ -1,0 +1,487 @@
+"""Durable background jobs: rows in `jobs`, claimed under a lease, retried, then dead.
+
+A job is enqueued in the transaction that makes it necessary (the intake stores a
+`flow.dispatch` job with its event), claimed by one worker at a time under a lease
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the claim is one UPDATE under the
+write lock, so one claimer wins), and finished, retried after an exponential backoff
+with jitter, or declared dead after its last attempt. Jobs sharing an ordering key
+(workspace and entity) run one at a time, oldest first. A lease that expires (its
+process died) puts the job back in the queue. Enqueuing in this process wakes the
+claimer at once; other processes notice within the poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from addon_core.database import DATABASE_ERRORS, is_sqlite
+from addon_core.errors import AddonError, NotFoundError
+from addon_core.metrics import Metrics
+from addon_core.models import Job
+from addon_core.redaction import redact_text
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
+_ERROR_LIMIT = 2000
+
+
+class PermanentJobError(AddonError):
+    """A job failure that no retry can fix: the job goes dead at once."""
+
+
+class RetryJobError(AddonError):
+    """Ask for a retry after `delay` seconds without counting it as a failure of the code."""
+
+    def __init__(self, detail: str, *, delay: float | None = None) -> None:
+        super().__init__(detail)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    workspace_id: str
+    ordering_key: str | None
+    payload: Mapping[str, Any]
+    attempts: int
+    max_attempts: int
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempts >= self.max_attempts
+
+
+Handler = Callable[[ClaimedJob], Awaitable[None]]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
+def new_job(
+    addon_key: str,
+    kind: str,
+    workspace_id: str,
+    payload: Mapping[str, Any],
+    *,
+    ordering_key: str | None = None,
+    max_attempts: int = 8,
+    delay: float = 0.0,
+) -> Job:
+    """Build a job row to add to the caller's session, so it commits with the caller's work."""
+    now = datetime.now(UTC)
+    return Job(
+        addon_key=addon_key,
+        workspace_id=workspace_id,
+        kind=kind,
+        ordering_key=ordering_key,
+        payload=dict(payload),
+        status=QUEUED,
+        attempts=0,
+        max_attempts=max_attempts,
+        run_at=now + timedelta(seconds=delay),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class JobQueue:
+    """Claims and runs this add-on's jobs with up to `workers` at once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        addon_key: str,
+        metrics: Metrics,
+        *,
+        workers: int = 4,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        backoff_seconds: float = 1.0,
+        backoff_max_seconds: float = 300.0,
+        poll_seconds: float = 1.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self.addon_key = addon_key
+        self._metrics = metrics
+        self._workers = workers
+        self._lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._backoff_max = backoff_max_seconds
+        self._poll = poll_seconds
+        self.worker_id = worker_id or default_worker_id()
+        self._skip_locked = not is_sqlite(engine)
+        self._handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._claimer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_sample = 0.0
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def new(
+        self,
+        kind: str,
+        workspace_id: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+        delay: float = 0.0,
+    ) -> Job:
+        """Build a job row with this queue's attempt limit (add it to a session, then `wake`)."""
+        return new_job(
+            self.addon_key,
+            kind,
+            workspace_id,
+            payload,
+            ordering_key=ordering_key,
+            max_attempts=self.max_attempts,
+            delay=delay,
+        )
+
+    async def enqueue(
+        self,
+        kind: str,
+        workspace_id: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+    ) -> int:
+        """Store a job in a transaction of its own and wake the claimer; return its id."""
+        job = self.new(kind, workspace_id, payload, ordering_key=ordering_key)
+        async with self._sessions.begin() as session:
+            session.add(job)
+        self.wake()
+        return job.id
+
+    def wake(self) -> None:
+        """Claim now rather than at the next poll (after a commit that enqueued work)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._claimer = asyncio.create_task(self._claim_loop(), name=f"jobs:{self.addon_key}")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running jobs finish within `grace`, then release the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._claimer is not None:
+            self._claimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
+            self._claimer = None
+        running = list(self._running.values())
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # Anything a cancelled task held goes back to the queue now, not at lease expiry.
+        held = list(self._running)
+        if held:
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await self._release(held)
+
+    async def run_until_idle(self, limit_seconds: float = 30.0) -> None:
+        """Claim and run jobs until none is ready (for tests and one-shot commands)."""
+        deadline = time.monotonic() + limit_seconds
+        while time.monotonic() < deadline:
+            claimed = await self._claim(self._workers)
+            if not claimed and not self._running:
+                return
+            for job in claimed:
+                self._spawn(job)
+            if self._running:
+                await asyncio.wait(
+                    list(self._running.values()), timeout=deadline - time.monotonic()
+                )
+        raise TimeoutError("jobs still running after the timeout")
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            try:
+                free = self._workers - len(self._running)
+                claimed = await self._claim(free) if free > 0 else []
+                for job in claimed:
+                    self._spawn(job)
+                await self._sample()
+                if claimed and len(self._running) < self._workers:
+                    continue  # there may be more ready right now
+            except DATABASE_ERRORS as exc:
+                log.warning("jobs: claiming failed (%s); retrying", exc.__class__.__name__)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        if limit <= 0:
+            return []
+        now = datetime.now(UTC)
+        earlier = aliased(Job)
+        blocked = exists().where(
+            and_(
+                earlier.ordering_key == Job.ordering_key,
+                earlier.id < Job.id,
+                earlier.status.in_((QUEUED, RUNNING)),
+            )
+        )
+        ready = (
+            select(Job.id)
+            .where(
+                Job.addon_key == self.addon_key,
+                Job.status == QUEUED,
+                Job.run_at <= now,
+                ~blocked,
+            )
+            .order_by(Job.run_at, Job.id)
+            .limit(limit)
+        )
+        if self._skip_locked:
+            ready = ready.with_for_update(skip_locked=True)
+        claim = (
+            update(Job)
+            .where(Job.id.in_(ready.scalar_subquery()))
+            .values(
+                status=RUNNING,
+                attempts=Job.attempts + 1,
+                lease_until=now + self._lease,
+                worker=self.worker_id,
+                updated_at=now,
+            )
+            .returning(
+                Job.id,
+                Job.kind,
+                Job.workspace_id,
+                Job.ordering_key,
+                Job.payload,
+                Job.attempts,
+                Job.max_attempts,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            await self._reclaim_expired(session, now)
+            rows = (await session.execute(claim)).all()
+        return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
+
+    async def _reclaim_expired(self, session: AsyncSession, now: datetime) -> None:
+        """Put back jobs whose worker died: their lease ran out while running."""
+        result = await session.execute(
+            update(Job)
+            .where(
+                Job.addon_key == self.addon_key,
+                Job.status == RUNNING,
+                Job.lease_until < now,
+            )
+            .values(status=QUEUED, lease_until=None, worker=None, updated_at=now, run_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            log.warning("jobs: %d expired lease(s) reclaimed", result.rowcount)  # type: ignore[attr-defined]
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def _spawn(self, job: ClaimedJob) -> None:
+        task = asyncio.create_task(self._run(job), name=f"job:{job.kind}:{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _task: self._finished(job.id))
+
+    def _finished(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()  # a successor with the same ordering key may be ready now
+
+    async def _run(self, job: ClaimedJob) -> None:
+        handler = self._handlers.get(job.kind)
+        heartbeat = asyncio.create_task(self._heartbeat(job.id))
+        try:
+            if handler is None:
+                raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+            await handler(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(job, exc)
+        else:
+            await self._settle(job, DONE, "done")
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, job_id: int) -> None:
+        """Extend the lease while the job runs, so a long job is not taken from a live worker."""
+        interval: float = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            now = datetime.now(UTC)
+            with contextlib.suppress(*DATABASE_ERRORS):
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.worker == self.worker_id)
+                        .values(lease_until=now + self._lease)
+                        .execution_options(synchronize_session=False)
+                    )
+
+    async def _fail(self, job: ClaimedJob, exc: Exception) -> None:
+        error = redact_text(f"{exc.__class__.__name__}: {exc}")[:_ERROR_LIMIT]
+        if isinstance(exc, RetryJobError) and not job.last_attempt:
+            await self._settle(
+                job, QUEUED, "retry", error=error, delay=exc.delay or self._delay(job)
+            )
+        elif isinstance(exc, PermanentJobError) or job.last_attempt:
+            log.error(
+                "jobs: %s %d is dead after %d attempt(s): %s", job.kind, job.id, job.attempts, error
+            )
+            await self._settle(job, DEAD, "dead", error=error)
+        else:
+            log.warning(
+                "jobs: %s %d failed (attempt %d): %s", job.kind, job.id, job.attempts, error
+            )
+            await self._settle(job, QUEUED, "retry", error=error, delay=self._delay(job))
+
+    def _delay(self, job: ClaimedJob) -> float:
+        """Exponential backoff with full jitter on the upper half."""
+        ceiling = float(min(self._backoff_max, self._backoff * 2.0 ** (job.attempts - 1)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+
+    async def _settle(
+        self,
+        job: ClaimedJob,
+        status: str,
+        outcome: str,
+        *,
+        error: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "status": status,
+            "lease_until": None,
+            "worker": None,
+            "updated_at": now,
+        }
+        if error is not None:
+            values["last_error"] = error
+        if status == QUEUED:
+            values["run_at"] = now + timedelta(seconds=delay)
+        async with self._sessions.begin() as session:
+            # Only the lease holder settles: a job whose lease expired belongs to its new claimer.
+            await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.worker == self.worker_id, Job.status == RUNNING)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        self._metrics.jobs.labels(self.addon_key, job.kind, outcome).inc()
+        if status == QUEUED:
+            self._schedule_wake(delay)
+
+    def _schedule_wake(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(max(delay, 0.0), self._wake.set)
+
+    async def _release(self, job_ids: list[int]) -> None:
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(job_ids), Job.worker == self.worker_id, Job.status == RUNNING)
+                .values(
+                    status=QUEUED,
+                    lease_until=None,
+                    worker=None,
+                    updated_at=now,
+                    # The attempt was cut short by shutdown, not failed by the job.
+                    attempts=func.max(Job.attempts - 1, 0)
+                    if is_sqlite(self._engine)
+                    else func.greatest(Job.attempts - 1, 0),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    # --- observing and replaying -------------------------------------------------------------
+
+    async def _sample(self) -> None:
+        """Refresh the queue gauges, at most every few seconds."""
+        if time.monotonic() - self._last_sample < 5.0:
+            return
+        self._last_sample = time.monotonic()
+        async with self._sessions() as session:
+            depth = (
+                await session.execute(
+                    select(Job.kind, func.count())
+                    .where(Job.addon_key == self.addon_key, Job.status.in_((QUEUED, RUNNING)))
+                    .group_by(Job.kind)
+                )
+            ).all()
+            oldest = await session.scalar(
+                select(func.min(Job.run_at)).where(
+                    Job.addon_key == self.addon_key, Job.status == QUEUED
+                )
+            )
+            dead = await session.scalar(
+                select(func.count()).where(Job.addon_key == self.addon_key, Job.status == DEAD)
+            )
+        for kind in self._handlers:
+            self._metrics.job_queue_depth.labels(self.addon_key, kind).set(0)
+        for kind, count in depth:
+            self._metrics.job_queue_depth.labels(self.addon_key, kind).set(count)
+        age = 0.0
+        if oldest is not None:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        self._metrics.job_oldest_age.labels(self.addon_key).set(age)
+        self._metrics.jobs_dead.labels(self.addon_key).set(dead or 0)
+
+    async def dead_jobs(self, workspace_id: str | None = None, limit: int = 100) -> list[Job]:
+        """List dead jobs, newest first (of one workspace when given)."""
+        query = select(Job).where(Job.addon_key == self.addon_key, Job.status == DEAD)
+        if workspace_id is not None:
+            query = query.where(Job.workspace_id == workspace_id)
+        async with self._sessions() as session:
+            return list((await session.scalars(query.order_by(Job.id.desc()).limit(limit))).all())
+
+    async def replay(self, job_id: int, workspace_id: str | None = None) -> None:
+        """Queue a dead job again with a fresh set of attempts."""
+        now = datetime.now(UTC)
+        query = update(Job).where(
+            Job.id == job_id, Job.addon_key == self.addon_key, Job.status == DEAD
+        )
+        if workspace_id is not None:
+            query = query.where(Job.workspace_id == workspace_id)
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                query.values(
+                    status=QUEUED, attempts=0, run_at=now, updated_at=now
+                ).execution_options(synchronize_session=False)
+            )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise NotFoundError(f"no dead job {job_id} to replay")
+        self.wake()
