@@ -1,8 +1,7 @@
 """The per-workspace request budget for Clockify's API: 50 requests/s per add-on per workspace.
 
-The budget holds within one process only. Several app processes on one PostgreSQL each
-keep their own, so together they may exceed it; sharing it through the database is the
-next step and is not built here.
+Each process paces its own calls; given a `SharedBudget` (PostgreSQL, `addon_core.budget`),
+every call also takes a slot of the budget all processes share. SQLite runs one process.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from addon_core.budget import SharedBudget
 
 Lane = Literal["interactive", "flow", "bootstrap"]
 
@@ -41,6 +42,9 @@ class _Bucket:
     #: start times of the latest calls, at most `window_cap` of them
     recent: deque[float]
     waiters: list[_Ticket] = field(default_factory=list)
+    #: a waiter is asking the shared budget; the others wait, so that one process sends
+    #: one grant at a time per workspace and the lanes keep their order
+    asking: bool = False
 
 
 class Pacer:
@@ -49,6 +53,9 @@ class Pacer:
     A bucket alone admits `burst + rate` calls in the second after it fills, so each
     workspace also keeps the start times of its last `rate` calls: no 1-second window
     ever holds more than `rate` calls, which is how Clockify counts.
+
+    With `shared`, the local bucket and lanes still pick which caller goes next; that
+    caller then takes a slot of the shared budget, sleeping what it says when refused.
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class Pacer:
         rate: float = 50.0,
         burst: int = 50,
         *,
+        shared: SharedBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -64,30 +72,37 @@ class Pacer:
         self.rate = rate
         self.burst = burst
         self.window_cap = max(1, int(rate * _WINDOW))
+        self.shared = shared
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[str, _Bucket] = {}
         self._seq = itertools.count()
 
     async def acquire(self, workspace_id: str, lane: Lane = "interactive") -> float:
-        """Wait for the workspace's next call slot; return the seconds waited."""
+        """Wait for the workspace's next call slot; return the seconds waited.
+
+        Raises `DatabaseUnavailableError` (503) when the shared budget cannot be asked.
+        """
         started = self._clock()
         bucket = self._bucket(workspace_id, started)
-        if not bucket.waiters and self._wait_needed(bucket, started) == 0.0:
+        shared = self.shared
+        if shared is None and not bucket.waiters and self._wait_needed(bucket, started) == 0.0:
             self._take(bucket, started)
             return 0.0
         ticket = _Ticket(LANE_PRIORITY[lane], next(self._seq))
         heapq.heappush(bucket.waiters, ticket)
         try:
             while True:
-                if bucket.waiters[0] is not ticket:
+                if bucket.waiters[0] is not ticket or bucket.asking:
                     # Only the head waits on the clock; the rest wait for their turn.
                     ticket.turn.clear()
                     await ticket.turn.wait()
                     continue
-                now = self._clock()
-                wait = self._wait_needed(bucket, now)
+                wait = self._wait_needed(bucket, self._clock())
+                if wait == 0.0 and shared is not None:
+                    wait = await self._ask_shared(shared, bucket, workspace_id)
                 if wait == 0.0:
+                    now = self._clock()
                     self._take(bucket, now)
                     return now - started
                 await self._sleep(max(wait, _MIN_SLEEP))
@@ -100,6 +115,19 @@ class Pacer:
                 heapq.heapify(bucket.waiters)
             if bucket.waiters:
                 bucket.waiters[0].turn.set()
+
+    @staticmethod
+    async def _ask_shared(shared: SharedBudget, bucket: _Bucket, workspace_id: str) -> float:
+        """Take a shared slot: return 0.0 if granted, else the seconds to wait."""
+        bucket.asking = True
+        try:
+            grant = await shared.try_grant(workspace_id)
+        finally:
+            bucket.asking = False
+            # A caller of a higher lane may have queued meanwhile: its turn now.
+            if bucket.waiters:
+                bucket.waiters[0].turn.set()
+        return grant.wait
 
     def _bucket(self, workspace_id: str, now: float) -> _Bucket:
         bucket = self._buckets.get(workspace_id)

@@ -1,11 +1,17 @@
-"""The per-workspace request budget: window limit, separate workspaces, priority lanes."""
+"""The per-workspace request budget: window limit, separate workspaces, priority lanes,
+and the same with a budget shared between processes (faked in memory here)."""
 
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
+from datetime import UTC, datetime
 
 import pytest
 
+from addon_core.budget import Grant
+from addon_core.database import DatabaseUnavailableError
+from addon_core.errors import ServiceUnavailableError
 from addon_core.pacing import Lane, Pacer
 
 
@@ -131,3 +137,175 @@ async def test_the_wait_reported_is_the_time_spent_waiting() -> None:
 def test_a_pacer_needs_a_positive_rate_and_burst() -> None:
     with pytest.raises(ValueError, match="rate must be > 0"):
         Pacer(rate=0, burst=1)
+
+
+# --- with a budget shared between processes ------------------------------------------------
+
+
+class FakeSharedBudget:
+    """The sliding log of `addon_core.budget` in memory, on the fake clock.
+
+    Each grant yields to the loop once, as a database round trip would; `gate`, when
+    set, holds every grant until the test opens it.
+    """
+
+    def __init__(self, clock: FakeClock, limit: int) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.slots: dict[str, list[float]] = {}
+        self.granted: list[tuple[str, float]] = []
+        self.asking = 0
+        self.most_asking = 0
+        self.gate: asyncio.Event | None = None
+        self.failures: list[Exception] = []
+
+    async def try_grant(self, workspace_id: str) -> Grant:
+        self.asking += 1
+        self.most_asking = max(self.most_asking, self.asking)
+        try:
+            await asyncio.sleep(0)
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.failures:
+                raise self.failures.pop(0)
+            now = self.clock.now
+            slots = self.slots.setdefault(workspace_id, [float("-inf")] * self.limit)
+            oldest = min(range(self.limit), key=slots.__getitem__)
+            if now - slots[oldest] < 1.0:
+                return Grant(None, slots[oldest] + 1.0 - now)
+            slots[oldest] = now
+            self.granted.append((workspace_id, now))
+            return Grant(datetime.fromtimestamp(now, UTC), 0.0)
+        finally:
+            self.asking -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most calls that started within any one-second window [t, t + 1)."""
+    ordered = sorted(times)
+    return max((bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
+
+
+async def test_two_pacers_sharing_a_budget_never_exceed_it_together() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=50)
+    # Each process alone would allow 50/s: only the shared budget keeps them to 50 together.
+    pacers = [Pacer(rate=50, burst=50, shared=budget, clock=clock, sleep=clock.sleep) for _ in "ab"]
+
+    async def call(pacer: Pacer) -> None:
+        await pacer.acquire("ws-1", "bootstrap")
+
+    calls = (call(pacers[i % 2]) for i in range(300))
+    await asyncio.wait_for(asyncio.gather(*calls), timeout=10)
+
+    starts = [at for _, at in budget.granted]
+    assert len(starts) == 300
+    assert busiest_second(starts) == 50
+    # 300 calls at 50/s: 50 at once, then 50 more each second.
+    assert max(starts) <= 6.0
+
+
+async def test_a_refused_shared_grant_delays_the_call_by_the_wait_it_gives() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=2)
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+
+    waits = [await pacer.acquire("ws-1") for _ in range(3)]
+
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(1.0)
+    assert [at for _, at in budget.granted] == [0.0, 0.0, pytest.approx(1.0)]
+
+
+async def test_workspaces_do_not_share_the_shared_budget() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=2)
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+
+    waits = [await pacer.acquire(ws) for ws in ("ws-1", "ws-1", "ws-2", "ws-2")]
+
+    assert waits == [0.0] * 4
+    assert clock.now == 0.0
+
+
+async def test_one_pacer_asks_the_shared_budget_once_at_a_time_per_workspace() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=10)
+    budget.gate = asyncio.Event()
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+
+    tasks = [asyncio.create_task(pacer.acquire("ws-1")) for _ in range(5)]
+    tasks.append(asyncio.create_task(pacer.acquire("ws-2")))
+    await settle()
+    assert budget.asking == 2  # one per workspace; the other four callers wait their turn
+
+    budget.gate.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert budget.most_asking == 2
+    assert len(budget.granted) == 6
+
+
+async def test_lanes_keep_their_order_when_the_shared_budget_is_the_limit() -> None:
+    clock = FakeClock(auto=False)
+    budget = FakeSharedBudget(clock, limit=1)
+    # The local bucket has room; the shared budget (one call a second) holds them back.
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+    await pacer.acquire("ws-1", "bootstrap")
+    served: list[str] = []
+
+    async def call(name: str, lane: Lane) -> None:
+        await pacer.acquire("ws-1", lane)
+        served.append(name)
+
+    tasks = [asyncio.create_task(call(f"bootstrap-{i}", "bootstrap")) for i in (1, 2)]
+    await settle()
+    tasks.append(asyncio.create_task(call("flow", "flow")))
+    tasks.append(asyncio.create_task(call("interactive", "interactive")))
+    await settle()
+    for _ in range(4):
+        await clock.advance(1.0)
+
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert served == ["interactive", "flow", "bootstrap-1", "bootstrap-2"]
+    assert [at for _, at in budget.granted] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_a_caller_arriving_while_the_head_asks_is_served_by_its_lane() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=10)
+    budget.gate = asyncio.Event()
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+    served: list[str] = []
+
+    async def call(name: str, lane: Lane) -> None:
+        await pacer.acquire("ws-1", lane)
+        served.append(name)
+
+    tasks = [asyncio.create_task(call("bootstrap-1", "bootstrap"))]
+    await settle()  # bootstrap-1 is asking the budget
+    tasks.append(asyncio.create_task(call("bootstrap-2", "bootstrap")))
+    tasks.append(asyncio.create_task(call("interactive", "interactive")))
+    await settle()
+    assert budget.asking == 1  # the interactive caller waits for the answer, then goes first
+    budget.gate.set()
+
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert served == ["bootstrap-1", "interactive", "bootstrap-2"]
+
+
+async def test_a_shared_budget_failure_fails_that_call_and_the_queue_moves_on() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=10)
+    budget.failures.append(DatabaseUnavailableError("the database is unavailable"))
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+
+    first = asyncio.create_task(pacer.acquire("ws-1"))
+    second = asyncio.create_task(pacer.acquire("ws-1"))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+
+    assert isinstance(results[0], ServiceUnavailableError)
+    assert results[1] == 0.0
+    assert len(budget.granted) == 1

@@ -1,0 +1,285 @@
+"""The Clockify budget shared through PostgreSQL: no 1-second window, by the database clock,
+holds more than the limit, whether the callers share a process or not."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import sys
+import time
+from bisect import bisect_left
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from addon_core.budget import Grant, PostgresBudget, open_shared_budget
+from addon_core.database import DatabaseUnavailableError, create_engine
+from addon_core.errors import ServiceUnavailableError
+from addon_core.pacing import Lane, Pacer
+from tests.conftest import POSTGRES_VARIABLE, REPO
+
+LIMIT = 50
+LANES: tuple[Lane, ...] = ("interactive", "flow", "bootstrap")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL only: SQLite deployments run one process and need no shared budget."""
+    if not os.environ.get(POSTGRES_VARIABLE):
+        pytest.skip(f"{POSTGRES_VARIABLE} is not set")
+    return "postgres"
+
+
+def microseconds(at: datetime) -> int:
+    """An exact integer time, so that a window edge is not blurred by float rounding."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def busiest_second(times: list[int]) -> int:
+    """The most grants (in microseconds) within any one-second window [t, t + 1 s)."""
+    ordered = sorted(times)
+    return max((bisect_left(ordered, t + 1_000_000) - i for i, t in enumerate(ordered)), default=0)
+
+
+def achieved_fraction(times: list[int], limit: int) -> float:
+    """The rate after the first second's burst, as a fraction of the limit."""
+    span = (max(times) - min(times)) / 1e6
+    ideal = math.ceil(len(times) / limit) - 1  # whole seconds of `limit` grants each
+    return ideal / span if span else 1.0
+
+
+class RecordingBudget(PostgresBudget):
+    """The real budget, remembering when (database clock) each grant was made."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.granted: list[int] = []
+
+    async def try_grant(self, workspace_id: str) -> Grant:
+        grant = await super().try_grant(workspace_id)
+        if grant.granted_at is not None:
+            self.granted.append(microseconds(grant.granted_at))
+        return grant
+
+
+async def test_two_pacers_on_one_shared_budget_keep_to_the_limit(database_url: str) -> None:
+    engine = create_engine(database_url)
+    budget = RecordingBudget(engine, "api-studio", LIMIT)
+    # Each pacer alone allows LIMIT/s: only the shared budget keeps them to LIMIT together.
+    pacers = [Pacer(rate=LIMIT, burst=LIMIT, shared=budget) for _ in range(2)]
+    try:
+        started = time.monotonic()
+        calls = (pacers[i % 2].acquire("ws-1", LANES[i % 3]) for i in range(300))
+        await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        await budget.aclose()
+        await engine.dispose()
+
+    assert len(budget.granted) == 300
+    assert busiest_second(budget.granted) <= LIMIT
+    # A correctness test, not a benchmark: a generous bound on 300 calls at LIMIT/s.
+    assert elapsed < 3 * 300 / LIMIT
+    print(f"one process, two pacers: {achieved_fraction(budget.granted, LIMIT):.1%} of the limit")
+
+
+async def test_concurrent_grants_on_many_connections_never_take_a_slot_twice(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    budgets = [RecordingBudget(engine, "api-studio", LIMIT) for _ in range(6)]
+
+    async def take(budget: PostgresBudget, count: int) -> None:
+        granted = 0
+        while granted < count:
+            grant = await budget.try_grant("ws-1")
+            granted += grant.granted
+            await asyncio.sleep(grant.wait)  # 0.0 when granted: ask again at once
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(take(b, 25) for b in budgets)), timeout=60)
+    finally:
+        for budget in budgets:
+            await budget.aclose()
+        await engine.dispose()
+
+    granted = [at for budget in budgets for at in budget.granted]
+    assert len(granted) == 150
+    assert busiest_second(granted) <= LIMIT
+
+
+# Run by the test below in two OS processes: after "ready", waits for a line on stdin,
+# then makes COUNT paced calls and prints each grant time (database clock, microseconds).
+_WORKER = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+from addon_core.budget import PostgresBudget
+from addon_core.database import create_engine
+from addon_core.pacing import Pacer
+
+url, workspace, limit, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+class Printing(PostgresBudget):
+    async def try_grant(self, workspace_id):
+        grant = await super().try_grant(workspace_id)
+        if grant.granted_at is not None:
+            print((grant.granted_at - epoch) // timedelta(microseconds=1), flush=True)
+        return grant
+
+async def main():
+    engine = create_engine(url)
+    budget = Printing(engine, "universal-webhook", limit)
+    pacer = Pacer(rate=limit, burst=limit, shared=budget)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await asyncio.gather(*(pacer.acquire(workspace, "bootstrap") for _ in range(count)))
+    await budget.aclose()
+    await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_share_one_budget_per_workspace(database_url: str) -> None:
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WORKER,
+            database_url,
+            "ws-1",
+            str(LIMIT),
+            "150",
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            ready = await asyncio.wait_for(worker.stdout.readline(), timeout=60)
+            assert ready == b"ready\n", (await worker.communicate())[1].decode()[-2000:]
+        started = time.monotonic()
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(worker.communicate(b"go\n") for worker in workers)), timeout=120
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+
+    grants = []
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr.decode()[-2000:]
+        grants.append([int(line) for line in stdout.split()])
+    first, second = grants
+    assert len(first) == len(second) == 150
+    # They ran together: each was granted calls before the other's last.
+    assert min(first) < max(second)
+    assert min(second) < max(first)
+    merged = first + second
+    assert busiest_second(merged) <= LIMIT
+    assert elapsed < 3 * 300 / LIMIT
+    print(
+        f"two processes: {achieved_fraction(merged, LIMIT):.1%} of the limit, "
+        f"300 calls in {elapsed:.2f} s after start"
+    )
+
+
+async def test_workspaces_and_addons_do_not_share_a_budget(database_url: str) -> None:
+    engine = create_engine(database_url)
+    webhook = PostgresBudget(engine, "universal-webhook", 3)
+    studio = PostgresBudget(engine, "api-studio", 3)
+    try:
+        first = [await webhook.try_grant("ws-a") for _ in range(4)]
+        other_workspace = [await webhook.try_grant("ws-b") for _ in range(3)]
+        other_addon = [await studio.try_grant("ws-a") for _ in range(3)]
+    finally:
+        await webhook.aclose()
+        await studio.aclose()
+        await engine.dispose()
+
+    assert [grant.granted for grant in first] == [True, True, True, False]
+    assert 0.0 < first[3].wait <= 1.0
+    assert all(grant.granted and grant.wait == 0.0 for grant in other_workspace + other_addon)
+
+
+async def test_a_changed_limit_keeps_working(database_url: str) -> None:
+    engine = create_engine(database_url)
+    budgets = {limit: PostgresBudget(engine, "api-studio", limit) for limit in (1, 2, 3)}
+    try:
+        at_two = [(await budgets[2].try_grant("ws-1")).granted for _ in range(3)]
+        raised = [(await budgets[3].try_grant("ws-1")).granted for _ in range(2)]
+        lowered = (await budgets[1].try_grant("ws-1")).granted
+    finally:
+        for budget in budgets.values():
+            await budget.aclose()
+        await engine.dispose()
+
+    assert at_two == [True, True, False]
+    assert raised == [True, False]  # the third slot is added, and only it is free
+    assert lowered is False
+
+
+async def test_a_connection_the_server_closed_is_replaced_without_failing(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    budget = PostgresBudget(engine, "api-studio", LIMIT)
+    try:
+        assert (await budget.try_grant("ws-1")).granted  # its connection is now kept
+        async with engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert (await budget.try_grant("ws-1")).granted
+    finally:
+        await budget.aclose()
+        await engine.dispose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_an_unreachable_database_fails_the_call_with_503() -> None:
+    engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{_closed_port()}/none")
+    budget = open_shared_budget(engine, "api-studio", LIMIT)
+    assert budget is not None
+    pacer = Pacer(rate=LIMIT, burst=LIMIT, shared=budget)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised:
+            await pacer.acquire("ws-1")
+        # Nothing queued is left behind: the next caller asks again (and fails too).
+        with pytest.raises(ServiceUnavailableError):
+            await asyncio.wait_for(pacer.acquire("ws-1"), timeout=10)
+    finally:
+        await budget.aclose()
+        await engine.dispose()
+    assert raised.value.status_code == 503
+
+
+async def test_sqlite_has_no_shared_budget(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'addons.db'}")
+    try:
+        assert open_shared_budget(engine, "api-studio", LIMIT) is None
+    finally:
+        await engine.dispose()
