@@ -1,103 +1,23 @@
-"""Clockify's side of the add-on contract, for tests: signed tokens and the payloads Clockify sends.
+"""Clockify's side of the add-on contract, for tests: the calls Clockify sends an app in-process.
 
-Tokens are minted with a per-run RSA key through `TokenSigner`, and verified by
-the apps through the production `TokenVerifier` with that key's public half.
+`Workspace` (signed tokens, the INSTALLED body) lives in `addon_core.sandbox` and is
+re-exported here; tokens are verified by the apps through the production `TokenVerifier`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from litestar.testing import AsyncTestClient
 
 from addon_core.event_types import webhook_path
-from addon_core.security import TokenSigner
+from addon_core.sandbox.workspace import Workspace, object_id
 
-_ids = itertools.count(1)
-
-
-def object_id() -> str:
-    """A fresh 24-hex-digit id shaped like Clockify's."""
-    return f"{next(_ids):024x}"
-
-
-@dataclass
-class Workspace:
-    """One workspace with the add-on installed (or about to be)."""
-
-    signer: TokenSigner
-    workspace_id: str = field(default_factory=object_id)
-    addon_id: str = field(default_factory=object_id)
-    owner_id: str = field(default_factory=object_id)
-    base_urls: dict[str, str] = field(
-        default_factory=lambda: {
-            "backendUrl": "https://api.clockify.me/api",
-            "reportsUrl": "https://reports.api.clockify.me",
-            "locationsUrl": "https://locations.api.clockify.me",
-            "screenshotsUrl": "https://screenshots.api.clockify.me",
-        }
-    )
-    webhook_tokens: dict[str, str] = field(default_factory=dict)
-
-    # --- tokens ---------------------------------------------------------------------------
-
-    def installation_token(self, **extra: Any) -> str:
-        claims: dict[str, Any] = {"user": self.owner_id, **self.base_urls, **extra}
-        return self.signer.token(self.workspace_id, self.addon_id, **claims)
-
-    def lifecycle_token(self, *, iat: float | None = None, **extra: Any) -> str:
-        claims: dict[str, Any] = dict(extra)
-        if iat is not None:
-            claims["iat"] = iat
-        return self.signer.token(self.workspace_id, self.addon_id, **claims)
-
-    def webhook_token(self, event_type: str) -> str:
-        if event_type not in self.webhook_tokens:
-            self.webhook_tokens[event_type] = self.signer.token(
-                self.workspace_id, self.addon_id, eventType=event_type
-            )
-        return self.webhook_tokens[event_type]
-
-    def user_token(self, role: str = "OWNER", *, expires_in: float = 1800) -> str:
-        return self.signer.token(
-            self.workspace_id,
-            self.addon_id,
-            expires_in=expires_in,
-            user=self.owner_id,
-            workspaceRole=role,
-            language="EN",
-            theme="DEFAULT",
-            **self.base_urls,
-        )
-
-    # --- payloads -------------------------------------------------------------------------
-
-    def installed_body(
-        self, events: list[str], *, full_url_base: str | None = None
-    ) -> dict[str, Any]:
-        """The INSTALLED body (marketplace docs, "Lifecycle"), one webhook per event."""
-        return {
-            "addonId": self.addon_id,
-            "authToken": self.installation_token(),
-            "workspaceId": self.workspace_id,
-            "asUser": self.owner_id,
-            "apiUrl": "https://api.clockify.me/api",
-            "addonUserId": object_id(),
-            "webhooks": [
-                {
-                    "path": (full_url_base or "") + webhook_path(event),
-                    "webhookType": "ADDON",
-                    "authToken": self.webhook_token(event),
-                }
-                for event in events
-            ],
-        }
+__all__ = ["Clockify", "Request", "Workspace", "now", "object_id", "post_concurrently"]
 
 
 class Clockify:

@@ -1,0 +1,201 @@
+"""The developer demo: the sandbox and one add-on app side by side, installed and exercised.
+
+`run_demo` backs `clockify-addons sandbox APP`: Clockify's whole round trip (install,
+bootstrap, an API explorer call, a webhook) on a laptop, without a Clockify account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from addon_core.apps import APP_SPECS
+from addon_core.sandbox.server import Sandbox
+from addon_core.settings import reference_dir
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+PUBLIC_KEY_FILE = "sandbox-public-key.pem"
+
+
+def run_demo(
+    app_name: str,
+    *,
+    sandbox_port: int,
+    app_port: int,
+    data_dir: Path,
+    seed: int = 0,
+    out: TextIO | None = None,
+) -> int:
+    """Serve the sandbox and APP until Ctrl-C or SIGTERM; return the exit code.
+
+    Args:
+        app_name: `api-studio` or `universal-webhook`.
+        data_dir: holds the sandbox's public key, the app's SQLite database and its data.
+        out: where the guide is printed (stdout by default).
+    """
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_demo(app_name, sandbox_port, app_port, data_dir, seed, out or sys.stdout))
+
+
+def app_environment(
+    app_name: str, sandbox: Sandbox, *, app_port: int, data_dir: Path, key_file: Path
+) -> dict[str, str]:
+    """Return the settings that point APP at the sandbox, as `{P}NAME` variables."""
+    prefix = str(APP_SPECS[app_name].settings_class.model_config.get("env_prefix", ""))
+    values = {
+        "clockify_public_key_file": str(key_file),
+        "clockify_api_allowed_hosts": f"127.0.0.1:{sandbox.port}",
+        "allow_insecure_http": "true",
+        "database_url": f"sqlite+aiosqlite:///{(data_dir / f'{app_name}.db').as_posix()}",
+        "base_url": f"http://127.0.0.1:{app_port}",
+        "port": str(app_port),
+        "data_dir": str(data_dir),
+    }
+    folder = reference_dir()
+    if folder is not None and (folder / "openapi.json").is_file():
+        values["clockify_openapi_file"] = str(folder / "openapi.json")
+    environment = {f"{prefix}{name.upper()}": value for name, value in values.items()}
+    # What the developer set explicitly (an OpenAPI file, a log level) still applies.
+    return {**environment, **{k: v for k, v in os.environ.items() if k not in environment}}
+
+
+def app_command(app_name: str, app_port: int) -> list[str]:
+    """Return the command that serves APP: the installed console script, else the module."""
+    script = Path(sys.executable).with_name("clockify-addons")
+    base = (
+        [str(script)]
+        if script.is_file()
+        else [sys.executable, "-c", "from addon_core.cli import main; main()"]
+    )
+    return [*base, "serve", app_name, "--host", "127.0.0.1", "--port", str(app_port)]
+
+
+async def _demo(
+    app_name: str, sandbox_port: int, app_port: int, data_dir: Path, seed: int, out: TextIO
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    sandbox = Sandbox(seed=seed, port=sandbox_port, reference_dir=reference_dir())
+    await sandbox.start()
+    app_url = f"http://127.0.0.1:{app_port}"
+    key_file = sandbox.write_public_key(data_dir / PUBLIC_KEY_FILE)
+    environment = app_environment(
+        app_name, sandbox, app_port=app_port, data_dir=data_dir, key_file=key_file
+    )
+    # A session of its own: Ctrl-C reaches the demo, which then stops the app with SIGTERM.
+    process = await asyncio.create_subprocess_exec(
+        *app_command(app_name, app_port), env=environment, start_new_session=True
+    )
+    try:
+        if not await _wait_ready(sandbox.http, app_url, process, stop):
+            print(f"{app_name} did not become ready on {app_url}/readyz", file=out)
+            return 1
+        if not await _install_and_demonstrate(sandbox, app_name, app_url, key_file, out):
+            return 1
+        await _wait_for_stop(stop, process)
+        if process.returncode is not None:
+            print(f"{app_name} exited with {process.returncode}", file=out)
+            return 1
+        return 0
+    finally:
+        await _stop_process(process)
+        await sandbox.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _wait_ready(
+    http: httpx.AsyncClient, app_url: str, process: asyncio.subprocess.Process, stop: asyncio.Event
+) -> bool:
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
+    while process.returncode is None and not stop.is_set():
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get(f"{app_url}/readyz", timeout=2.0)).status_code == 200:
+                return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+    return False
+
+
+async def _install_and_demonstrate(
+    sandbox: Sandbox, app_name: str, app_url: str, key_file: Path, out: TextIO
+) -> bool:
+    manifest = await sandbox.fetch_manifest(app_url)
+    workspace = sandbox.create_workspace(str(manifest["key"]))
+    installed = await sandbox.install(app_url, manifest, workspace)
+    print(f"Clockify sandbox  {sandbox.url}  (public key {key_file})", file=out)
+    print(f"{app_name:<17} {app_url}", file=out)
+    print(f"INSTALLED in workspace {workspace.workspace_id}: {installed.status_code}", file=out)
+    if not installed.is_success:
+        print(installed.text[:500], file=out)
+        return False
+    events = [item["event"] for item in manifest.get("webhooks", [])]
+    if events:
+        delivered = await sandbox.fire(app_url, workspace, events[0])
+        print(f"webhook {events[0]} delivered: {delivered.status_code}", file=out)
+    print(_guide(sandbox, app_url, workspace.user_token(), events), file=out, flush=True)
+    return True
+
+
+def _guide(sandbox: Sandbox, app_url: str, token: str, events: list[str]) -> str:
+    control = f"{sandbox.url}/_sandbox"
+    event = events[-1] if events else "NEW_PROJECT"
+    execute = shlex.quote(json.dumps({"params": {"page-size": 5}}))
+    fire = shlex.quote(json.dumps({"eventType": event}))
+    fault = shlex.quote(json.dumps({"status": 503, "times": 2, "pathContains": "/projects"}))
+    return "\n".join(
+        [
+            "",
+            "The API explorer, with the owner's user token (valid 30 minutes):",
+            f"  export TOKEN={token}",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {app_url}/api/operations',
+            f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" '
+            f"-H 'content-type: application/json' -d {execute} "
+            f"{app_url}/api/operations/getProjects/execute",
+            "A fresh token:",
+            f"  curl -s -X POST {control}/user-token",
+            "More webhooks (any event the manifest declares):",
+            f"  curl -s -X POST -H 'content-type: application/json' -d {fire} {control}/fire",
+            "Faults, and what the app sent the sandbox:",
+            f"  curl -s -X POST -H 'content-type: application/json' -d {fault} {control}/faults",
+            f"  curl -s {control}/requests",
+            "Ctrl-C stops the app and the sandbox.",
+        ]
+    )
+
+
+async def _wait_for_stop(stop: asyncio.Event, process: asyncio.subprocess.Process) -> None:
+    stopped = asyncio.ensure_future(stop.wait())
+    exited = asyncio.ensure_future(process.wait())
+    await asyncio.wait({stopped, exited}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (stopped, exited):
+        task.cancel()
+
+
+async def _stop_process(process: asyncio.subprocess.Process) -> None:
+    """Stop the app with SIGTERM (it drains and exits 0), or kill it if it hangs."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
