@@ -1,0 +1,409 @@
+"""Flow conditions: rules of `path op value` over the template context, joined by all or any.
+
+Comparisons are type-aware: numbers (numeric text included), ISO-8601 instants and durations,
+then text; booleans only by equality. A missing path never raises: only `not_exists` holds.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any, Final, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from addon_core.flows.templates import (
+    MISSING,
+    TemplateError,
+    check_template,
+    is_templated,
+    lookup,
+    parse,
+    parse_path,
+    render,
+)
+from addon_core.openapi_schema import ValidationIssue
+
+Operator = Literal[
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "in",
+    "not_in",
+    "exists",
+    "not_exists",
+    "matches",
+]
+OPERATORS: Final[tuple[str, ...]] = get_args(Operator)
+Mode = Literal["all", "any"]
+MAX_RULES: Final = 50
+MAX_PATTERN_LENGTH: Final = 500
+# `re` has no timeout: a bounded subject keeps a careless pattern from stalling a worker.
+MAX_MATCH_INPUT: Final = 10_000
+
+_ORDERED = frozenset({"gt", "gte", "lt", "lte"})
+_TEXT_ONLY = frozenset({"starts_with", "ends_with", "matches"})
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INSTANT_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+# Weeks, days, hours, minutes, seconds; years and months have no fixed length, so no Y or M.
+_DURATION_TEXT = re.compile(
+    r"P(?:([0-9]+)W)?(?:([0-9]+)D)?"
+    r"(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?"
+)
+_DURATION_UNITS = (7 * 86400, 86400, 3600, 60, 1)
+
+
+class Rule(BaseModel):
+    """One rule: the value at `path` compared by `op` with `value` (which may be a template)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str = Field(min_length=1, max_length=500)
+    op: Operator
+    value: Any = None
+
+
+class Conditions(BaseModel):
+    """The rules a flow's event must pass; no rules always pass."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Mode = "all"
+    rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """How one rule fared: the value found at its path, the value compared with, the outcome."""
+
+    path: str
+    op: str
+    exists: bool
+    left: Any
+    value: Any
+    outcome: bool
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "op": self.op,
+            "exists": self.exists,
+            "left": self.left,
+            "value": self.value,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Every rule's result and the combined outcome, for a dry run."""
+
+    mode: str
+    outcome: bool
+    rules: tuple[RuleResult, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "outcome": self.outcome,
+            "rules": [rule.as_dict() for rule in self.rules],
+        }
+
+
+def evaluate(conditions: Conditions, context: Mapping[str, Any]) -> bool:
+    """Tell whether the context passes the conditions (no rules: it does)."""
+    if not conditions.rules:
+        return True
+    results = (judge(rule, context).outcome for rule in conditions.rules)
+    return all(results) if conditions.mode == "all" else any(results)
+
+
+def explain(conditions: Conditions, context: Mapping[str, Any]) -> Explanation:
+    """Judge every rule (no short cut) and say what each found."""
+    results = tuple(judge(rule, context) for rule in conditions.rules)
+    if not results:
+        outcome = True
+    elif conditions.mode == "all":
+        outcome = all(result.outcome for result in results)
+    else:
+        outcome = any(result.outcome for result in results)
+    return Explanation(conditions.mode, outcome, results)
+
+
+def judge(rule: Rule, context: Mapping[str, Any]) -> RuleResult:
+    """Judge one rule; a missing path or an unrenderable value makes it false, never raises."""
+    try:
+        left = lookup(parse_path(rule.path), context)
+    except TemplateError as exc:
+        return RuleResult(rule.path, rule.op, False, None, rule.value, False, exc.detail)
+    exists = left is not MISSING and left is not None
+    shown = None if left is MISSING else left
+    try:
+        value = render(rule.value, context, field="value")
+    except TemplateError as exc:
+        return RuleResult(rule.path, rule.op, exists, shown, rule.value, False, exc.detail)
+    if rule.op == "exists":
+        return RuleResult(rule.path, rule.op, exists, shown, value, exists)
+    if rule.op == "not_exists":
+        return RuleResult(rule.path, rule.op, exists, shown, value, not exists)
+    if left is MISSING:
+        return RuleResult(rule.path, rule.op, False, None, value, False, "the path is missing")
+    outcome, reason = _compare(rule.op, left, value)
+    return RuleResult(rule.path, rule.op, exists, shown, value, outcome, reason)
+
+
+def _compare(op: str, left: Any, right: Any) -> tuple[bool, str | None]:
+    if op == "matches":
+        pattern = _pattern(right) if isinstance(right, str) else None
+        if pattern is None:
+            return False, "the value is not a valid regular expression"
+        if not isinstance(left, str):
+            return False, f"matches needs text, got {_json_type(left)}"
+        return pattern.search(left[:MAX_MATCH_INPUT]) is not None, None
+    return _OPERATIONS[op](left, right), None
+
+
+# --- type-aware comparison ----------------------------------------------------------------
+
+
+def _pair(left: Any, right: Any) -> tuple[str, Any, Any] | None:
+    """Bring two values to one comparable kind, or None when they do not compare."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        a, b = _as_bool(left), _as_bool(right)
+        return ("bool", a, b) if a is not None and b is not None else None
+    if _is_number(left) or _is_number(right):
+        x, y = _as_number(left), _as_number(right)
+        return ("number", x, y) if x is not None and y is not None else None
+    if isinstance(left, str) and isinstance(right, str):
+        for kind, convert in _TEXT_KINDS:
+            a, b = convert(left), convert(right)
+            if a is not None and b is not None:
+                return kind, a, b
+        return "text", left, right
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        return float(value) if any(c in value for c in ".eE") else int(value)
+    return None
+
+
+def _as_instant(value: str) -> datetime | None:
+    """Read an ISO-8601 date or date-time; a date is its midnight, no offset means UTC."""
+    if not _INSTANT_TEXT.fullmatch(value):
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def parse_duration(value: str) -> float | None:
+    """Read an ISO-8601 duration (`PT1H30M`, `P1D`, `P2W`, `PT0.5S`) as seconds, else None."""
+    match = _DURATION_TEXT.fullmatch(value)
+    if match is None or not any(match.groups()):
+        return None
+    return sum(
+        float(part) * unit
+        for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True)
+        if part
+    )
+
+
+_TEXT_KINDS: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("instant", _as_instant),
+    ("duration", parse_duration),
+    ("number", _as_number),
+)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    pair = _pair(left, right)
+    if pair is not None:
+        return bool(pair[1] == pair[2])
+    if left is None or isinstance(left, list | dict):
+        return type(left) is type(right) and bool(left == right)
+    return False
+
+
+def _ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def compare(left: Any, right: Any) -> bool:
+        pair = _pair(left, right)
+        return pair is not None and pair[0] != "bool" and test(pair[1], pair[2])
+
+    return compare
+
+
+def _contains(left: Any, right: Any) -> bool:
+    if isinstance(left, str):
+        return isinstance(right, str) and right in left
+    return isinstance(left, list) and any(_equal(item, right) for item in left)
+
+
+def _not_contains(left: Any, right: Any) -> bool:
+    if isinstance(left, str):
+        return isinstance(right, str) and right not in left
+    return isinstance(left, list) and not any(_equal(item, right) for item in left)
+
+
+def _in(left: Any, right: Any) -> bool:
+    return isinstance(right, list) and any(_equal(left, item) for item in right)
+
+
+def _not_in(left: Any, right: Any) -> bool:
+    return isinstance(right, list) and not any(_equal(left, item) for item in right)
+
+
+def _text_test(test: Callable[[str, str], bool]) -> Callable[[Any, Any], bool]:
+    def compare(left: Any, right: Any) -> bool:
+        return isinstance(left, str) and isinstance(right, str) and test(left, right)
+
+    return compare
+
+
+_OPERATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _equal,
+    "ne": lambda left, right: not _equal(left, right),
+    "gt": _ordered(lambda a, b: a > b),
+    "gte": _ordered(lambda a, b: a >= b),
+    "lt": _ordered(lambda a, b: a < b),
+    "lte": _ordered(lambda a, b: a <= b),
+    "contains": _contains,
+    "not_contains": _not_contains,
+    "starts_with": _text_test(str.startswith),
+    "ends_with": _text_test(str.endswith),
+    "in": _in,
+    "not_in": _not_in,
+}
+
+
+@lru_cache(maxsize=512)
+def _pattern(pattern: str) -> re.Pattern[str] | None:
+    return None if pattern_problem(pattern) else re.compile(pattern)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Say why a `matches` pattern is refused (too long, invalid), or None if it compiles."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"the regular expression is longer than {MAX_PATTERN_LENGTH} characters"
+    try:
+        with warnings.catch_warnings():
+            # FutureWarnings about nested sets are not errors in the pattern.
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"invalid regular expression: {exc}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+# --- save-time checks ---------------------------------------------------------------------
+
+
+def check_conditions(raw: Any, *, field: str = "conditions") -> list[ValidationIssue]:
+    """List what is wrong with conditions as stored JSON: paths, values, patterns.
+
+    Shape errors (an unknown `op`, a missing `path`) are the schema's to report; this looks
+    at what the schema cannot: paths and templates parse, `actions` is not referenced
+    (conditions run before any action), list and text operators get lists and text.
+    """
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    if not isinstance(rules, list):
+        return []
+    issues: list[ValidationIssue] = []
+    for index, rule in enumerate(rules):
+        if isinstance(rule, dict):
+            issues.extend(check_rule(rule, field=f"{field}.rules[{index}]"))
+    return issues
+
+
+def check_rule(rule: Mapping[str, Any], *, field: str) -> list[ValidationIssue]:
+    """List the save-time problems of one rule given as JSON."""
+    issues: list[ValidationIssue] = []
+    path, op, value = rule.get("path"), rule.get("op"), rule.get("value")
+    if isinstance(path, str) and path:
+        issues.extend(_path_issues(path, f"{field}.path"))
+    issues.extend(check_template(value, field=f"{field}.value", actions=()))
+    if not isinstance(op, str) or is_templated(value):
+        return issues  # a templated value is checked when rendered
+    message = _value_problem(op, value)
+    if message:
+        issues.append(ValidationIssue(f"{field}.value", message))
+    return issues
+
+
+def _path_issues(path: str, field: str) -> list[ValidationIssue]:
+    try:
+        parsed = parse_path(path)
+    except TemplateError as exc:
+        hint = ""
+        if path.startswith("{{"):
+            hint = " (write the path without braces: event.description)"
+            try:
+                parse(path)
+            except TemplateError as inner:
+                return [ValidationIssue(field, inner.detail + hint)]
+        return [ValidationIssue(field, exc.detail + hint)]
+    if parsed.root == "actions":
+        return [ValidationIssue(field, "conditions are evaluated before any action runs")]
+    return []
+
+
+def _value_problem(op: str, value: Any) -> str | None:
+    if op in ("in", "not_in") and not isinstance(value, list):
+        return f"{op} needs a list of values, got {_json_type(value)}"
+    if op in _TEXT_ONLY and not isinstance(value, str):
+        return f"{op} needs text, got {_json_type(value)}"
+    if op == "matches":
+        return pattern_problem(value)
+    if op in _ORDERED and (value is None or isinstance(value, bool | list | dict)):
+        return f"{op} needs a number, a date, a duration or text, got {_json_type(value)}"
+    return None
