@@ -219,3 +219,33 @@ def openapi_fetch(app: str) -> None:
 def generate_key_command() -> None:
     """Print a new random encryption key for {P}ENCRYPTION_KEYS."""
     click.echo(generate_key())
+
+
+@main.command()
+@APP
+def retention(app: str) -> None:
+    """Delete rows older than their retention window once, and print the counts."""
+    from addon_core.retention import run_once
+
+    deleted = asyncio.run(run_once(_settings(app)))
+    for table, count in deleted.items():
+        click.echo(f"{table}: {count} deleted")
+
+
+@main.command()
+@APP
+@click.option("--sandbox-port", type=int, default=8300, show_default=True)
+@click.option("--port", "app_port", type=int, default=None, help="App port (default 8100 / 8200).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/sandbox"),
+    show_default=True,
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sandbox(app: str, sandbox_port: int, app_port: int | None, data_dir: Path, seed: int) -> None:
+    """Run APP against a local Clockify sandbox: install, then a signed webhook."""
+    from addon_core.sandbox.launcher import run_demo
+
+    port = app_port or APP_SPECS[app].settings_class.default_port
+    sys.exit(run_demo(app, sandbox_port=sandbox_port, app_port=port, data_dir=data_dir, seed=seed))

@@ -1,0 +1,318 @@
+"""Retention: old events, executions, explorer calls and finished jobs deleted in batches.
+
+Each batch is its own short transaction, so no lock is held for long; a scheduler
+runs it every interval under a named lease, so one replica at a time does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Select, cast, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from addon_core.database import create_engine, for_writing, translate_errors
+from addon_core.leases import acquire_lease, release_lease
+from addon_core.metrics import Metrics
+from addon_core.models import ApiCall, Event, EventDedupe, Execution, ExecutionStep, Job
+from addon_core.redaction import redact_text
+from addon_core.settings import AddonSettings
+
+log = logging.getLogger(__name__)
+
+#: Done jobs carry nothing their executions do not, and they are the busiest table of
+#: the job queue: they are kept one day (for debugging), unless jobs are kept forever.
+DONE_JOBS_DAYS = 1
+#: Dedupe keys are kept at least this long, whatever the (shorter) dedupe window.
+DEDUPE_MIN_KEEP = timedelta(days=1)
+#: Job statuses after which a job no longer reads its event.
+FINISHED_JOB_STATUSES = ("done", "dead")
+#: Ids bound in one DELETE, under the drivers' limit on parameters.
+_IDS_PER_STATEMENT = 10_000
+#: The keys of `run_retention`'s answer, and the `table` label of its metric.
+COUNTED = (
+    "events",
+    "event_dedupe",
+    "executions",
+    "execution_steps",
+    "api_calls",
+    "dead_jobs",
+    "done_jobs",
+)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each table keeps its rows, in days; 0 keeps them forever."""
+
+    events_days: int = 30
+    executions_days: int = 30
+    calls_days: int = 30
+    dead_jobs_days: int = 30
+    done_jobs_days: int = DONE_JOBS_DAYS
+    #: the intake's dedupe window: `event_dedupe` rows older than it (and a day) go
+    dedupe_window_seconds: int = 600
+    batch_size: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: AddonSettings) -> RetentionPolicy:
+        """Read the policy from an app's settings."""
+        return cls(
+            events_days=settings.retention_events_days,
+            executions_days=settings.retention_executions_days,
+            calls_days=settings.retention_calls_days,
+            dead_jobs_days=settings.retention_dead_jobs_days,
+            # RETENTION_DEAD_JOBS_DAYS=0 keeps the jobs table whole, done jobs included.
+            done_jobs_days=min(DONE_JOBS_DAYS, settings.retention_dead_jobs_days),
+            dedupe_window_seconds=settings.dedupe_window_seconds,
+            batch_size=settings.retention_batch_size,
+        )
+
+
+async def run_retention(
+    engine: AsyncEngine,
+    addon_key: str,
+    policy: RetentionPolicy,
+    *,
+    now: datetime | None = None,
+    metrics: Metrics | None = None,
+) -> dict[str, int]:
+    """Delete this add-on's rows older than the policy allows; return the count per table."""
+    if policy.batch_size < 1:
+        raise ValueError(f"the retention batch size must be >= 1 (got {policy.batch_size})")
+    at = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    deleted = dict.fromkeys(COUNTED, 0)
+
+    def count(table: str, rows: int) -> None:
+        deleted[table] += rows
+        if metrics is not None and rows:
+            metrics.retention_deletions.labels(addon_key, table).inc(rows)
+
+    if policy.events_days:
+        cutoff = at - timedelta(days=policy.events_days)
+        ids = select(Event.id).where(
+            Event.addon_key == addon_key,
+            Event.received_at < cutoff,
+            Event.id.not_in(_events_still_needed(addon_key)),
+        )
+        await _delete_batches(engine, policy.batch_size, ids, [Event.id], "events", count)
+
+    dedupe_keep = max(timedelta(seconds=policy.dedupe_window_seconds), DEDUPE_MIN_KEEP)
+    keys = select(EventDedupe.dedupe_key).where(
+        EventDedupe.addon_key == addon_key, EventDedupe.seen_at < at - dedupe_keep
+    )
+    # The key is (addon_key, dedupe_key): pin the add-on key beside the ids.
+    await _delete_batches(
+        engine,
+        policy.batch_size,
+        keys,
+        [EventDedupe.dedupe_key],
+        "event_dedupe",
+        count,
+        scope=EventDedupe.addon_key == addon_key,
+    )
+
+    if policy.executions_days:
+        cutoff = at - timedelta(days=policy.executions_days)
+        # An execution row is what stops a retried dispatch job from running the flow
+        # a second time: it stays while a job may still run for its event.
+        ids = select(Execution.id).where(
+            Execution.addon_key == addon_key,
+            Execution.created_at < cutoff,
+            Execution.event_id.is_(None)
+            | Execution.event_id.not_in(_events_still_needed(addon_key)),
+        )
+        await _delete_batches(
+            engine,
+            policy.batch_size,
+            ids,
+            # Steps go first, explicitly: counted, and not left to ON DELETE CASCADE.
+            [ExecutionStep.execution_id, Execution.id],
+            "executions",
+            count,
+            detail_table="execution_steps",
+        )
+
+    if policy.calls_days:
+        cutoff = at - timedelta(days=policy.calls_days)
+        ids = select(ApiCall.id).where(ApiCall.addon_key == addon_key, ApiCall.at < cutoff)
+        await _delete_batches(engine, policy.batch_size, ids, [ApiCall.id], "api_calls", count)
+
+    for status, days in (("dead", policy.dead_jobs_days), ("done", policy.done_jobs_days)):
+        if not days:
+            continue
+        cutoff = at - timedelta(days=days)
+        ids = select(Job.id).where(
+            Job.addon_key == addon_key, Job.status == status, Job.updated_at < cutoff
+        )
+        await _delete_batches(engine, policy.batch_size, ids, [Job.id], f"{status}_jobs", count)
+    return deleted
+
+
+def _events_still_needed(addon_key: str) -> Select[Any]:
+    """Select the event ids an unfinished job may still read (`payload.event_id`)."""
+    # Any kind, not only `flow.dispatch`: a replay or a later job kind reading an event
+    # keeps it too. Compared as text cast to BIGINT, which both dialects extract alike.
+    event_id = Job.payload["event_id"].as_string()
+    return select(cast(event_id, BigInteger)).where(
+        Job.addon_key == addon_key,
+        Job.status.not_in(FINISHED_JOB_STATUSES),
+        # NOT IN over a set holding NULL matches nothing: leave jobs without one out.
+        event_id.is_not(None),
+    )
+
+
+async def _delete_batches(
+    engine: AsyncEngine,
+    batch_size: int,
+    ids: Select[Any],
+    targets: list[Any],
+    table: str,
+    count: Callable[[str, int], None],
+    *,
+    scope: ColumnElement[bool] | None = None,
+    detail_table: str | None = None,
+) -> None:
+    """Delete the rows `ids` selects, `batch_size` per transaction, until none is left.
+
+    `targets` are the columns holding those ids, child tables first; only the last
+    one's deletions count as `table` (a child's count as `detail_table`).
+    """
+    while True:
+        async with translate_errors(f"deleting old {table}"), for_writing(engine).begin() as conn:
+            batch = list((await conn.execute(ids.limit(batch_size))).scalars())
+            if not batch:
+                return
+            rows = 0
+            for column in targets:
+                rows = 0
+                # Both drivers bind at most 32767 parameters; the batch size may be larger.
+                for start in range(0, len(batch), _IDS_PER_STATEMENT):
+                    chunk = batch[start : start + _IDS_PER_STATEMENT]
+                    statement = delete(column.table).where(column.in_(chunk))
+                    if scope is not None:
+                        statement = statement.where(scope)
+                    rows += (await conn.execute(statement)).rowcount
+                if detail_table is not None and column is not targets[-1]:
+                    count(detail_table, rows)
+        count(table, rows)
+        # A short batch was the last; an empty delete means another process got there
+        # first, and the next interval finishes the work rather than this loop spin.
+        if len(batch) < batch_size or not rows:
+            return
+
+
+def default_holder_id() -> str:
+    """Name this process for lease tables: host, pid and a random suffix."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class RetentionScheduler:
+    """Run retention every interval, in whichever replica holds `retention:<addon_key>`.
+
+    The lease lives two intervals and the holder renews it each tick, so the same
+    replica keeps the schedule; if it dies, another takes over within three intervals.
+    A run outlasting the lease only lets a second replica delete the same rows again,
+    which is harmless: every batch is idempotent and committed on its own.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        addon_key: str,
+        policy: RetentionPolicy,
+        *,
+        interval_seconds: float,
+        holder_id: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if interval_seconds <= 0:
+            raise ValueError(f"the retention interval must be > 0 (got {interval_seconds})")
+        self.engine = engine
+        self.addon_key = addon_key
+        self.policy = policy
+        self.interval_seconds = interval_seconds
+        self.holder_id = holder_id or default_holder_id()
+        self.metrics = metrics
+        self.lease_name = f"retention:{addon_key}"
+        self.lease_seconds = 2 * interval_seconds
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start the schedule: a first run now, then one every interval."""
+        if self.running:
+            return
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._loop(), name=f"retention:{self.addon_key}")
+
+    async def stop(self) -> None:
+        """Stop the schedule (a run in progress rolls back its current batch), free the lease."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+        try:
+            # Free the lease now, so another replica need not wait for it to expire.
+            await release_lease(self.engine, self.lease_name, self.holder_id)
+        except Exception as exc:
+            log.warning("could not release the retention lease: %s", redact_text(str(exc)))
+
+    async def tick(self, *, now: datetime | None = None) -> dict[str, int] | None:
+        """Run retention once if this process holds (or takes) the lease; None if not."""
+        if not await acquire_lease(
+            self.engine, self.lease_name, self.holder_id, self.lease_seconds, now=now
+        ):
+            return None
+        deleted = await run_retention(
+            self.engine, self.addon_key, self.policy, now=now, metrics=self.metrics
+        )
+        if any(deleted.values()):
+            log.info("retention deleted %s", deleted, extra={"addon": self.addon_key})
+        return deleted
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+            except Exception as exc:
+                # Retried next interval; the formatter redacts the traceback too.
+                log.error(
+                    "retention failed for %s, retrying in %.0fs: %s",
+                    self.addon_key,
+                    self.interval_seconds,
+                    redact_text(f"{type(exc).__name__}: {exc}"),
+                    exc_info=exc,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_seconds)
+
+
+async def run_once(settings: AddonSettings) -> dict[str, int]:
+    """Run retention once for an app's settings (the `retention` CLI command).
+
+    No lease is taken: the replica holding it would refuse an operator's run for up to
+    two intervals, and a run beside the scheduler's is harmless (see the scheduler).
+    """
+    engine = create_engine(settings.database_url)
+    try:
+        return await run_retention(
+            engine, settings.addon_key, RetentionPolicy.from_settings(settings)
+        )
+    finally:
+        await engine.dispose()
