@@ -17,16 +17,32 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from addon_core.api import provide_caller
+from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
+from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
+from addon_core.explorer import EXPLORER_ROUTES
+from addon_core.flows.engine import setup_flows
+from addon_core.flows.routes import FLOW_ROUTES
 from addon_core.health import healthz, livez, metrics, readyz
 from addon_core.lifecycle import build_lifecycle_handlers
 from addon_core.manifest import Manifest, load_manifest
 from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
+from addon_core.runtime import AddonRuntime, Feature, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
 from addon_core.webhooks import receive_clockify_webhook, refuse_unknown_event
 
 log = logging.getLogger(__name__)
+
+#: What both add-ons do, set up on every runtime (each adds its job kinds and hooks).
+CORE_FEATURES: tuple[Feature, ...] = (setup_bootstrap, setup_flows)
+#: The JSON API both add-ons serve under /api/.
+CORE_API: tuple[BaseRouteHandler, ...] = (
+    *EXPLORER_ROUTES,
+    *FLOW_ROUTES,
+    *BOOTSTRAP_ROUTES,
+    *DEAD_LETTER_ROUTES,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,8 @@ class AppSpec:
     settings_class: type[AddonSettings]
     title: str
     route_handlers: Sequence[BaseRouteHandler] = field(default_factory=tuple)
+    #: What only this add-on does (job handlers, lifecycle hooks), set up on its runtime.
+    features: Sequence[Feature] = field(default_factory=tuple)
 
 
 def create_addon_app(
@@ -44,6 +62,8 @@ def create_addon_app(
 ) -> Litestar:
     """Build the app; raise `ConfigError` if the settings cannot work."""
     runtime = build_runtime(settings, manifest or load_manifest(spec.name))
+    for feature in (*CORE_FEATURES, *spec.features):
+        feature(runtime)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -64,9 +84,13 @@ def create_addon_app(
             receive_clockify_webhook,
             refuse_unknown_event,
             *build_lifecycle_handlers(runtime),
+            *CORE_API,
             *spec.route_handlers,
         ],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "caller": Provide(provide_caller, sync_to_thread=False),
+        },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
         middleware=[lambda app: timed(app, runtime)],

@@ -102,9 +102,20 @@ class _RetryableStatusError(Exception):
         self.response = response
 
 
-def create_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def create_http_client(
+    transport: httpx.AsyncBaseTransport | None = None, *, timeout_seconds: float | None = None
+) -> httpx.AsyncClient:
     """Build the shared connection pool for Clockify: explicit timeouts, no redirects."""
-    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False, transport=transport)
+    timeout = (
+        DEFAULT_TIMEOUT
+        if timeout_seconds is None
+        else httpx.Timeout(
+            timeout_seconds, connect=min(5.0, timeout_seconds), pool=min(5.0, timeout_seconds)
+        )
+    )
+    return httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
+    )
 
 
 class ClockifyClient:

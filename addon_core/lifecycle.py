@@ -274,6 +274,9 @@ async def apply_installed(
                 ),
             )
         )
+    await session.flush()
+    for hook in runtime.on_installed:
+        await hook(session, runtime, installation)
     return "applied", f"installed with {len(registrations)} webhook(s)"
 
 
@@ -342,6 +345,9 @@ async def apply_deleted(
         return "stale", reason
     if installation.status == "DELETED":
         return "ignored", "already deleted"
+    # Hooks still see the token and the workspace's rows (to undo what install set up).
+    for hook in runtime.on_deleted:
+        await hook(session, runtime, installation)
     await purge_workspace(session, runtime.addon_key, call.workspace_id)
     installation.status = "DELETED"
     installation.auth_token = None

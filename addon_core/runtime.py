@@ -7,13 +7,19 @@ for what holds connections and tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from addon_core.budget import PostgresBudget, open_shared_budget
+from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.clockify_client import ClockifyClient, InstallationContext, create_http_client
 from addon_core.database import (
     create_engine,
     create_session_factory,
@@ -21,12 +27,26 @@ from addon_core.database import (
     head_revision,
 )
 from addon_core.encryption import KeyRing, load_key_ring
+from addon_core.errors import ConflictError, NotFoundError
 from addon_core.hosts import HostAllowlist
 from addon_core.intake import IntakeWriter
+from addon_core.jobs import JobQueue
 from addon_core.manifest import Manifest
 from addon_core.metrics import Metrics
+from addon_core.models import Installation
+from addon_core.outbound import OutboundHttp
+from addon_core.pacing import Pacer
+from addon_core.ratelimit import RateLimiter
+from addon_core.retention import RetentionPolicy, RetentionScheduler
 from addon_core.security import Claims, TokenError, TokenKind, TokenVerifier, load_public_keys
 from addon_core.settings import AddonSettings
+from addon_core.vault import INSTALLATION_PURPOSE, token_context
+
+#: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
+#: installation row is flushed: what it adds to the session commits with the event.
+LifecycleHook = Callable[[AsyncSession, "AddonRuntime", Installation], Awaitable[None]]
+#: Registers job handlers and hooks on a runtime before it opens.
+Feature = Callable[["AddonRuntime"], None]
 
 
 @dataclass
@@ -38,34 +58,165 @@ class AddonRuntime:
     allowlist: HostAllowlist
     metrics: Metrics
     head_revision: str | None
+    rate_limiter: RateLimiter
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     intake: IntakeWriter | None = None
+    jobs: JobQueue | None = None
+    clockify: ClockifyClient | None = None
+    outbound: OutboundHttp | None = None
+    budget: PostgresBudget | None = None
+    retention: RetentionScheduler | None = None
+    #: Job handlers by kind, installed on the queue when it opens.
+    job_handlers: dict[str, Callable[..., Awaitable[None]]] = field(default_factory=dict)
+    #: Action types flows may use here: `clockify` everywhere, `http` in Universal Webhook.
+    flow_action_types: set[str] = field(default_factory=lambda: {"clockify"})
+    on_installed: list[LifecycleHook] = field(default_factory=list)
+    on_deleted: list[LifecycleHook] = field(default_factory=list)
+    #: Replace before `open` to reach a fake Clockify (tests, sandbox) or share a pool.
+    http_transport: httpx.AsyncBaseTransport | None = None
+    http: httpx.AsyncClient | None = None
+    _catalogue: Catalogue | None = None
 
     @property
     def addon_key(self) -> str:
         return self.settings.addon_key
 
-    async def open(self) -> None:
-        """Create the engine and start the background workers."""
-        self.engine = create_engine(self.settings.database_url)
-        # Sessions write on what they read (lifecycle, later flows): see `for_writing`.
+    async def open(self, *, start_workers: bool = True) -> None:
+        """Create the engine and clients; start the background workers unless told not to.
+
+        `start_workers=False` opens everything a one-shot command or a test needs and
+        leaves jobs to `jobs.run_until_idle()`.
+        """
+        settings = self.settings
+        self.engine = create_engine(settings.database_url)
+        # Sessions write on what they read (lifecycle, flows): see `for_writing`.
         self.sessions = create_session_factory(for_writing(self.engine))
+        self.http = create_http_client(
+            self.http_transport, timeout_seconds=settings.clockify_timeout_seconds
+        )
+        self.budget = open_shared_budget(self.engine, self.addon_key, settings.clockify_rate_limit)
+        self.clockify = ClockifyClient(
+            allowlist=self.allowlist,
+            metrics=self.metrics,
+            pacer=Pacer(settings.clockify_rate_limit, settings.clockify_burst, shared=self.budget),
+            http=self.http,
+            attempts=settings.clockify_retry_attempts,
+            backoff_base=settings.clockify_backoff_seconds,
+            backoff_max=settings.clockify_backoff_max_seconds,
+            max_retry_after=settings.clockify_max_retry_after_seconds,
+        )
+        self.outbound = OutboundHttp.from_settings(settings)
+        self.jobs = JobQueue(
+            self.engine,
+            self.sessions,
+            self.addon_key,
+            self.metrics,
+            workers=settings.job_workers,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+            backoff_seconds=settings.job_backoff_seconds,
+            backoff_max_seconds=settings.job_backoff_max_seconds,
+            poll_seconds=settings.job_poll_seconds,
+        )
+        for kind, handler in self.job_handlers.items():
+            self.jobs.register(kind, handler)
         self.intake = IntakeWriter(
             self.engine,
             self.addon_key,
             self.metrics,
-            batch_size=self.settings.intake_batch_size,
-            dedupe_window=timedelta(seconds=self.settings.dedupe_window_seconds),
+            batch_size=settings.intake_batch_size,
+            dedupe_window=timedelta(seconds=settings.dedupe_window_seconds),
+            job_attempts=settings.job_max_attempts,
+            on_stored=self.jobs.wake,
+        )
+        self.retention = RetentionScheduler(
+            self.engine,
+            self.addon_key,
+            RetentionPolicy.from_settings(settings),
+            interval_seconds=settings.retention_interval_seconds,
+            metrics=self.metrics,
         )
         await self.intake.start()
+        if start_workers:
+            await self.jobs.start()
+            await self.retention.start()
 
     async def close(self) -> None:
-        """Finish queued work, stop the workers and close connections."""
+        """Finish queued work, stop the workers and close connections (engine last)."""
+        grace = self.settings.shutdown_grace_seconds
         if self.intake is not None:
-            await self.intake.stop(self.settings.shutdown_grace_seconds)
+            await self.intake.stop(grace)
+        if self.jobs is not None:
+            await self.jobs.stop(grace)
+        if self.retention is not None:
+            await self.retention.stop()
+        if self.http is not None:
+            await self.http.aclose()
+        if self.outbound is not None:
+            await self.outbound.aclose()
+        if self.budget is not None:
+            await self.budget.aclose()
         if self.engine is not None:
             await self.engine.dispose()
+
+    def add_job_handler(self, kind: str, handler: Callable[..., Awaitable[None]]) -> None:
+        """Handle jobs of `kind` (call before `open`)."""
+        self.job_handlers[kind] = handler
+
+    def catalogue(self) -> Catalogue:
+        """Clockify's operations, read from `{P}CLOCKIFY_OPENAPI_FILE` on first use.
+
+        Raises `CatalogueError` (503, naming the file and `openapi fetch`) when missing.
+        """
+        if self._catalogue is None:
+            self._catalogue = load_catalogue(self.settings.openapi_path)
+        return self._catalogue
+
+    def queue(self) -> JobQueue:
+        if self.jobs is None:
+            raise RuntimeError("the app's lifespan has not started")
+        return self.jobs
+
+    def client(self) -> ClockifyClient:
+        if self.clockify is None:
+            raise RuntimeError("the app's lifespan has not started")
+        return self.clockify
+
+    async def installation(self, session: AsyncSession, workspace_id: str) -> Installation:
+        """This add-on's live installation in a workspace, or 404."""
+        installation = await session.scalar(
+            select(Installation).where(
+                Installation.addon_key == self.addon_key,
+                Installation.workspace_id == workspace_id,
+            )
+        )
+        if installation is None or installation.status == "DELETED":
+            raise NotFoundError(f"the add-on is not installed in workspace {workspace_id}")
+        return installation
+
+    def installation_context(self, installation: Installation) -> InstallationContext:
+        """What the Clockify client needs to call for an installation (token decrypted)."""
+        if not installation.auth_token:
+            raise ConflictError(
+                f"the installation in workspace {installation.workspace_id} has no token; "
+                "reinstall the add-on"
+            )
+        token = self.key_ring.decrypt(
+            installation.auth_token,
+            token_context(self.addon_key, installation.workspace_id, INSTALLATION_PURPOSE),
+        )
+        return InstallationContext(
+            workspace_id=installation.workspace_id,
+            token=token,
+            base_urls=dict(installation.api_urls),
+        )
+
+    async def context_for(self, workspace_id: str) -> InstallationContext:
+        """Read the installation of a workspace and build its call context."""
+        _engine, sessions = self.db()
+        async with sessions() as session:
+            return self.installation_context(await self.installation(session, workspace_id))
 
     def verify_token(self, token: str | None, kind: TokenKind) -> Claims:
         """Verify a Clockify token, counting a refusal by kind and reason."""
@@ -103,6 +254,7 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         ),
         metrics=Metrics(settings.addon_key),
         head_revision=head_revision(),
+        rate_limiter=RateLimiter(settings.custom_webhook_rate_limit_per_minute),
     )
 
 

@@ -6,7 +6,10 @@ from litestar import Litestar
 from pydantic_settings import SettingsConfigDict
 
 from addon_core.app import AppSpec, create_addon_app
+from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, load_settings
+from universal_webhook.coverage import COVERAGE_ROUTES, setup_coverage
+from universal_webhook.endpoints import ENDPOINT_ROUTES
 
 
 class UniversalWebhookSettings(AddonSettings):
@@ -15,8 +18,17 @@ class UniversalWebhookSettings(AddonSettings):
     default_port = 8200
 
 
+def allow_http_actions(runtime: AddonRuntime) -> None:
+    """Flows of this add-on may also send signed outbound HTTP requests."""
+    runtime.flow_action_types.add("http")
+
+
 SPEC = AppSpec(
-    name="universal-webhook", settings_class=UniversalWebhookSettings, title="Universal Webhook"
+    name="universal-webhook",
+    settings_class=UniversalWebhookSettings,
+    title="Universal Webhook",
+    route_handlers=(*ENDPOINT_ROUTES, *COVERAGE_ROUTES),
+    features=(allow_http_actions, setup_coverage),
 )
 
 
