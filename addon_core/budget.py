@@ -1,7 +1,10 @@
 """The Clockify request budget shared by every process on one PostgreSQL database.
 
-`budget_slots` keeps, per (add-on, workspace), the start times of the latest `limit` calls:
-a call may start once the oldest is a second old (database clock), and starting stamps it.
+`budget_slots` keeps, per (add-on, workspace), the times of the latest `limit` calls: a call
+may start once the oldest is a second old (database clock). A call held for its whole flight
+(`hold`) stamps its slot `hold_seconds` ahead, so no one takes it while it is in flight, and
+`release` stamps it again when the answer is back; a process that dies mid-call only keeps
+that slot until the stamp passes.
 """
 
 from __future__ import annotations
@@ -45,19 +48,26 @@ WITH oldest AS (
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), granted AS (
-    UPDATE budget_slots AS b SET granted_at = clock_timestamp()
+    UPDATE budget_slots AS b SET granted_at = clock_timestamp() + make_interval(secs => $4)
     FROM oldest
     WHERE b.addon_key = $1 AND b.workspace_id = $2 AND b.slot = oldest.slot
       AND b.granted_at <= clock_timestamp() - interval '1 second'
-    RETURNING b.granted_at
+    RETURNING b.granted_at, b.slot
 ), seen AS (
     SELECT count(*) AS slots, min(granted_at) AS oldest_at FROM budget_slots
     WHERE addon_key = $1 AND workspace_id = $2 AND slot < $3::int
 )
-SELECT (SELECT granted_at FROM granted) AS granted_at, seen.slots,
+SELECT (SELECT granted_at FROM granted) AS granted_at, (SELECT slot FROM granted) AS slot,
+       seen.slots,
        extract(epoch FROM seen.oldest_at + interval '1 second' - clock_timestamp())::float8
            AS wait
 FROM seen
+"""
+
+# Stamp a held slot with the time its call ended, unless it was taken over meanwhile.
+_RELEASE = """
+UPDATE budget_slots SET granted_at = clock_timestamp()
+WHERE addon_key = $1 AND workspace_id = $2 AND slot = $3 AND granted_at = $4
 """
 
 #: What a grant may meet: the driver's errors (asyncpg raises InternalClientError on a
@@ -77,6 +87,8 @@ class Grant:
     granted_at: datetime | None
     #: 0.0 when granted, else the seconds to wait (at least RETRY_FLOOR_SECONDS)
     wait: float
+    #: the slot taken, for `release`
+    slot: int | None = None
 
     @property
     def granted(self) -> bool:
@@ -86,8 +98,15 @@ class Grant:
 class SharedBudget(Protocol):
     """A request budget per workspace shared by every process of an add-on."""
 
-    async def try_grant(self, workspace_id: str) -> Grant:
-        """Take a call slot for the workspace now, or say how long until one may be free."""
+    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
+        """Take a call slot for the workspace now, or say how long until one may be free.
+
+        With `hold`, the slot stays taken until `release` (the call's answer is back).
+        """
+        ...
+
+    async def release(self, workspace_id: str, grant: Grant) -> None:
+        """Count a held call from now, the time its answer came back."""
         ...
 
     async def aclose(self) -> None:
@@ -112,7 +131,13 @@ class PostgresBudget:
     """
 
     def __init__(
-        self, engine: AsyncEngine, addon_key: str, limit: int, *, max_idle: int = 2
+        self,
+        engine: AsyncEngine,
+        addon_key: str,
+        limit: int,
+        *,
+        max_idle: int = 2,
+        hold_seconds: float = 60.0,
     ) -> None:
         if limit < 1:
             raise ValueError(f"the shared budget's limit must be at least 1 (got {limit})")
@@ -120,22 +145,24 @@ class PostgresBudget:
         self.limit = limit
         self._engine = engine
         self._max_idle = max_idle
+        self.hold_seconds = hold_seconds
         self._idle: list[_Held] = []
         self._closed = False
 
-    async def try_grant(self, workspace_id: str) -> Grant:
+    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
         """Take a call slot for the workspace now, or say how long until one may be free."""
         reused = bool(self._idle)
+        held_for = self.hold_seconds if hold else 0.0
         try:
             try:
-                return await self._grant(workspace_id, fresh=False)
+                return await self._grant(workspace_id, held_for, fresh=False)
             except _ERRORS:
                 if not reused:
                     raise
                 # A kept connection may have died while idle (server restart, idle
                 # timeout): try once on a fresh one, as the pool's pre-ping would.
                 # Repeating a grant is safe: a lost one only wasted a slot.
-                return await self._grant(workspace_id, fresh=True)
+                return await self._grant(workspace_id, held_for, fresh=True)
         except _ERRORS as exc:
             log.error(
                 "database error while pacing Clockify calls: %s",
@@ -146,6 +173,27 @@ class PostgresBudget:
                 "the database is unavailable while pacing calls to Clockify; retry later"
             ) from exc
 
+    async def release(self, workspace_id: str, grant: Grant) -> None:
+        """Stamp a held slot with now; on a database error the slot frees at its hold's end."""
+        if grant.slot is None or grant.granted_at is None:
+            return
+        try:
+            held = await self._borrow(fresh=False)
+        except _ERRORS as exc:
+            log.warning("could not release a Clockify budget slot: %s", exc.__class__.__name__)
+            return
+        try:
+            await held.driver.execute(
+                _RELEASE, self.addon_key, workspace_id, grant.slot, grant.granted_at
+            )
+        except BaseException as exc:
+            await _release(held, invalidate=True)
+            if isinstance(exc, _ERRORS):
+                log.warning("could not release a Clockify budget slot: %s", exc.__class__.__name__)
+                return
+            raise
+        await self._give_back(held)
+
     async def aclose(self) -> None:
         """Return the kept connections to the engine's pool (call before disposing it)."""
         self._closed = True
@@ -153,21 +201,22 @@ class PostgresBudget:
         for held in idle:
             await _release(held, invalidate=False)
 
-    async def _grant(self, workspace_id: str, *, fresh: bool) -> Grant:
+    async def _grant(self, workspace_id: str, held_for: float, *, fresh: bool) -> Grant:
         held = await self._borrow(fresh=fresh)
+        args = (self.addon_key, workspace_id, self.limit, held_for)
         try:
-            row = await held.grant.fetchrow(self.addon_key, workspace_id, self.limit)
+            row = await held.grant.fetchrow(*args)
             if row["granted_at"] is None and row["slots"] < self.limit:
                 # First call for this workspace (or a raised limit, or purged rows).
                 await held.driver.execute(_CREATE_SLOTS, self.addon_key, workspace_id, self.limit)
-                row = await held.grant.fetchrow(self.addon_key, workspace_id, self.limit)
+                row = await held.grant.fetchrow(*args)
         except BaseException:
             # An error or a cancel mid-statement leaves the connection in an unknown state.
             await _release(held, invalidate=True)
             raise
         await self._give_back(held)
         if row["granted_at"] is not None:
-            return Grant(row["granted_at"], 0.0)
+            return Grant(row["granted_at"], 0.0, row["slot"])
         return Grant(None, max(row["wait"] or 0.0, RETRY_FLOOR_SECONDS))
 
     async def _borrow(self, *, fresh: bool) -> _Held:
@@ -197,8 +246,10 @@ async def _release(held: _Held, *, invalidate: bool) -> None:
         await held.connection.close()
 
 
-def open_shared_budget(engine: AsyncEngine, addon_key: str, limit: int) -> PostgresBudget | None:
+def open_shared_budget(
+    engine: AsyncEngine, addon_key: str, limit: int, *, hold_seconds: float = 60.0
+) -> PostgresBudget | None:
     """Return the shared budget for PostgreSQL, or None for SQLite (one process only)."""
     if is_sqlite(engine):
         return None
-    return PostgresBudget(engine, addon_key, limit)
+    return PostgresBudget(engine, addon_key, limit, hold_seconds=hold_seconds)

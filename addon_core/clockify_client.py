@@ -45,7 +45,10 @@ UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=5.0)
+# Pacing already bounds what is in flight per workspace (50); the pool bounds the total. A
+# call waiting for a connection is not sent yet, so it may wait as long as a call may last.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+POOL_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
 
 _MESSAGE_LIMIT = 500
 
@@ -69,8 +72,12 @@ class ClockifyAPIError(AddonError):
 class ClockifyUnavailableError(ServiceUnavailableError):
     """Clockify could not be reached, or kept failing, within the retries allowed."""
 
-    def __init__(self, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, status: int | None = None, maybe_delivered: bool = True
+    ) -> None:
         self.status = status
+        #: false only when no attempt got past connecting, so even a POST may be sent again
+        self.maybe_delivered = maybe_delivered
         super().__init__(detail, extra={"clockify_status": status}, reason="clockify_unavailable")
 
 
@@ -109,12 +116,14 @@ def create_http_client(
     timeout = (
         DEFAULT_TIMEOUT
         if timeout_seconds is None
-        else httpx.Timeout(
-            timeout_seconds, connect=min(5.0, timeout_seconds), pool=min(5.0, timeout_seconds)
-        )
+        else httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
     )
     return httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
+        timeout=timeout,
+        limits=POOL_LIMITS,
+        follow_redirects=False,
+        transport=transport,
+        trust_env=False,
     )
 
 
@@ -203,7 +212,10 @@ class ClockifyClient:
         )
 
     async def _attempt(self, request: _Request) -> httpx.Response:
-        waited = await self.pacer.acquire(request.installation.workspace_id, request.lane)
+        async with self.pacer.call(request.installation.workspace_id, request.lane) as waited:
+            return await self._send(request, waited)
+
+    async def _send(self, request: _Request, waited: float) -> httpx.Response:
         addon = self.metrics.addon
         self.metrics.clockify_pacing_wait.labels(addon, request.lane).observe(waited)
         started = time.perf_counter()
@@ -273,10 +285,13 @@ class ClockifyClient:
             f"Clockify did not complete {request.operation} ({request.method}): "
             f"{redact_text(_describe(error))}"
         )
-        if request.method not in IDEMPOTENT_METHODS and not isinstance(error, UNSENT_ERRORS):
+        # A POST or PATCH is retried only while unsent, so its last error tells whether any
+        # attempt got out; an idempotent call may have been sent by an earlier attempt.
+        never_sent = request.method not in IDEMPOTENT_METHODS and isinstance(error, UNSENT_ERRORS)
+        if request.method not in IDEMPOTENT_METHODS and not never_sent:
             detail += "; not retried, as it may have reached Clockify"
         log.warning("%s (url %s)", detail, redact_text(request.url))
-        return ClockifyUnavailableError(detail, status=status)
+        return ClockifyUnavailableError(detail, status=status, maybe_delivered=not never_sent)
 
     def _count(self, request: _Request, status_class: str) -> None:
         self.metrics.clockify_requests.labels(

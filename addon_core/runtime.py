@@ -95,7 +95,13 @@ class AddonRuntime:
         self.http = create_http_client(
             self.http_transport, timeout_seconds=settings.clockify_timeout_seconds
         )
-        self.budget = open_shared_budget(self.engine, self.addon_key, settings.clockify_rate_limit)
+        self.budget = open_shared_budget(
+            self.engine,
+            self.addon_key,
+            settings.clockify_rate_limit,
+            # A held slot outlives the longest call: a timeout on each of its retries.
+            hold_seconds=settings.clockify_timeout_seconds + 5.0,
+        )
         self.clockify = ClockifyClient(
             allowlist=self.allowlist,
             metrics=self.metrics,

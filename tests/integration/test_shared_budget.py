@@ -61,8 +61,8 @@ class RecordingBudget(PostgresBudget):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.granted: list[int] = []
 
-    async def try_grant(self, workspace_id: str) -> Grant:
-        grant = await super().try_grant(workspace_id)
+    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
+        grant = await super().try_grant(workspace_id, hold=hold)
         if grant.granted_at is not None:
             self.granted.append(microseconds(grant.granted_at))
         return grant
@@ -127,8 +127,8 @@ url, workspace, limit, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(s
 epoch = datetime(1970, 1, 1, tzinfo=UTC)
 
 class Printing(PostgresBudget):
-    async def try_grant(self, workspace_id):
-        grant = await super().try_grant(workspace_id)
+    async def try_grant(self, workspace_id, *, hold=False):
+        grant = await super().try_grant(workspace_id, hold=hold)
         if grant.granted_at is not None:
             print((grant.granted_at - epoch) // timedelta(microseconds=1), flush=True)
         return grant
@@ -283,3 +283,35 @@ async def test_sqlite_has_no_shared_budget(tmp_path: Path) -> None:
         assert open_shared_budget(engine, "api-studio", LIMIT) is None
     finally:
         await engine.dispose()
+
+
+async def test_a_held_slot_is_nobody_elses_until_released_and_then_counts_from_release(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    budget = PostgresBudget(engine, "api-studio", 1, hold_seconds=60.0)
+    try:
+        held = await budget.try_grant("ws-1", hold=True)
+        assert held.granted
+        assert held.slot == 0
+        while_in_flight = await budget.try_grant("ws-1")
+        await budget.release("ws-1", held)
+        after_release = await budget.try_grant("ws-1")
+        async with engine.connect() as connection:
+            stamped_age = await connection.scalar(
+                text(
+                    "SELECT extract(epoch FROM clock_timestamp() - granted_at) FROM budget_slots "
+                    "WHERE addon_key = 'api-studio' AND workspace_id = 'ws-1'"
+                )
+            )
+    finally:
+        await budget.aclose()
+        await engine.dispose()
+
+    # In flight, the slot is stamped a minute ahead: the wait runs past its hold.
+    assert not while_in_flight.granted
+    assert while_in_flight.wait > 59.0
+    # Released, it counts from the answer: taken again only a second later.
+    assert not after_release.granted
+    assert 0.0 < after_release.wait <= 1.0
+    assert 0.0 <= stamped_age < 1.0

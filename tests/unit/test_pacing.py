@@ -134,6 +134,47 @@ async def test_the_wait_reported_is_the_time_spent_waiting() -> None:
     assert await pacer.acquire("ws-1") == pytest.approx(0.25)
 
 
+async def test_a_held_call_counts_until_a_second_after_its_answer() -> None:
+    # Clockify counts arrivals, and a request arrives before its answer: stamping a call
+    # when its answer is back keeps any second of arrivals within the rate, however slow.
+    clock = FakeClock(auto=False)
+    pacer = Pacer(rate=2, burst=2, clock=clock, sleep=clock.sleep)
+    started: list[float] = []
+
+    async def slow_call(latency: float) -> None:
+        async with pacer.call("ws-1"):
+            started.append(clock.now)
+            if latency:
+                await clock.sleep(latency)
+
+    first = [asyncio.create_task(slow_call(3.0)) for _ in range(2)]
+    third = asyncio.create_task(slow_call(0.0))
+    await settle()
+    assert started == [0.0, 0.0]
+    await clock.advance(2.0)  # both still in flight: the window stays full
+    assert len(started) == 2
+    assert not third.done()
+    await clock.advance(1.0)  # both answered at 3.0: free again at 4.0, not before
+    assert len(started) == 2
+    await clock.advance(0.5)
+    assert len(started) == 2
+    await clock.advance(0.5)
+    await asyncio.gather(*first, third)
+    assert started == [0.0, 0.0, 4.0]
+
+
+async def test_a_held_call_takes_and_releases_a_shared_slot() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=1)
+    pacer = Pacer(rate=10, burst=10, shared=budget, clock=clock, sleep=clock.sleep)
+    async with pacer.call("ws-1"):
+        assert budget.slots["ws-1"] == [float("inf")]  # nobody else may take it in flight
+        clock.now = 5.0
+    assert budget.slots["ws-1"] == [5.0]
+    await pacer.acquire("ws-1")
+    assert clock.now == 6.0
+
+
 def test_a_pacer_needs_a_positive_rate_and_burst() -> None:
     with pytest.raises(ValueError, match="rate must be > 0"):
         Pacer(rate=0, burst=1)
@@ -159,7 +200,7 @@ class FakeSharedBudget:
         self.gate: asyncio.Event | None = None
         self.failures: list[Exception] = []
 
-    async def try_grant(self, workspace_id: str) -> Grant:
+    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
         self.asking += 1
         self.most_asking = max(self.most_asking, self.asking)
         try:
@@ -173,11 +214,15 @@ class FakeSharedBudget:
             oldest = min(range(self.limit), key=slots.__getitem__)
             if now - slots[oldest] < 1.0:
                 return Grant(None, slots[oldest] + 1.0 - now)
-            slots[oldest] = now
+            slots[oldest] = float("inf") if hold else now
             self.granted.append((workspace_id, now))
-            return Grant(datetime.fromtimestamp(now, UTC), 0.0)
+            return Grant(datetime.fromtimestamp(now, UTC), 0.0, oldest)
         finally:
             self.asking -= 1
+
+    async def release(self, workspace_id: str, grant: Grant) -> None:
+        assert grant.slot is not None
+        self.slots[workspace_id][grant.slot] = self.clock.now
 
     async def aclose(self) -> None:
         return None
