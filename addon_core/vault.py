@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table, select, update
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from addon_core.encryption import KeyRing
-from addon_core.models import Installation, WebhookRegistration
+from addon_core.models import Endpoint, Flow, Installation, WebhookRegistration
 
 INSTALLATION_PURPOSE = "installation"
 
@@ -16,31 +20,45 @@ def token_context(addon_key: str, workspace_id: str, purpose: str) -> str:
     return f"{addon_key}|{workspace_id}|{purpose}"
 
 
-def _tables() -> list[tuple[Table, str | None]]:
-    """Each table with an encrypted `auth_token`, and the column naming its purpose."""
+@dataclass(frozen=True, slots=True)
+class _Secret:
+    """One encrypted column, and how a row names the purpose its secret is bound to."""
+
+    table: Table
+    column: str
+    purpose: Callable[[Row[Any]], str]
+
+
+def _secrets() -> list[_Secret]:
+    installation: Table = Installation.__table__  # type: ignore[assignment]
+    registration: Table = WebhookRegistration.__table__  # type: ignore[assignment]
+    endpoint: Table = Endpoint.__table__  # type: ignore[assignment]
+    flow: Table = Flow.__table__  # type: ignore[assignment]
     return [
-        (Installation.__table__, None),  # type: ignore[list-item]
-        (WebhookRegistration.__table__, "path"),  # type: ignore[list-item]
+        _Secret(installation, "auth_token", lambda row: INSTALLATION_PURPOSE),
+        _Secret(registration, "auth_token", lambda row: str(row.path)),
+        _Secret(endpoint, "secret", lambda row: f"endpoint:{row.id}"),
+        _Secret(endpoint, "previous_secret", lambda row: f"endpoint:{row.id}"),
+        _Secret(flow, "signing_secret", lambda row: f"flow:{row.id}"),
     ]
 
 
 async def rotate_secrets(conn: AsyncConnection, addon_key: str, ring: KeyRing) -> int:
-    """Re-encrypt every stored token of an add-on not yet under the ring's first key."""
+    """Re-encrypt every stored token and secret of an add-on not yet under the ring's first key."""
     count = 0
-    for table, purpose_column in _tables():
-        purpose = table.c[purpose_column] if purpose_column else None
-        columns = [table.c.id, table.c.workspace_id, table.c.auth_token]
+    for secret in _secrets():
+        table, column = secret.table, secret.table.c[secret.column]
         rows = await conn.execute(
-            select(*columns, *([purpose] if purpose is not None else [])).where(
-                table.c.addon_key == addon_key, table.c.auth_token.is_not(None)
-            )
+            select(table).where(table.c.addon_key == addon_key, column.is_not(None))
         )
         for row in rows.all():
-            if ring.is_current(row.auth_token):
+            stored = row._mapping[column]
+            if ring.is_current(stored):
                 continue
-            use = row[3] if purpose is not None else INSTALLATION_PURPOSE
-            context = token_context(addon_key, row.workspace_id, use)
-            fresh = ring.encrypt(ring.decrypt(row.auth_token, context), context)
-            await conn.execute(update(table).where(table.c.id == row.id).values(auth_token=fresh))
+            context = token_context(addon_key, row.workspace_id, secret.purpose(row))
+            fresh = ring.encrypt(ring.decrypt(stored, context), context)
+            await conn.execute(
+                update(table).where(table.c.id == row.id).values({secret.column: fresh})
+            )
             count += 1
     return count

@@ -21,11 +21,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
+from sqlalchemy import insert
 
 from addon_core.app import create_addon_app
-from addon_core.database import head_revision
+from addon_core.database import create_engine, head_revision
 from addon_core.encryption import KeyRing, decode_key, generate_key
 from addon_core.manifest import load_manifest, schema_path
+from addon_core.models import Endpoint, Flow
 from addon_core.security import TokenSigner
 from addon_core.settings import REFERENCE_DIR_VARIABLE
 from addon_core.vault import INSTALLATION_PURPOSE, token_context
@@ -413,6 +415,58 @@ async def test_rotate_keys_re_encrypts_every_token_under_the_new_key(
     plaintexts = {old_ring.decrypt(ciphertext, context) for context, ciphertext in before}
     after = await stored_tokens(database_url)
     assert {new_ring.decrypt(ciphertext, context) for context, ciphertext in after} == plaintexts
+
+
+async def test_rotate_keys_re_encrypts_endpoint_and_flow_secrets(
+    database_url: str, cli_env: dict[str, str]
+) -> None:
+    old_key, new_key = generate_key(), generate_key()
+    old_ring, new_ring = KeyRing([decode_key(old_key)]), KeyRing([decode_key(new_key)])
+
+    def sealed(purpose: str, secret: str) -> str:
+        return old_ring.encrypt(secret, token_context("universal-webhook", "ws-1", purpose))
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Endpoint).values(
+                    id="ep1",
+                    addon_key="universal-webhook",
+                    workspace_id="ws-1",
+                    name="CRM",
+                    secret=sealed("endpoint:ep1", "whsec_new"),
+                    previous_secret=sealed("endpoint:ep1", "whsec_old"),
+                )
+            )
+            await connection.execute(
+                insert(Flow).values(
+                    id="fl1",
+                    addon_key="universal-webhook",
+                    workspace_id="ws-1",
+                    name="F",
+                    document={},
+                    signing_secret=sealed("flow:fl1", "whsec_flow"),
+                )
+            )
+    finally:
+        await engine.dispose()
+    env = {
+        **cli_env,
+        "UNIVERSAL_WEBHOOK_DATABASE_URL": database_url,
+        "UNIVERSAL_WEBHOOK_ENCRYPTION_KEYS": f"{new_key},{old_key}",
+    }
+
+    rotated = await run_cli_async("rotate-keys", "universal-webhook", env=env)
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip() == "re-encrypted 3 secret(s)"
+    [endpoint] = await fetch_all(database_url, "SELECT secret, previous_secret FROM endpoints")
+    [flow] = await fetch_all(database_url, "SELECT signing_secret FROM flows")
+    context = functools.partial(token_context, "universal-webhook", "ws-1")
+    assert new_ring.decrypt(endpoint["secret"], context("endpoint:ep1")) == "whsec_new"
+    assert new_ring.decrypt(endpoint["previous_secret"], context("endpoint:ep1")) == "whsec_old"
+    assert new_ring.decrypt(flow["signing_secret"], context("flow:fl1")) == "whsec_flow"
 
 
 async def test_workspace_keeps_receiving_webhooks_after_the_old_key_is_retired(
