@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,33 @@ from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_VARIABLE = "ADDONS_TEST_POSTGRES_URL"
 SPECS = {"api-studio": API_STUDIO, "universal-webhook": UNIVERSAL_WEBHOOK}
+
+
+# --- no network --------------------------------------------------------------------------
+
+#: The only hosts a test may resolve: servers the tests start themselves.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    """Refuse to resolve any host but loopback, so no test can reach the real Clockify.
+
+    Apps installed with the fake Clockify's `Workspace` name https://api.clockify.me as
+    their base URL; their background jobs (bootstrap, coverage) fail fast on this instead
+    of calling out.
+    """
+    resolve = socket.getaddrinfo
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in LOCAL_HOSTS:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests make no network calls ({name})")
+        return resolve(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", loopback_only)
+        yield
 
 
 # --- reference data ----------------------------------------------------------------------

@@ -1,0 +1,393 @@
+"""Flows as stored: created, changed, versioned, paused, resumed and deleted.
+
+Every function is scoped by add-on and workspace: another workspace's flow is a 404,
+exactly as one that does not exist. A save validates the whole document first and
+stores it as a new version in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from addon_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from addon_core.event_types import CLOCKIFY_EVENT_TYPES
+from addon_core.flows.document import FlowDocument, validate_flow
+from addon_core.flows.engine import ANY_EVENT, signing_secret_context
+from addon_core.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
+from addon_core.redaction import MASK, redact, redact_text
+from addon_core.runtime import AddonRuntime
+from addon_core.standard_webhooks import generate_secret
+
+#: Random bytes of a flow id: 20 url-safe characters.
+FLOW_ID_BYTES: Final = 15
+#: What a GET (or the create answer) shows of a flow beyond its document; a PUT may send
+#: them back and they are ignored.
+READ_ONLY_FIELDS: Final = frozenset(
+    {"id", "version", "paused", "pausedReason", "consecutiveFailures", "createdAt",
+     "updatedAt", "createdBy", "signingSecret"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A flow just stored, with the signing secret made for it (shown this once)."""
+
+    flow: Flow
+    signing_secret: str | None = None
+
+
+def flow_event_types() -> frozenset[str]:
+    """The Clockify event types a flow may trigger on: any Clockify type, or `*` for all.
+
+    Not narrowed to what the app receives today: Universal Webhook registers what its
+    manifest lacks through Clockify's API, and a flow saved now keeps working once it does.
+    """
+    return CLOCKIFY_EVENT_TYPES | {ANY_EVENT}
+
+
+def uses_signing_secret(runtime: AddonRuntime) -> bool:
+    """Whether flows here sign outbound http requests (Universal Webhook)."""
+    return "http" in runtime.flow_action_types
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return a stored time with its zone (SQLite drops it; every stored time is UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+async def check_document(
+    session: AsyncSession, runtime: AddonRuntime, workspace_id: str, document: Any
+) -> FlowDocument:
+    """Validate a flow document for a workspace; raise `FlowValidationError` (422) if bad."""
+    return validate_flow(
+        document,
+        catalogue=runtime.catalogue(),
+        event_types=flow_event_types(),
+        endpoints=await endpoint_ids(session, runtime, workspace_id),
+        action_types=runtime.flow_action_types,
+        workspace_id=workspace_id,
+    )
+
+
+async def endpoint_ids(session: AsyncSession, runtime: AddonRuntime, workspace_id: str) -> set[str]:
+    """Return the ids of the workspace's custom inbound endpoints (none in API Studio)."""
+    rows = await session.scalars(
+        select(Endpoint.id).where(
+            Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id
+        )
+    )
+    return set(rows)
+
+
+def strip_read_only(document: Any, flow: Flow | None = None) -> Any:
+    """Drop what a GET adds to a document, so its output can be PUT back as is.
+
+    An `id` naming another flow is refused rather than ignored: it is a mistake.
+    """
+    if not isinstance(document, dict):
+        return document
+    given = document.get("id")
+    if flow is not None and given is not None and given != flow.id:
+        raise UnprocessableError(
+            f"the document's id {given!r} is not the flow being saved ({flow.id}); "
+            "remove id or send it to PUT /api/flows/{id} of that flow",
+            extra={"errors": [{"field": "id", "message": "does not match the URL"}]},
+        )
+    return {key: value for key, value in document.items() if key not in READ_ONLY_FIELDS}
+
+
+def mask_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a stored document as shown: secrets in http action URLs and headers masked."""
+    shown = dict(document)
+    actions = document.get("actions")
+    if isinstance(actions, list):
+        shown["actions"] = [_mask_action(action) for action in actions]
+    return shown
+
+
+def _mask_action(action: Any) -> Any:
+    if not isinstance(action, dict) or action.get("type") != "http":
+        return action
+    masked = dict(action)
+    if isinstance(action.get("url"), str):
+        masked["url"] = redact_text(action["url"])
+    if isinstance(action.get("headers"), dict):
+        masked["headers"] = redact(action["headers"])
+    return masked
+
+
+def keep_masked_secrets(document: Any, stored: Mapping[str, Any]) -> Any:
+    """Put stored secrets back where a PUT returns them exactly as a GET masked them.
+
+    A URL or header value sent back equal to its masked form (holding the mask) keeps
+    the stored value; anything else is taken as the new value.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("actions"), list):
+        return document
+    before = {
+        action.get("id"): action
+        for action in stored.get("actions") or []
+        if isinstance(action, dict) and action.get("type") == "http"
+    }
+    actions = []
+    for action in document["actions"]:
+        old = before.get(action.get("id")) if isinstance(action, dict) else None
+        if old is None or action.get("type") != "http":
+            actions.append(action)
+            continue
+        restored = dict(action)
+        url, old_url = action.get("url"), old.get("url")
+        if isinstance(url, str) and isinstance(old_url, str) and _is_masked(url, old_url):
+            restored["url"] = old_url
+        headers, old_headers = action.get("headers"), old.get("headers")
+        if isinstance(headers, dict) and isinstance(old_headers, dict):
+            restored["headers"] = {
+                name: old_headers[name]
+                if name in old_headers and _is_masked(value, old_headers[name], header=name)
+                else value
+                for name, value in headers.items()
+            }
+        actions.append(restored)
+    return {**document, "actions": actions}
+
+
+def _is_masked(value: Any, stored: Any, *, header: str | None = None) -> bool:
+    if not isinstance(value, str) or MASK not in value or not isinstance(stored, str):
+        return False
+    masked = redact({header: stored})[header] if header is not None else redact_text(stored)
+    return bool(value == masked)
+
+
+def _canonical(document: FlowDocument) -> dict[str, Any]:
+    stored: dict[str, Any] = document.model_dump(mode="json")
+    return stored
+
+
+# --- flows -------------------------------------------------------------------------------------
+
+
+async def create_flow(
+    runtime: AddonRuntime, workspace_id: str, user_id: str | None, document: Any
+) -> Saved:
+    """Validate and store a new flow as version 1; make its signing secret if it signs."""
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        checked = await check_document(session, runtime, workspace_id, document)
+        now = datetime.now(UTC)
+        flow_id = secrets.token_urlsafe(FLOW_ID_BYTES)
+        secret = generate_secret() if uses_signing_secret(runtime) else None
+        canonical = _canonical(checked)
+        flow = Flow(
+            id=flow_id,
+            addon_key=runtime.addon_key,
+            workspace_id=workspace_id,
+            name=checked.name,
+            enabled=checked.enabled,
+            version=1,
+            document=canonical,
+            signing_secret=None
+            if secret is None
+            else runtime.key_ring.encrypt(
+                secret, signing_secret_context(runtime.addon_key, workspace_id, flow_id)
+            ),
+            paused_reason=None,
+            consecutive_failures=0,
+            created_by=user_id,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(flow)
+        session.add(
+            FlowVersion(
+                flow_id=flow_id, version=1, document=canonical, saved_by=user_id, saved_at=now
+            )
+        )
+    return Saved(flow, secret)
+
+
+async def update_flow(
+    runtime: AddonRuntime, workspace_id: str, user_id: str | None, flow_id: str, document: Any
+) -> Flow:
+    """Store a changed document as the flow's next version; a paused flow resumes.
+
+    A `version` sent with the document must be the current one (409 otherwise), so an
+    editor does not overwrite a change it has not seen.
+    """
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
+        expected = document.get("version") if isinstance(document, dict) else None
+        if expected is not None and expected != flow.version:
+            raise ConflictError(
+                f"flow {flow_id} is at version {flow.version}, not {expected!r}: it changed "
+                "since it was read; GET it again and reapply the edit"
+            )
+        fresh = keep_masked_secrets(strip_read_only(document, flow), flow.document)
+        checked = await check_document(session, runtime, workspace_id, fresh)
+        now = datetime.now(UTC)
+        canonical = _canonical(checked)
+        flow.version += 1
+        flow.document = canonical
+        flow.name = checked.name
+        flow.enabled = checked.enabled
+        # "Resumes on edit": the change is the user's answer to what paused it.
+        flow.paused_reason = None
+        flow.consecutive_failures = 0
+        flow.updated_at = now
+        session.add(
+            FlowVersion(
+                flow_id=flow.id,
+                version=flow.version,
+                document=canonical,
+                saved_by=user_id,
+                saved_at=now,
+            )
+        )
+    return flow
+
+
+async def resume_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Flow:
+    """Clear a flow's pause and its failure streak."""
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
+        if flow.paused_reason is not None or flow.consecutive_failures:
+            flow.paused_reason = None
+            flow.consecutive_failures = 0
+            flow.updated_at = datetime.now(UTC)
+    return flow
+
+
+async def rotate_signing_secret(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> str:
+    """Replace a flow's signing secret and return the new one (shown this once)."""
+    if not uses_signing_secret(runtime):
+        raise ConflictError(
+            "flows of this add-on send no http requests, so they have no signing secret"
+        )
+    secret = generate_secret()
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
+        flow.signing_secret = runtime.key_ring.encrypt(
+            secret, signing_secret_context(runtime.addon_key, workspace_id, flow_id)
+        )
+        flow.updated_at = datetime.now(UTC)
+    return secret
+
+
+async def delete_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> None:
+    """Delete a flow with its versions, executions and their steps."""
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
+        # Explicit rather than relying on ON DELETE CASCADE, which a SQLite connection
+        # without `PRAGMA foreign_keys` would skip.
+        runs = select(Execution.id).where(Execution.flow_id == flow.id).scalar_subquery()
+        await session.execute(delete(ExecutionStep).where(ExecutionStep.execution_id.in_(runs)))
+        await session.execute(delete(Execution).where(Execution.flow_id == flow.id))
+        await session.execute(delete(FlowVersion).where(FlowVersion.flow_id == flow.id))
+        await session.delete(flow)
+
+
+async def find_flow(
+    session: AsyncSession,
+    runtime: AddonRuntime,
+    workspace_id: str,
+    flow_id: str,
+    *,
+    for_update: bool = False,
+) -> Flow:
+    """Return the workspace's flow, or 404."""
+    query = select(Flow).where(
+        Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id, Flow.id == flow_id
+    )
+    flow = await session.scalar(query.with_for_update() if for_update else query)
+    if flow is None:
+        raise NotFoundError(f"no flow {flow_id!r} in this workspace; GET /api/flows lists them")
+    return flow
+
+
+async def list_flows(
+    runtime: AddonRuntime, workspace_id: str, limit: int, after: str | None
+) -> list[Flow]:
+    """Return up to `limit + 1` flows newest first, after the cursor `created_at|id`."""
+    query = (
+        select(Flow)
+        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+        .order_by(Flow.created_at.desc(), Flow.id.desc())
+        .limit(limit + 1)
+    )
+    if after is not None:
+        created_at, flow_id = read_flow_cursor(after)
+        query = query.where(
+            or_(
+                Flow.created_at < created_at,
+                and_(Flow.created_at == created_at, Flow.id < flow_id),
+            )
+        )
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        return list((await session.scalars(query)).all())
+
+
+def flow_cursor(flow: Flow) -> str:
+    """Return the cursor after a flow: its creation time and id."""
+    return f"{as_utc(flow.created_at).isoformat()}|{flow.id}"
+
+
+def read_flow_cursor(text: str) -> tuple[datetime, str]:
+    """Read a flow cursor back; one that was not ours is a 400."""
+    moment, _, flow_id = text.partition("|")
+    try:
+        created_at = datetime.fromisoformat(moment)
+    except ValueError:
+        raise BadRequestError(
+            "the cursor is not one this API returned; pass the 'next' value of the previous page"
+        ) from None
+    return as_utc(created_at), flow_id
+
+
+# --- versions ----------------------------------------------------------------------------------
+
+
+async def list_versions(
+    runtime: AddonRuntime, workspace_id: str, flow_id: str, limit: int, before: int | None
+) -> list[FlowVersion]:
+    """Return up to `limit + 1` saved versions of a flow, newest first."""
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        await find_flow(session, runtime, workspace_id, flow_id)
+        query = (
+            select(FlowVersion)
+            .where(FlowVersion.flow_id == flow_id)
+            .order_by(FlowVersion.version.desc())
+            .limit(limit + 1)
+        )
+        if before is not None:
+            query = query.where(FlowVersion.version < before)
+        return list((await session.scalars(query)).all())
+
+
+async def find_version(
+    runtime: AddonRuntime, workspace_id: str, flow_id: str, version: int
+) -> FlowVersion:
+    """Return one saved version of the workspace's flow, or 404."""
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        await find_flow(session, runtime, workspace_id, flow_id)
+        row = await session.get(FlowVersion, (flow_id, version))
+    if row is None:
+        raise NotFoundError(
+            f"flow {flow_id} has no version {version}; GET /api/flows/{flow_id}/versions lists them"
+        )
+    return row
