@@ -9,7 +9,7 @@ from addon_core.app import AppSpec, create_addon_app
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, load_settings
 from universal_webhook.coverage import COVERAGE_ROUTES, setup_coverage
-from universal_webhook.endpoints import ENDPOINT_ROUTES
+from universal_webhook.endpoints import ENDPOINT_ROUTES, setup_endpoints
 
 
 class UniversalWebhookSettings(AddonSettings):
@@ -28,7 +28,7 @@ SPEC = AppSpec(
     settings_class=UniversalWebhookSettings,
     title="Universal Webhook",
     route_handlers=(*ENDPOINT_ROUTES, *COVERAGE_ROUTES),
-    features=(allow_http_actions, setup_coverage),
+    features=(allow_http_actions, setup_coverage, setup_endpoints),
 )
 
 

@@ -1,13 +1,510 @@
-"""Event coverage beyond the manifest: webhooks registered through Clockify's API at install."""
+"""Event coverage beyond the manifest: webhooks registered through Clockify's API at install.
+
+The manifest subscribes to 10 event types (Clockify's cap). At INSTALLED a
+`coverage.register` job registers further types through the workspace webhooks API
+(`createWebhook`, with the installation token), up to `MAX_API_WEBHOOKS`: Clockify
+allows 10 webhooks per admin and 100 per workspace (PLATFORM.md, "Webhooks"), and the
+installation's webhooks all count against the one admin it acts as. Types are taken in
+`PRIORITY` order: first those that complete the life cycle of the entities the manifest
+follows (time entries, projects, clients, approvals), then the tasks and tags time
+entries refer to, then users, then the rest. Each webhook points at the type's own
+path, so its deliveries are verified like the manifest's: by path and token digest.
+The job is idempotent: it lists the workspace's webhooks and keeps or adopts those
+whose URL is ours, so a re-run creates nothing twice. At DELETED the registered
+webhooks are deleted, best effort, within `DELETE_TIMEOUT_SECONDS`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from litestar import get
 from litestar.handlers import BaseRouteHandler
+from sqlalchemy import delete, event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.runtime import AddonRuntime
+from addon_core.api import CallerDep
+from addon_core.clockify_client import ClockifyAPIError, InstallationContext
+from addon_core.errors import AddonError
+from addon_core.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
+from addon_core.jobs import ClaimedJob, PermanentJobError
+from addon_core.models import Installation, Job, WebhookRegistration
+from addon_core.pacing import Lane
+from addon_core.redaction import redact_text
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.vault import token_context
 
-COVERAGE_ROUTES: list[BaseRouteHandler] = []
+log = logging.getLogger(__name__)
+
+JOB_KIND = "coverage.register"
+#: How many event types the add-on registers through the API per workspace: Clockify's
+#: per-admin limit (the add-on's webhooks are all created as one admin).
+MAX_API_WEBHOOKS = 10
+#: The uninstall waits at most this long for Clockify before going on without it.
+DELETE_TIMEOUT_SECONDS = 5.0
+
+#: Clockify's webhooks API offers every event type but this one (its `WebhookEventType`).
+NOT_IN_WEBHOOKS_API = frozenset({"TIME_OFF_REQUEST_STARTED"})
+
+#: Which uncovered event types are registered first (those in the manifest are skipped).
+PRIORITY: tuple[str, ...] = (
+    # the life cycle of what the manifest follows
+    "TIME_ENTRY_SPLIT",
+    "TIME_ENTRY_RESTORED",
+    "PROJECT_DELETED",
+    "CLIENT_UPDATED",
+    "CLIENT_DELETED",
+    "APPROVAL_REQUEST_STATUS_UPDATED",
+    # what time entries refer to
+    "NEW_TASK",
+    "TASK_UPDATED",
+    "TASK_DELETED",
+    "NEW_TAG",
+    "TAG_UPDATED",
+    "TAG_DELETED",
+    # people
+    "USER_UPDATED",
+    "USER_DELETED_FROM_WORKSPACE",
+    "USER_DEACTIVATED_ON_WORKSPACE",
+    "USER_ACTIVATED_ON_WORKSPACE",
+    "USER_EMAIL_CHANGED",
+    "USERS_INVITED_TO_WORKSPACE",
+    "LIMITED_USERS_ADDED_TO_WORKSPACE",
+    "USER_GROUP_CREATED",
+    "USER_GROUP_UPDATED",
+    "USER_GROUP_DELETED",
+    # time off
+    "TIME_OFF_REQUESTED",
+    "TIME_OFF_REQUEST_APPROVED",
+    "TIME_OFF_REQUEST_REJECTED",
+    "TIME_OFF_REQUEST_UPDATED",
+    "TIME_OFF_REQUEST_WITHDRAWN",
+    "BALANCE_UPDATED",
+    # expenses and invoices
+    "EXPENSE_CREATED",
+    "EXPENSE_UPDATED",
+    "EXPENSE_DELETED",
+    "EXPENSE_RESTORED",
+    "NEW_INVOICE",
+    "INVOICE_UPDATED",
+    # scheduling
+    "ASSIGNMENT_CREATED",
+    "ASSIGNMENT_UPDATED",
+    "ASSIGNMENT_DELETED",
+    "ASSIGNMENT_PUBLISHED",
+    # rates
+    "BILLABLE_RATE_UPDATED",
+    "COST_RATE_UPDATED",
+    # the manifest's own, in case a manifest leaves them out
+    "NEW_TIME_ENTRY",
+    "TIME_ENTRY_UPDATED",
+    "TIME_ENTRY_DELETED",
+    "NEW_TIMER_STARTED",
+    "TIMER_STOPPED",
+    "NEW_PROJECT",
+    "PROJECT_UPDATED",
+    "NEW_CLIENT",
+    "USER_JOINED_WORKSPACE",
+    "NEW_APPROVAL_REQUEST",
+)
 
 
 def setup_coverage(runtime: AddonRuntime) -> None:
     """Register the uncovered event types at INSTALLED; delete them at DELETED."""
+    runtime.add_job_handler(JOB_KIND, lambda job: register_webhooks(runtime, job))
+    runtime.on_installed.append(enqueue_registration)
+    runtime.on_deleted.append(delete_registered_webhooks)
+
+
+def wanted_event_types(runtime: AddonRuntime) -> list[str]:
+    """The event types to register through the API, in priority order, at most the limit."""
+    manifest = set(runtime.manifest.webhook_events.values())
+    candidates = [e for e in PRIORITY if e not in manifest and e not in NOT_IN_WEBHOOKS_API]
+    return candidates[:MAX_API_WEBHOOKS]
+
+
+# --- install -----------------------------------------------------------------------------------
+
+
+async def enqueue_registration(
+    session: AsyncSession, runtime: AddonRuntime, installation: Installation
+) -> None:
+    """Queue the registration with the install (network calls stay out of the transaction)."""
+    queue = runtime.queue()
+    session.add(
+        queue.new(
+            JOB_KIND,
+            installation.workspace_id,
+            {"addon_id": installation.addon_id},
+            ordering_key=f"{installation.workspace_id}:coverage",
+        )
+    )
+    # Wake the workers once the install commits rather than at their next poll.
+    event.listen(session.sync_session, "after_commit", lambda _s: queue.wake(), once=True)
+
+
+async def register_webhooks(runtime: AddonRuntime, job: ClaimedJob) -> None:
+    """Create the missing webhooks, keep or adopt ours, drop ours no longer wanted."""
+    workspace_id = job.workspace_id
+    _, sessions = runtime.db()
+    async with sessions() as session:
+        installation = await _current(session, runtime, workspace_id, job.payload.get("addon_id"))
+        if installation is None:
+            return  # uninstalled or reinstalled since: that installation's job does the work
+        context = runtime.installation_context(installation)
+        stored = {
+            r.path: r
+            for r in await session.scalars(
+                select(WebhookRegistration).where(
+                    WebhookRegistration.installation_id == installation.id,
+                    WebhookRegistration.source == "api",
+                )
+            )
+        }
+    try:
+        hooks = await _our_webhooks(runtime, context)
+        wanted = wanted_event_types(runtime)
+        wanted_paths = {webhook_path(e): e for e in wanted}
+        for url, listed in hooks.items():
+            if _path_of(runtime, url) not in wanted_paths:
+                await _delete_webhook(runtime, context, str(listed.get("id")))
+        for event_type in wanted:
+            path = webhook_path(event_type)
+            hook = hooks.get(runtime.settings.base_url + path)
+            registration = stored.get(path)
+            if (
+                hook is not None
+                and registration is not None
+                and registration.clockify_webhook_id == hook.get("id")
+                and _same_token(registration, hook)
+            ):
+                continue  # registered and stored: nothing to do
+            if hook is None or not isinstance(hook.get("authToken"), str):
+                if hook is not None:  # ours, but its token is not listed: start it over
+                    await _delete_webhook(runtime, context, str(hook.get("id")))
+                try:
+                    hook = await _create_webhook(runtime, context, event_type, path)
+                except ClockifyAPIError as exc:
+                    # Most likely a limit (10 per admin, 100 per workspace): later ones
+                    # would be refused the same way.
+                    log.warning(
+                        "coverage: Clockify refused a webhook for %s in workspace %s (%d: %s); "
+                        "stopping here",
+                        event_type,
+                        workspace_id,
+                        exc.status,
+                        redact_text(exc.message),
+                    )
+                    break
+            if not await _store(runtime, installation.id, job, context, event_type, path, hook):
+                return
+        await _forget_unwanted(runtime, installation.id, set(wanted_paths))
+    except AddonError as exc:
+        if isinstance(exc, ClockifyAPIError) or exc.status_code < 500:
+            # A host outside the allowlist, a refused token, a missing permission:
+            # retrying cannot help. Clockify being down (503) is retried.
+            raise PermanentJobError(f"coverage registration failed: {exc.detail}") from None
+        raise
+
+
+def _same_token(registration: WebhookRegistration, hook: Mapping[str, Any]) -> bool:
+    """False when Clockify lists another token than ours (it was regenerated there)."""
+    listed = hook.get("authToken")
+    if not isinstance(listed, str):
+        return True
+    return hmac.compare_digest(registration.token_digest, hashlib.sha256(listed.encode()).digest())
+
+
+async def _current(
+    session: AsyncSession, runtime: AddonRuntime, workspace_id: str, addon_id: Any
+) -> Installation | None:
+    installation = await session.scalar(
+        select(Installation).where(
+            Installation.addon_key == runtime.addon_key,
+            Installation.workspace_id == workspace_id,
+        )
+    )
+    if installation is None or installation.status == "DELETED":
+        return None
+    if addon_id is not None and installation.addon_id != addon_id:
+        return None
+    return installation
+
+
+def _webhooks_url(context: InstallationContext) -> str:
+    # OpenAPI: getWebhooks / createWebhook, `/v1/workspaces/{workspaceId}/webhooks`
+    # on the regular server (the installation's backendUrl).
+    base = context.base_urls.get("backendUrl") or context.base_urls.get("apiUrl") or ""
+    return f"{base.rstrip('/')}/v1/workspaces/{context.workspace_id}/webhooks"
+
+
+def _path_of(runtime: AddonRuntime, url: str) -> str:
+    return url.removeprefix(runtime.settings.base_url)
+
+
+async def _our_webhooks(
+    runtime: AddonRuntime, context: InstallationContext
+) -> dict[str, dict[str, Any]]:
+    """The workspace's webhooks that point at this add-on's webhook paths, by URL."""
+    response = await runtime.client().call(
+        context, "GET", _webhooks_url(context), operation="getWebhooks", lane="bootstrap"
+    )
+    body = response.body
+    # WebhooksDtoV1 wraps the list; accept a bare list too.
+    listed = body.get("webhooks") if isinstance(body, Mapping) else body
+    prefix = runtime.settings.base_url + WEBHOOK_PATH_PREFIX
+    return {
+        hook["url"]: hook
+        for hook in listed or []
+        if isinstance(hook, dict) and str(hook.get("url", "")).startswith(prefix)
+    }
+
+
+async def _create_webhook(
+    runtime: AddonRuntime, context: InstallationContext, event_type: str, path: str
+) -> dict[str, Any]:
+    response = await runtime.client().call(
+        context,
+        "POST",
+        _webhooks_url(context),
+        operation="createWebhook",
+        lane="bootstrap",
+        json={
+            # CreateWebhookRequestV1: name of 2 to 30 characters.
+            "name": f"{runtime.addon_key[:16]} {event_type.lower()}"[:30],
+            "url": runtime.settings.base_url + path,
+            "webhookEvent": event_type,
+            "triggerSourceType": "WORKSPACE_ID",
+            "triggerSource": [context.workspace_id],
+        },
+    )
+    hook = response.body
+    if not isinstance(hook, dict) or not hook.get("id") or not hook.get("authToken"):
+        raise ClockifyAPIError(response.status, "createWebhook answered without id and authToken")
+    return hook
+
+
+async def _delete_webhook(
+    runtime: AddonRuntime,
+    context: InstallationContext,
+    webhook_id: str,
+    *,
+    lane: Lane = "bootstrap",
+) -> None:
+    try:
+        await runtime.client().call(
+            context,
+            "DELETE",
+            f"{_webhooks_url(context)}/{webhook_id}",
+            operation="deleteWebhook",
+            lane=lane,
+        )
+    except ClockifyAPIError as exc:
+        if exc.status != 404:  # already gone is what we wanted
+            raise
+
+
+async def _store(
+    runtime: AddonRuntime,
+    installation_id: int,
+    job: ClaimedJob,
+    context: InstallationContext,
+    event_type: str,
+    path: str,
+    hook: dict[str, Any],
+) -> bool:
+    """Keep a webhook's token; false if the installation went away meanwhile."""
+    token = str(hook["authToken"])
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        locked = await session.scalar(
+            select(Installation).where(Installation.id == installation_id).with_for_update()
+        )
+        if (
+            locked is None
+            or locked.status == "DELETED"
+            or (locked.addon_id != job.payload.get("addon_id", locked.addon_id))
+        ):
+            # Uninstalled while we called Clockify: undo, best effort.
+            await _delete_webhook(runtime, context, str(hook["id"]))
+            return False
+        registration = await session.scalar(
+            select(WebhookRegistration).where(
+                WebhookRegistration.installation_id == installation_id,
+                WebhookRegistration.path == path,
+            )
+        )
+        if registration is None:
+            registration = WebhookRegistration(
+                installation_id=installation_id,
+                addon_key=runtime.addon_key,
+                workspace_id=context.workspace_id,
+                path=path,
+            )
+            session.add(registration)
+        elif registration.source != "api":
+            return True  # the manifest covers it after all
+        registration.event_type = event_type
+        registration.source = "api"
+        registration.clockify_webhook_id = str(hook["id"])
+        registration.token_digest = hashlib.sha256(token.encode()).digest()
+        registration.auth_token = runtime.key_ring.encrypt(
+            token, token_context(runtime.addon_key, context.workspace_id, path)
+        )
+    return True
+
+
+async def _forget_unwanted(runtime: AddonRuntime, installation_id: int, wanted: set[str]) -> None:
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(WebhookRegistration).where(
+                WebhookRegistration.installation_id == installation_id,
+                WebhookRegistration.source == "api",
+                WebhookRegistration.path.not_in(wanted),
+            )
+        )
+
+
+# --- uninstall ---------------------------------------------------------------------------------
+
+
+async def delete_registered_webhooks(
+    session: AsyncSession, runtime: AddonRuntime, installation: Installation
+) -> None:
+    """Delete our API-registered webhooks in Clockify; never hold up the uninstall."""
+    ids = [
+        webhook_id
+        for webhook_id in await session.scalars(
+            select(WebhookRegistration.clockify_webhook_id).where(
+                WebhookRegistration.installation_id == installation.id,
+                WebhookRegistration.source == "api",
+                WebhookRegistration.clockify_webhook_id.is_not(None),
+            )
+        )
+        if webhook_id
+    ]
+    if not ids:
+        return
+    try:
+        context = runtime.installation_context(installation)
+        async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+            results = await asyncio.gather(
+                *(
+                    _delete_webhook(runtime, context, webhook_id, lane="interactive")
+                    for webhook_id in ids
+                ),
+                return_exceptions=True,
+            )
+    except TimeoutError:
+        log.warning(
+            "coverage: deleting %d webhook(s) of workspace %s took over %.0fs; left in Clockify",
+            len(ids),
+            installation.workspace_id,
+            DELETE_TIMEOUT_SECONDS,
+        )
+        return
+    except AddonError as exc:
+        log.warning(
+            "coverage: could not delete the webhooks of workspace %s: %s",
+            installation.workspace_id,
+            redact_text(exc.detail),
+        )
+        return
+    failed = [r for r in results if isinstance(r, BaseException)]
+    for failure in failed:
+        detail = failure.detail if isinstance(failure, AddonError) else type(failure).__name__
+        log.warning(
+            "coverage: a webhook of workspace %s was not deleted: %s",
+            installation.workspace_id,
+            redact_text(detail),
+        )
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+
+@get("/api/coverage", name="coverage")
+async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
+    """Every Clockify event type and how it reaches this workspace."""
+    _, sessions = runtime.db()
+    async with sessions() as session:
+        installation = await runtime.installation(session, caller.workspace_id)
+        registrations = {
+            r.path: r.source
+            for r in await session.execute(
+                select(WebhookRegistration.path, WebhookRegistration.source).where(
+                    WebhookRegistration.installation_id == installation.id
+                )
+            )
+        }
+        job = (
+            await session.execute(
+                select(Job.status, Job.last_error)
+                .where(
+                    Job.addon_key == runtime.addon_key,
+                    Job.workspace_id == caller.workspace_id,
+                    Job.kind == JOB_KIND,
+                )
+                .order_by(Job.id.desc())
+                .limit(1)
+            )
+        ).first()
+    manifest = set(runtime.manifest.webhook_events.values())
+    wanted = set(wanted_event_types(runtime))
+    items = [
+        _coverage_item(event_type, registrations, manifest, wanted, job)
+        for event_type in sorted(CLOCKIFY_EVENT_TYPES)
+    ]
+    counts = {
+        kind: sum(item["delivery"] == kind for item in items)
+        for kind in ("manifest", "api", "none")
+    }
+    return {"items": items, "next": None, "summary": counts}
+
+
+def _coverage_item(
+    event_type: str,
+    registrations: Mapping[str, str],
+    manifest: set[str],
+    wanted: set[str],
+    job: Any,
+) -> dict[str, Any]:
+    path = webhook_path(event_type)
+    source = registrations.get(path)
+    item: dict[str, Any] = {"eventType": event_type, "path": path}
+    if source in ("manifest", "api"):
+        return {**item, "delivery": source}
+    if event_type in manifest:
+        reason = (
+            "declared in the manifest, but Clockify sent no token for it at install; "
+            "reinstall the add-on"
+        )
+    elif event_type in NOT_IN_WEBHOOKS_API:
+        reason = (
+            "Clockify's webhooks API does not offer this event, and the manifest's "
+            "10 webhooks are taken"
+        )
+    elif event_type in wanted and job is not None and job.status in ("queued", "running"):
+        reason = "registration through Clockify's webhooks API is under way"
+    elif event_type in wanted and job is not None and job.status == "dead":
+        reason = f"registration failed: {redact_text(job.last_error or 'unknown error')}"
+    elif event_type in wanted:
+        reason = (
+            "Clockify refused the webhook (it allows 10 per admin and 100 per workspace); "
+            "free some and reinstall"
+        )
+    else:
+        reason = (
+            f"beyond the {MAX_API_WEBHOOKS} event types the add-on registers through "
+            "Clockify's webhooks API (10 per admin); lower in its priority order"
+        )
+    return {**item, "delivery": "none", "reason": reason}
+
+
+COVERAGE_ROUTES: list[BaseRouteHandler] = [list_coverage]

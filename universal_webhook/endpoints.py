@@ -1,7 +1,565 @@
-"""Custom inbound webhooks: endpoints with Standard Webhooks secrets, and their intake."""
+"""Custom inbound webhooks: endpoints with Standard Webhooks secrets, and their intake.
+
+A delivery to `POST /webhooks/custom/{id}` is checked in this order: the endpoint
+exists (404), its per-endpoint rate limit (429, `Retry-After`), the body size (413),
+the Standard Webhooks signature and timestamp (401), the body is one JSON object
+(400: flows address `event.<field>`, and jobs are ordered by the payload's `id`), and
+the event type (from the endpoint's header or dotted JSON path; `custom` when absent).
+Then the intake writer stores it as an event with source `custom`; the installation
+must be installed and active at commit (409 otherwise). Nothing of a refused request
+is stored.
+
+Replays: the dedupe key is SHA-256 over the endpoint id and `webhook-id`. A delivery
+passes only within the tolerance of its timestamp, so two copies of one delivery arrive
+less than 2 x tolerance apart. The tolerance used is therefore at most half the dedupe
+window (`{P}DEDUPE_WINDOW_SECONDS`, 600 s by default, against 300 s): a replay that
+passes the signature is always a duplicate (answered 200 like the first, stored once).
+A shorter window narrows the tolerance, with a warning at start-up.
+
+Secrets are encrypted under the endpoint's add-on, workspace and id. The intake keeps
+the decrypted secrets of an endpoint for `CACHE_SECONDS` (a database read per delivery
+otherwise); rotation and deletion drop the entry in this process, other processes see
+them within `CACHE_SECONDS`.
+"""
 
 from __future__ import annotations
 
-from litestar.handlers import BaseRouteHandler
+import hashlib
+import logging
+import re
+import secrets as random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-ENDPOINT_ROUTES: list[BaseRouteHandler] = []
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from addon_core.api import CallerDep, decode_cursor, page_limit, page_of
+from addon_core.errors import (
+    AddonError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    UnprocessableError,
+)
+from addon_core.incoming import header_map, parse_json_object, read_body
+from addon_core.intake import Delivery, Outcome
+from addon_core.models import Endpoint
+from addon_core.redaction import SECRET_HEADERS, redact, redact_text, safe_headers
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.settings import AddonSettings
+from addon_core.standard_webhooks import generate_secret, verify
+from addon_core.vault import token_context
+
+log = logging.getLogger(__name__)
+
+CUSTOM_PATH_PREFIX = "/webhooks/custom/"
+#: The event type of a delivery whose endpoint names no source, or whose source is absent.
+DEFAULT_EVENT_TYPE = "custom"
+#: `events.event_type` holds 64 characters.
+MAX_EVENT_TYPE_LENGTH = 64
+#: 18 random bytes (144 bits) as 24 url-safe characters: unguessable, fits `endpoints.id`.
+ENDPOINT_ID_BYTES = 18
+MAX_ENDPOINTS_PER_WORKSPACE = 100
+MAX_RATE_LIMIT_PER_MINUTE = 60_000
+CACHE_SECONDS = 5.0
+CACHE_SIZE = 10_000
+
+_FIELDS = {"name", "eventTypePath", "eventTypeHeader", "rateLimitPerMinute"}
+_PATH = re.compile(r"[A-Za-z0-9_$@-]+(\.[A-Za-z0-9_$@-]+)*")
+_HEADER = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BODIES = {outcome: b'{"status":"%s"}' % outcome.value.encode() for outcome in Outcome}
+
+
+class RateLimitedError(AddonError):
+    """The endpoint received more deliveries than its limit per minute."""
+
+    status_code = 429
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def setup_endpoints(runtime: AddonRuntime) -> None:
+    """Warn when the dedupe window narrows the timestamp tolerance of custom webhooks."""
+    settings = runtime.settings
+    tolerance = replay_safe_tolerance(settings)
+    if tolerance < settings.custom_webhook_tolerance_seconds:
+        log.warning(
+            "custom webhooks accept timestamps within %ds, not %s=%d: a replay must still "
+            "be inside %s=%d; raise it to at least %d for the full tolerance",
+            tolerance,
+            settings.env_name("custom_webhook_tolerance_seconds"),
+            settings.custom_webhook_tolerance_seconds,
+            settings.env_name("dedupe_window_seconds"),
+            settings.dedupe_window_seconds,
+            2 * settings.custom_webhook_tolerance_seconds,
+        )
+
+
+def replay_safe_tolerance(settings: AddonSettings) -> int:
+    """The timestamp tolerance, at most half the dedupe window (see the module docstring)."""
+    return min(settings.custom_webhook_tolerance_seconds, settings.dedupe_window_seconds // 2)
+
+
+# --- the secrets cache -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """What the intake needs of an endpoint, secrets decrypted."""
+
+    endpoint_id: str
+    workspace_id: str
+    secret: str
+    previous_secret: str | None
+    previous_until: datetime | None
+    event_type_path: str | None
+    event_type_header: str | None
+    rate_limit: int
+
+    def secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one while its grace period lasts."""
+        if self.previous_secret and self.previous_until and now < self.previous_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+
+class ReceiverCache:
+    """Endpoints by id for a few seconds, least recently used dropped beyond `size`."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS, size: int = CACHE_SIZE) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._items: OrderedDict[str, tuple[float, Receiver]] = OrderedDict()
+
+    def get(self, endpoint_id: str) -> Receiver | None:
+        item = self._items.get(endpoint_id)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            del self._items[endpoint_id]
+            return None
+        self._items.move_to_end(endpoint_id)
+        return item[1]
+
+    def put(self, receiver: Receiver) -> None:
+        self._items[receiver.endpoint_id] = (time.monotonic() + self._ttl, receiver)
+        self._items.move_to_end(receiver.endpoint_id)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget(self, endpoint_id: str) -> None:
+        self._items.pop(endpoint_id, None)
+
+
+def receiver_cache(state: State) -> ReceiverCache:
+    """The app's cache of endpoints (one per app, made on first use)."""
+    cache = state.get("custom_receivers")
+    if cache is None:
+        cache = state["custom_receivers"] = ReceiverCache()
+    assert isinstance(cache, ReceiverCache)
+    return cache
+
+
+def _secret_context(runtime: AddonRuntime, endpoint: Endpoint) -> str:
+    return token_context(runtime.addon_key, endpoint.workspace_id, f"endpoint:{endpoint.id}")
+
+
+def _receiver(runtime: AddonRuntime, endpoint: Endpoint) -> Receiver:
+    context = _secret_context(runtime, endpoint)
+    previous = endpoint.previous_secret
+    return Receiver(
+        endpoint_id=endpoint.id,
+        workspace_id=endpoint.workspace_id,
+        secret=runtime.key_ring.decrypt(endpoint.secret, context),
+        previous_secret=runtime.key_ring.decrypt(previous, context) if previous else None,
+        previous_until=_aware(endpoint.previous_secret_expires_at),
+        event_type_path=endpoint.event_type_path,
+        event_type_header=endpoint.event_type_header,
+        rate_limit=endpoint.rate_limit_per_minute,
+    )
+
+
+async def _find_receiver(state: State, runtime: AddonRuntime, endpoint_id: str) -> Receiver:
+    cache = receiver_cache(state)
+    receiver = cache.get(endpoint_id)
+    if receiver is not None:
+        return receiver
+    endpoint = None
+    if _ID.fullmatch(endpoint_id):
+        _, sessions = runtime.db()
+        async with sessions() as session:
+            endpoint = await session.get(Endpoint, endpoint_id)
+    if endpoint is None or endpoint.addon_key != runtime.addon_key:
+        raise NotFoundError(
+            f"no custom webhook endpoint {endpoint_id}; create one with POST /api/endpoints "
+            "and send to the url it answers"
+        )
+    receiver = _receiver(runtime, endpoint)
+    cache.put(receiver)
+    return receiver
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+@post(f"{CUSTOM_PATH_PREFIX}{{endpoint_id:str}}", status_code=200, name="custom-webhook")
+async def receive_custom_webhook(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    """Verify one custom delivery, store it and acknowledge it once committed."""
+    runtime: AddonRuntime = request.app.state.runtime
+    counter = runtime.metrics.custom_webhooks
+    rate_headers: dict[str, str] = {}
+    try:
+        receiver = await _find_receiver(request.app.state, runtime, endpoint_id)
+        decision = runtime.rate_limiter.check(f"endpoint:{endpoint_id}", receiver.rate_limit)
+        rate_headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimitedError(
+                f"this endpoint accepts {decision.limit} deliveries a minute; "
+                f"retry after {decision.reset_seconds}s",
+                reason="rate_limited",
+            )
+        delivery = await _verify_and_parse(request, runtime, receiver)
+        assert runtime.intake is not None
+        outcome = await runtime.intake.submit(delivery)
+    except AddonError as exc:
+        outcome_label = "rate_limited" if isinstance(exc, RateLimitedError) else "rejected"
+        counter.labels(runtime.addon_key, outcome_label).inc()
+        runtime.metrics.count_rejection(runtime.addon_key, exc.reason)
+        log.info("custom webhook %s refused with %d: %s", endpoint_id, exc.status_code, exc.detail)
+        return _error_response(exc, rate_headers)
+    counter.labels(runtime.addon_key, outcome.value).inc()
+    return Response(_BODIES[outcome], media_type="application/json", headers=rate_headers)
+
+
+async def _verify_and_parse(
+    request: Request[Any, Any, Any], runtime: AddonRuntime, receiver: Receiver
+) -> Delivery:
+    settings = runtime.settings
+    headers = header_map(request)
+    body = await read_body(request, headers, settings.max_body_bytes)
+    msg_id = verify(
+        headers,
+        body,
+        receiver.secrets(datetime.now(UTC)),
+        # `verify` truncates the skew to whole seconds, so it admits up to tolerance + 0.99 s;
+        # one second less admits strictly less than the tolerance either way, and two copies
+        # of a delivery then arrive less than 2 x tolerance apart: within the dedupe window.
+        tolerance=max(replay_safe_tolerance(settings) - 1, 0),
+    )
+    payload = parse_json_object(body)
+    event_type = _event_type(receiver, headers, payload)
+    key = hashlib.sha256(f"custom\n{receiver.endpoint_id}\n{msg_id}".encode()).hexdigest()
+    return Delivery(
+        workspace_id=receiver.workspace_id,
+        event_type=event_type,
+        path=f"{CUSTOM_PATH_PREFIX}{receiver.endpoint_id}",
+        addon_id=None,
+        token_digest=b"",
+        dedupe_key=key,
+        payload=body.decode(),  # valid UTF-8: it parsed as JSON
+        headers=msgspec.json.encode(safe_headers(headers)).decode(),
+        source="custom",
+        endpoint_id=receiver.endpoint_id,
+    )
+
+
+def _event_type(receiver: Receiver, headers: dict[str, str], payload: dict[str, Any]) -> str:
+    """Read the event type where the endpoint says; `custom` when it names no place or is absent."""
+    if receiver.event_type_header:
+        where = f"header {receiver.event_type_header}"
+        value: Any = headers.get(receiver.event_type_header)
+    elif receiver.event_type_path:
+        where = f"body field {receiver.event_type_path}"
+        value = _lookup(payload, receiver.event_type_path)
+    else:
+        return DEFAULT_EVENT_TYPE
+    if value is None or value == "":
+        return DEFAULT_EVENT_TYPE
+    if not isinstance(value, str) or len(value) > MAX_EVENT_TYPE_LENGTH:
+        raise BadRequestError(
+            f"the event type in {where} must be a string of at most "
+            f"{MAX_EVENT_TYPE_LENGTH} characters"
+        )
+    return value
+
+
+def _lookup(value: Any, path: str) -> Any:
+    """Follow a dotted path: names select object members, numbers list items."""
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _error_response(exc: AddonError, headers: dict[str, str]) -> Response[Any]:
+    content: dict[str, Any] = {"status_code": exc.status_code, "detail": redact_text(exc.detail)}
+    if exc.extra:
+        content["extra"] = redact(exc.extra)
+    return Response(content, status_code=exc.status_code, headers=headers)
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+
+@post("/api/endpoints", status_code=201, name="create-endpoint")
+async def create_endpoint(
+    request: Request[Any, Any, Any], caller: CallerDep, runtime: Runtime
+) -> dict[str, Any]:
+    """Create an endpoint; its secret is shown here and at rotation only."""
+    caller.require_writer("creating a custom webhook endpoint")
+    fields = _endpoint_fields(parse_json_object(await request.body()), runtime)
+    secret = generate_secret()
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        existing = await session.scalar(
+            select(func.count()).select_from(Endpoint).where(*_scope(runtime, caller.workspace_id))
+        )
+        if (existing or 0) >= MAX_ENDPOINTS_PER_WORKSPACE:
+            raise ConflictError(
+                f"a workspace may have at most {MAX_ENDPOINTS_PER_WORKSPACE} custom webhook "
+                "endpoints; delete one first"
+            )
+        endpoint = Endpoint(
+            id=random.token_urlsafe(ENDPOINT_ID_BYTES),
+            addon_key=runtime.addon_key,
+            workspace_id=caller.workspace_id,
+            created_by=caller.user_id,
+            created_at=datetime.now(UTC),
+            **fields,
+        )
+        endpoint.secret = runtime.key_ring.encrypt(secret, _secret_context(runtime, endpoint))
+        session.add(endpoint)
+    return {**_render(runtime, endpoint), "secret": secret}
+
+
+@get("/api/endpoints", name="list-endpoints")
+async def list_endpoints(
+    caller: CallerDep,
+    runtime: Runtime,
+    limit: FromQuery[int | None] = None,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """List the workspace's endpoints, newest first, without secrets."""
+    size = page_limit(limit)
+    query = select(Endpoint).where(*_scope(runtime, caller.workspace_id))
+    after = _decode_endpoint_cursor(cursor)
+    if after is not None:
+        at, endpoint_id = after
+        query = query.where(
+            or_(
+                Endpoint.created_at < at, and_(Endpoint.created_at == at, Endpoint.id < endpoint_id)
+            )
+        )
+    query = query.order_by(Endpoint.created_at.desc(), Endpoint.id.desc()).limit(size + 1)
+    _, sessions = runtime.db()
+    async with sessions() as session:
+        rows = list((await session.scalars(query)).all())
+    return page_of(
+        rows,
+        size,
+        render=lambda endpoint: _render(runtime, endpoint),
+        key=lambda endpoint: f"{_utc(endpoint.created_at).isoformat()}|{endpoint.id}",
+    )
+
+
+@get("/api/endpoints/{endpoint_id:str}", name="get-endpoint")
+async def get_endpoint(
+    endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+) -> dict[str, Any]:
+    """Show one endpoint, without its secret."""
+    _, sessions = runtime.db()
+    async with sessions() as session:
+        endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
+    return _render(runtime, endpoint)
+
+
+@delete("/api/endpoints/{endpoint_id:str}", status_code=204, name="delete-endpoint")
+async def delete_endpoint(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+) -> None:
+    """Delete an endpoint; its deliveries are refused from now on (events already stored stay)."""
+    caller.require_writer("deleting a custom webhook endpoint")
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
+        await session.delete(endpoint)
+    receiver_cache(request.app.state).forget(endpoint_id)
+
+
+@post("/api/endpoints/{endpoint_id:str}/rotate-secret", status_code=200, name="rotate-endpoint")
+async def rotate_endpoint_secret(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+) -> dict[str, Any]:
+    """Issue a new secret; the one it replaces stays valid for the grace period.
+
+    Only the latest replaced secret is kept: rotating twice within the grace period ends
+    the grace of the first.
+    """
+    caller.require_writer("rotating a custom webhook secret")
+    grace = runtime.settings.secret_rotation_grace_seconds
+    secret = generate_secret()
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        endpoint = await _endpoint(
+            session, runtime, caller.workspace_id, endpoint_id, for_update=True
+        )
+        if grace > 0:
+            endpoint.previous_secret = endpoint.secret
+            endpoint.previous_secret_expires_at = datetime.now(UTC) + timedelta(seconds=grace)
+        else:
+            endpoint.previous_secret = endpoint.previous_secret_expires_at = None
+        endpoint.secret = runtime.key_ring.encrypt(secret, _secret_context(runtime, endpoint))
+    receiver_cache(request.app.state).forget(endpoint_id)
+    return {**_render(runtime, endpoint), "secret": secret}
+
+
+def _scope(runtime: AddonRuntime, workspace_id: str) -> tuple[Any, ...]:
+    return (Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id)
+
+
+async def _endpoint(
+    session: AsyncSession,
+    runtime: AddonRuntime,
+    workspace_id: str,
+    endpoint_id: str,
+    *,
+    for_update: bool = False,
+) -> Endpoint:
+    """The workspace's endpoint, or 404 (also for another workspace's)."""
+    query = select(Endpoint).where(Endpoint.id == endpoint_id, *_scope(runtime, workspace_id))
+    if for_update:
+        query = query.with_for_update()
+    endpoint = await session.scalar(query)
+    if endpoint is None:
+        raise NotFoundError(f"no custom webhook endpoint {endpoint_id} in this workspace")
+    return endpoint
+
+
+def _endpoint_fields(body: dict[str, Any], runtime: AddonRuntime) -> dict[str, Any]:
+    """Check a create body; report every problem at once (422 with `extra.errors`)."""
+    errors: list[dict[str, str]] = [
+        {"field": key, "message": f"unknown field; known: {', '.join(sorted(_FIELDS))}"}
+        for key in sorted(set(body) - _FIELDS)
+    ]
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+        errors.append({"field": "name", "message": "a name of 1 to 200 characters is required"})
+    path, header = body.get("eventTypePath"), body.get("eventTypeHeader")
+    if path is not None and (
+        not isinstance(path, str) or len(path) > 200 or not _PATH.fullmatch(path)
+    ):
+        errors.append(
+            {
+                "field": "eventTypePath",
+                "message": "a dotted JSON path such as 'type' or 'data.kind'",
+            }
+        )
+    if header is not None:
+        header = header.lower() if isinstance(header, str) else header
+        if not isinstance(header, str) or len(header) > 100 or not _HEADER.fullmatch(header):
+            errors.append({"field": "eventTypeHeader", "message": "an HTTP header name"})
+        elif header in SECRET_HEADERS or header.startswith(("webhook-", "svix-")):
+            errors.append(
+                {"field": "eventTypeHeader", "message": f"{header} cannot carry the event type"}
+            )
+    if path is not None and header is not None:
+        errors.append(
+            {
+                "field": "eventTypeHeader",
+                "message": "give eventTypePath or eventTypeHeader, not both",
+            }
+        )
+    rate = body.get("rateLimitPerMinute", runtime.settings.custom_webhook_rate_limit_per_minute)
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int)
+        or not 1 <= rate <= MAX_RATE_LIMIT_PER_MINUTE
+    ):
+        errors.append(
+            {
+                "field": "rateLimitPerMinute",
+                "message": f"a whole number from 1 to {MAX_RATE_LIMIT_PER_MINUTE}",
+            }
+        )
+    if errors:
+        raise UnprocessableError(
+            "the endpoint is not valid: "
+            + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            extra={"errors": errors},
+        )
+    assert isinstance(name, str)
+    return {
+        "name": name.strip(),
+        "event_type_path": path,
+        "event_type_header": header,
+        "rate_limit_per_minute": rate,
+    }
+
+
+def _render(runtime: AddonRuntime, endpoint: Endpoint) -> dict[str, Any]:
+    expires = _aware(endpoint.previous_secret_expires_at)
+    return {
+        "id": endpoint.id,
+        "name": endpoint.name,
+        "url": f"{runtime.settings.base_url}{CUSTOM_PATH_PREFIX}{endpoint.id}",
+        "eventTypePath": endpoint.event_type_path,
+        "eventTypeHeader": endpoint.event_type_header,
+        "rateLimitPerMinute": endpoint.rate_limit_per_minute,
+        "previousSecretExpiresAt": (
+            expires.isoformat() if expires and expires > datetime.now(UTC) else None
+        ),
+        "createdBy": endpoint.created_by,
+        "createdAt": _utc(endpoint.created_at).isoformat(),
+    }
+
+
+def _decode_endpoint_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    text = decode_cursor(cursor)
+    if text is None:
+        return None
+    stamp, _, endpoint_id = text.partition("|")
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        at = None
+    if at is None or not endpoint_id:
+        raise BadRequestError(
+            "the cursor is not one this API returned; pass the 'next' value of the previous page"
+        )
+    return at, endpoint_id
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+ENDPOINT_ROUTES: list[BaseRouteHandler] = [
+    receive_custom_webhook,
+    create_endpoint,
+    list_endpoints,
+    get_endpoint,
+    delete_endpoint,
+    rotate_endpoint_secret,
+]

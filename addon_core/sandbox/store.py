@@ -33,6 +33,8 @@ KINDS = (
 )
 #: Clockify's cap on webhooks registered through the API (PLATFORM.md, "Webhooks").
 MAX_WORKSPACE_WEBHOOKS = 100
+#: ... and on webhooks created by one admin.
+MAX_USER_WEBHOOKS = 10
 TRIGGER_SOURCE_TYPES = frozenset(
     {"PROJECT_ID", "USER_ID", "TAG_ID", "TASK_ID", "WORKSPACE_ID", "ASSIGNMENT_ID", "EXPENSE_ID"}
 )
@@ -127,6 +129,14 @@ class SandboxStore:
     def entities(self, workspace_id: str, kind: str) -> list[Entity]:
         """Return a copy of every entity of `kind` in the workspace, in insertion order."""
         return copy.deepcopy(list(self._collection(workspace_id, kind).values()))
+
+    def stored(self, workspace_id: str, kind: str) -> list[Entity]:
+        """Return the stored entities of `kind` themselves, not copies: read, never change.
+
+        A list handler pages these without copying: copying all of a large workspace's
+        entities for every page made each page cost O(workspace).
+        """
+        return list(self._collection(workspace_id, kind).values())
 
     def get(self, workspace_id: str, kind: str, item_id: str) -> Entity:
         """Return one entity (the stored object), or raise a 404."""
@@ -289,6 +299,10 @@ class SandboxStore:
             raise BadRequestError("triggerSource is required: a list of ids")
         if len(self._collection(workspace_id, "webhooks")) >= MAX_WORKSPACE_WEBHOOKS:
             raise BadRequestError(f"A workspace can have at most {MAX_WORKSPACE_WEBHOOKS} webhooks")
+        hooks = self._collection(workspace_id, "webhooks").values()
+        mine = [h for h in hooks if h["userId"] == user_id]
+        if len(mine) >= MAX_USER_WEBHOOKS:
+            raise BadRequestError(f"A user can create at most {MAX_USER_WEBHOOKS} webhooks")
         hook: Entity = {
             "id": self.new_id(),
             "name": _text(fields, "name") or event.lower(),
