@@ -1,4 +1,4 @@
-"""The `clockify-addons` command line: serve, migrate, manifest, rotate-keys, generate-key."""
+"""The `clockify-addons` command line: serve, migrate, manifest, jobs, rotate-keys, generate-key."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import contextlib
 import gc
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from addon_core.app import create_addon_app
 from addon_core.apps import APP_SPECS
@@ -20,18 +21,23 @@ from addon_core.catalogue import fetch_openapi, load_catalogue
 from addon_core.database import (
     DATABASE_ERRORS,
     create_engine,
+    create_session_factory,
     current_revision,
     for_writing,
     upgrade_to_head,
 )
+from addon_core.dead_letters import render_job
 from addon_core.encryption import generate_key
 from addon_core.errors import AddonError, ConfigError
+from addon_core.jobs import list_dead_jobs, replay_job
 from addon_core.logs import configure_logging
 from addon_core.manifest import load_manifest, schema_path, validate_against_schema
 from addon_core.redaction import redact_text
 from addon_core.runtime import key_ring_from
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
 from addon_core.vault import rotate_secrets
+
+T = TypeVar("T")
 
 APP = click.argument("app", type=click.Choice(list(APP_SPECS)), metavar="APP")
 
@@ -249,3 +255,88 @@ def sandbox(app: str, sandbox_port: int, app_port: int | None, data_dir: Path, s
 
     port = app_port or APP_SPECS[app].settings_class.default_port
     sys.exit(run_demo(app, sandbox_port=sandbox_port, app_port=port, data_dir=data_dir, seed=seed))
+
+
+@main.group()
+@APP
+@click.pass_context
+def jobs(ctx: click.Context, app: str) -> None:
+    """APP's background jobs: list dead ones, replay one (the running app picks it up)."""
+    ctx.obj = app
+
+
+@jobs.command("dead")
+@click.option("--workspace", help="Only this workspace's dead jobs.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
+@click.pass_obj
+def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> None:
+    """List dead jobs, newest first, with their last error (secrets masked)."""
+    settings = _settings(app)
+    rows = _run_on_database(
+        settings,
+        lambda sessions: list_dead_jobs(sessions, settings.addon_key, workspace, limit=limit),
+    )
+    if as_json:
+        for job in rows:
+            click.echo(json.dumps({**render_job(job), "workspaceId": job.workspace_id}))
+        return
+    if not rows:
+        click.echo("no dead jobs")
+        return
+    table = [("ID", "WORKSPACE", "KIND", "ATTEMPTS", "UPDATED", "LAST ERROR")]
+    for job in rows:
+        rendered = render_job(job)
+        error = " ".join((rendered["lastError"] or "").split())
+        table.append(
+            (
+                str(job.id),
+                job.workspace_id,
+                job.kind,
+                str(job.attempts),
+                rendered["updatedAt"][:19],
+                error if len(error) <= 80 else error[:79] + "…",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
+
+
+@jobs.command("replay")
+@click.argument("job_id", type=int)
+@click.pass_obj
+def jobs_replay(app: str, job_id: int) -> None:
+    """Queue dead job JOB_ID again with a fresh set of attempts; exit 1 if it is not dead."""
+    settings = _settings(app)
+    job = _run_on_database(
+        settings, lambda sessions: replay_job(sessions, settings.addon_key, job_id)
+    )
+    click.echo(f"job {job.id} ({job.kind}, workspace {job.workspace_id}) queued again")
+
+
+def _run_on_database(
+    settings: AddonSettings,
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+) -> T:
+    """Run `work` with a session factory on the configured database; fail in one line."""
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(create_session_factory(for_writing(engine)))
+        finally:
+            await engine.dispose()
+
+    configure_logging(settings.log_level_number, settings.log_format)
+    try:
+        return asyncio.run(run())
+    except AddonError as exc:
+        _fail(exc.detail, code=1)
+    except DATABASE_ERRORS as exc:
+        _fail(
+            f"{settings.env_name('database_url')}: cannot read the database "
+            f"({type(exc).__name__}: {redact_text(str(exc)).splitlines()[0]})",
+            code=1,
+        )

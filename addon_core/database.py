@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -121,6 +122,10 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # asyncpg's own protocol errors (a connection in a bad state) and SQLAlchemy's pool
+    # timeout (every connection busy) are the database being unavailable too.
+    asyncpg.InternalClientError,
+    PoolTimeoutError,
     OSError,
     TimeoutError,
 )

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from addon_core.database import DATABASE_ERRORS, is_sqlite
-from addon_core.errors import AddonError, NotFoundError
+from addon_core.errors import AddonError, ConflictError, NotFoundError
 from addon_core.metrics import Metrics
 from addon_core.models import Job
 from addon_core.redaction import redact_text
@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 _ERROR_LIMIT = 2000
+#: How often the claimer refreshes the queue gauges.
+SAMPLE_SECONDS = 5.0
+LEASE_EXPIRED_ERROR = (
+    "LeaseExpired: the worker running the last attempt stopped without finishing it "
+    "(its process died or hung); replay the job once the cause is fixed"
+)
 
 
 class PermanentJobError(AddonError):
@@ -45,7 +51,10 @@ class PermanentJobError(AddonError):
 
 
 class RetryJobError(AddonError):
-    """Ask for a retry after `delay` seconds without counting it as a failure of the code."""
+    """Ask for a retry after `delay` seconds (default: the backoff), logged as expected.
+
+    It still uses an attempt, so a job that keeps asking ends dead, not queued forever.
+    """
 
     def __init__(self, detail: str, *, delay: float | None = None) -> None:
         super().__init__(detail)
@@ -137,10 +146,12 @@ class JobQueue:
         self._claimer: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_sample = 0.0
+        self._sampled_kinds: set[str] = set()
 
     # --- set-up ------------------------------------------------------------------------------
 
     def register(self, kind: str, handler: Handler) -> None:
+        """Run jobs of `kind` with `handler` (raise to retry; PermanentJobError to give up)."""
         self._handlers[kind] = handler
 
     def new(
@@ -183,44 +194,58 @@ class JobQueue:
         self._wake.set()
 
     async def start(self) -> None:
+        """Start claiming in the background (the worker tasks are spawned per job)."""
         self._stopping = False
         self._claimer = asyncio.create_task(self._claim_loop(), name=f"jobs:{self.addon_key}")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish within `grace`, then release the rest."""
+        deadline = time.monotonic() + grace
         self._stopping = True
         self._wake.set()
         if self._claimer is not None:
-            self._claimer.cancel()
+            # Let a claim in progress commit and spawn its jobs, so that none is left
+            # claimed by nobody until its lease runs out.
+            claimer, self._claimer = self._claimer, None
+            _done, pending = await asyncio.wait({claimer}, timeout=max(grace, 0.0))
+            if pending:
+                claimer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._claimer
-            self._claimer = None
-        running = list(self._running.values())
-        if running:
-            _done, pending = await asyncio.wait(running, timeout=grace)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        # Anything a cancelled task held goes back to the queue now, not at lease expiry.
-        held = list(self._running)
+                await claimer
+        running = dict(self._running)
+        if not running:
+            return
+        _done, pending = await asyncio.wait(
+            running.values(), timeout=max(deadline - time.monotonic(), 0.0)
+        )
+        held = [job_id for job_id, task in running.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if held:
-            with contextlib.suppress(*DATABASE_ERRORS):
+            log.warning("jobs: %d job(s) still running after the grace; released", len(held))
+            # Back to the queue now rather than at lease expiry, for another process to run.
+            try:
                 await self._release(held)
+            except DATABASE_ERRORS as exc:
+                log.warning("jobs: releasing failed (%s); the leases expire", type(exc).__name__)
 
     async def run_until_idle(self, limit_seconds: float = 30.0) -> None:
         """Claim and run jobs until none is ready (for tests and one-shot commands)."""
         deadline = time.monotonic() + limit_seconds
         while time.monotonic() < deadline:
-            claimed = await self._claim(self._workers)
+            claimed = await self._claim(self._workers - len(self._running))
             if not claimed and not self._running:
                 return
             for job in claimed:
                 self._spawn(job)
             if self._running:
                 await asyncio.wait(
-                    list(self._running.values()), timeout=deadline - time.monotonic()
+                    list(self._running.values()),
+                    timeout=max(deadline - time.monotonic(), 0.0),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
         raise TimeoutError("jobs still running after the timeout")
 
@@ -228,17 +253,20 @@ class JobQueue:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            # Cleared before the claim: a wake-up during it means "look again", not lost.
+            self._wake.clear()
+            claimed: list[ClaimedJob] = []
             try:
-                free = self._workers - len(self._running)
-                claimed = await self._claim(free) if free > 0 else []
+                claimed = await self._claim(self._workers - len(self._running))
                 for job in claimed:
                     self._spawn(job)
                 await self._sample()
-                if claimed and len(self._running) < self._workers:
-                    continue  # there may be more ready right now
             except DATABASE_ERRORS as exc:
                 log.warning("jobs: claiming failed (%s); retrying", exc.__class__.__name__)
-            self._wake.clear()
+            except Exception:
+                log.exception("jobs: claiming failed; retrying at the next poll")
+            if claimed and len(self._running) < self._workers:
+                continue  # there may be more ready right now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
 
@@ -247,9 +275,12 @@ class JobQueue:
             return []
         now = datetime.now(UTC)
         earlier = aliased(Job)
+        # A job waits while an older job of its ordering key is queued (even for a later
+        # retry) or running: jobs of one entity run one at a time, oldest first.
         blocked = exists().where(
             and_(
                 earlier.ordering_key == Job.ordering_key,
+                earlier.addon_key == Job.addon_key,
                 earlier.id < Job.id,
                 earlier.status.in_((QUEUED, RUNNING)),
             )
@@ -267,9 +298,14 @@ class JobQueue:
         )
         if self._skip_locked:
             ready = ready.with_for_update(skip_locked=True)
+        # Materialised, so the LIMIT holds: as a plain `IN (subquery)` PostgreSQL may run
+        # the subquery again for each row and claim far more jobs than asked for.
+        chosen = ready.cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql")
         claim = (
             update(Job)
-            .where(Job.id.in_(ready.scalar_subquery()))
+            # Re-checked on the row as locked: a job another claimer took meanwhile is
+            # no longer queued, so it is not claimed twice.
+            .where(Job.id.in_(select(chosen.c.id)), Job.status == QUEUED)
             .values(
                 status=RUNNING,
                 attempts=Job.attempts + 1,
@@ -294,19 +330,41 @@ class JobQueue:
         return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
     async def _reclaim_expired(self, session: AsyncSession, now: datetime) -> None:
-        """Put back jobs whose worker died: their lease ran out while running."""
-        result = await session.execute(
+        """Put back jobs whose worker died (their lease ran out while running).
+
+        A job whose last attempt was cut short that way goes dead instead: a job that
+        kills its process must not be claimed forever.
+        """
+        expired = (
+            Job.addon_key == self.addon_key,
+            Job.status == RUNNING,
+            Job.lease_until < now,
+        )
+        dead = await session.execute(
             update(Job)
-            .where(
-                Job.addon_key == self.addon_key,
-                Job.status == RUNNING,
-                Job.lease_until < now,
+            .where(*expired, Job.attempts >= Job.max_attempts)
+            .values(
+                status=DEAD,
+                lease_until=None,
+                worker=None,
+                updated_at=now,
+                last_error=LEASE_EXPIRED_ERROR,
             )
+            .execution_options(synchronize_session=False)
+        )
+        back = await session.execute(
+            update(Job)
+            .where(*expired)
             .values(status=QUEUED, lease_until=None, worker=None, updated_at=now, run_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount:  # type: ignore[attr-defined]
-            log.warning("jobs: %d expired lease(s) reclaimed", result.rowcount)  # type: ignore[attr-defined]
+        count = back.rowcount + dead.rowcount  # type: ignore[attr-defined]
+        if count:
+            log.warning(
+                "jobs: %d expired lease(s) reclaimed, %d of them dead",
+                count,
+                dead.rowcount,  # type: ignore[attr-defined]
+            )
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -323,17 +381,28 @@ class JobQueue:
         handler = self._handlers.get(job.kind)
         heartbeat = asyncio.create_task(self._heartbeat(job.id))
         try:
-            if handler is None:
-                raise PermanentJobError(f"no handler for job kind {job.kind!r}")
-            await handler(job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._fail(job, exc)
-        else:
-            await self._settle(job, DONE, "done")
+            try:
+                if handler is None:
+                    raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+                await handler(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._fail(job, exc)
+            else:
+                await self._settle(job, DONE, "done")
+        except DATABASE_ERRORS as exc:
+            # The outcome could not be written: the lease expires and the job runs again.
+            log.warning(
+                "jobs: %s %d: recording its outcome failed (%s); it runs again after its lease",
+                job.kind,
+                job.id,
+                type(exc).__name__,
+            )
         finally:
             heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     async def _heartbeat(self, job_id: int) -> None:
         """Extend the lease while the job runs, so a long job is not taken from a live worker."""
@@ -345,22 +414,24 @@ class JobQueue:
                 async with self._sessions.begin() as session:
                     await session.execute(
                         update(Job)
-                        .where(Job.id == job_id, Job.worker == self.worker_id)
+                        .where(
+                            Job.id == job_id, Job.worker == self.worker_id, Job.status == RUNNING
+                        )
                         .values(lease_until=now + self._lease)
                         .execution_options(synchronize_session=False)
                     )
 
     async def _fail(self, job: ClaimedJob, exc: Exception) -> None:
         error = redact_text(f"{exc.__class__.__name__}: {exc}")[:_ERROR_LIMIT]
-        if isinstance(exc, RetryJobError) and not job.last_attempt:
-            await self._settle(
-                job, QUEUED, "retry", error=error, delay=exc.delay or self._delay(job)
-            )
-        elif isinstance(exc, PermanentJobError) or job.last_attempt:
+        if isinstance(exc, PermanentJobError) or job.last_attempt:
             log.error(
                 "jobs: %s %d is dead after %d attempt(s): %s", job.kind, job.id, job.attempts, error
             )
             await self._settle(job, DEAD, "dead", error=error)
+        elif isinstance(exc, RetryJobError):
+            delay = self._delay(job) if exc.delay is None else exc.delay
+            log.info("jobs: %s %d retries in %.1f s: %s", job.kind, job.id, delay, error)
+            await self._settle(job, QUEUED, "retry", error=error, delay=delay)
         else:
             log.warning(
                 "jobs: %s %d failed (attempt %d): %s", job.kind, job.id, job.attempts, error
@@ -368,7 +439,7 @@ class JobQueue:
             await self._settle(job, QUEUED, "retry", error=error, delay=self._delay(job))
 
     def _delay(self, job: ClaimedJob) -> float:
-        """Exponential backoff with full jitter on the upper half."""
+        """Exponential backoff with jitter over the upper half of each step."""
         ceiling = float(min(self._backoff_max, self._backoff * 2.0 ** (job.attempts - 1)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
 
@@ -409,6 +480,8 @@ class JobQueue:
 
     async def _release(self, job_ids: list[int]) -> None:
         now = datetime.now(UTC)
+        # The attempt was cut short by shutdown, not failed by the job: it does not count.
+        greatest = func.max if is_sqlite(self._engine) else func.greatest
         async with self._sessions.begin() as session:
             await session.execute(
                 update(Job)
@@ -418,10 +491,7 @@ class JobQueue:
                     lease_until=None,
                     worker=None,
                     updated_at=now,
-                    # The attempt was cut short by shutdown, not failed by the job.
-                    attempts=func.max(Job.attempts - 1, 0)
-                    if is_sqlite(self._engine)
-                    else func.greatest(Job.attempts - 1, 0),
+                    attempts=greatest(Job.attempts - 1, 0),
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -430,9 +500,14 @@ class JobQueue:
 
     async def _sample(self) -> None:
         """Refresh the queue gauges, at most every few seconds."""
-        if time.monotonic() - self._last_sample < 5.0:
+        if time.monotonic() - self._last_sample < SAMPLE_SECONDS:
             return
+        await self.sample()
+
+    async def sample(self) -> None:
+        """Refresh the gauges: queue depth by kind, oldest ready job's age, dead jobs."""
         self._last_sample = time.monotonic()
+        now = datetime.now(UTC)
         async with self._sessions() as session:
             depth = (
                 await session.execute(
@@ -443,45 +518,81 @@ class JobQueue:
             ).all()
             oldest = await session.scalar(
                 select(func.min(Job.run_at)).where(
-                    Job.addon_key == self.addon_key, Job.status == QUEUED
+                    Job.addon_key == self.addon_key, Job.status == QUEUED, Job.run_at <= now
                 )
             )
             dead = await session.scalar(
                 select(func.count()).where(Job.addon_key == self.addon_key, Job.status == DEAD)
             )
-        for kind in self._handlers:
+        for kind in {*self._handlers, *self._sampled_kinds}:
             self._metrics.job_queue_depth.labels(self.addon_key, kind).set(0)
         for kind, count in depth:
+            self._sampled_kinds.add(kind)
             self._metrics.job_queue_depth.labels(self.addon_key, kind).set(count)
         age = 0.0
         if oldest is not None:
             oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-            age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+            age = max(0.0, (now - oldest).total_seconds())
         self._metrics.job_oldest_age.labels(self.addon_key).set(age)
         self._metrics.jobs_dead.labels(self.addon_key).set(dead or 0)
 
-    async def dead_jobs(self, workspace_id: str | None = None, limit: int = 100) -> list[Job]:
+    async def dead_jobs(
+        self, workspace_id: str | None = None, *, limit: int = 100, before: int | None = None
+    ) -> list[Job]:
         """List dead jobs, newest first (of one workspace when given)."""
-        query = select(Job).where(Job.addon_key == self.addon_key, Job.status == DEAD)
-        if workspace_id is not None:
-            query = query.where(Job.workspace_id == workspace_id)
-        async with self._sessions() as session:
-            return list((await session.scalars(query.order_by(Job.id.desc()).limit(limit))).all())
-
-    async def replay(self, job_id: int, workspace_id: str | None = None) -> None:
-        """Queue a dead job again with a fresh set of attempts."""
-        now = datetime.now(UTC)
-        query = update(Job).where(
-            Job.id == job_id, Job.addon_key == self.addon_key, Job.status == DEAD
+        return await list_dead_jobs(
+            self._sessions, self.addon_key, workspace_id, limit=limit, before=before
         )
-        if workspace_id is not None:
-            query = query.where(Job.workspace_id == workspace_id)
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                query.values(
-                    status=QUEUED, attempts=0, run_at=now, updated_at=now
-                ).execution_options(synchronize_session=False)
-            )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            raise NotFoundError(f"no dead job {job_id} to replay")
+
+    async def replay(self, job_id: int, workspace_id: str | None = None) -> Job:
+        """Queue a dead job again with a fresh set of attempts, and wake the claimer."""
+        job = await replay_job(self._sessions, self.addon_key, job_id, workspace_id)
         self.wake()
+        return job
+
+
+async def list_dead_jobs(
+    sessions: async_sessionmaker[AsyncSession],
+    addon_key: str,
+    workspace_id: str | None = None,
+    *,
+    limit: int = 100,
+    before: int | None = None,
+) -> list[Job]:
+    """List dead jobs newest first, of one workspace when given, with ids below `before`."""
+    query = select(Job).where(Job.addon_key == addon_key, Job.status == DEAD)
+    if workspace_id is not None:
+        query = query.where(Job.workspace_id == workspace_id)
+    if before is not None:
+        query = query.where(Job.id < before)
+    async with sessions() as session:
+        return list((await session.scalars(query.order_by(Job.id.desc()).limit(limit))).all())
+
+
+async def replay_job(
+    sessions: async_sessionmaker[AsyncSession],
+    addon_key: str,
+    job_id: int,
+    workspace_id: str | None = None,
+) -> Job:
+    """Queue a dead job again with a fresh set of attempts (404 if unknown, 409 if not dead).
+
+    A queue in another process picks it up within its poll interval.
+    """
+    now = datetime.now(UTC)
+    query = select(Job).where(Job.id == job_id, Job.addon_key == addon_key)
+    if workspace_id is not None:
+        query = query.where(Job.workspace_id == workspace_id)
+    async with sessions.begin() as session:
+        job = await session.scalar(query.with_for_update())
+        if job is None:
+            raise NotFoundError(f"there is no job {job_id}; list dead jobs for their ids")
+        if job.status != DEAD:
+            raise ConflictError(
+                f"job {job_id} is {job.status}, not dead; only dead jobs can be replayed"
+            )
+        job.status = QUEUED
+        job.attempts = 0
+        job.run_at = now
+        job.updated_at = now
+    return job

@@ -1,0 +1,145 @@
+"""Crash safety with real processes: a served app SIGKILLed mid-burst, restarted, loses nothing.
+
+The app runs as operators run it (`clockify-addons serve universal-webhook`) against
+the sandbox on loopback. Its flow marks one project per event with an idempotent PUT,
+so the sandbox's request log shows each event's effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from addon_core.sandbox import Sandbox, Sizes
+from tests.db import fetch_all
+from tests.served_app import (
+    WORKERS,
+    AppProcess,
+    app_environment,
+    assert_exactly_once,
+    burst_payloads,
+    effects,
+    fire_all,
+    install_with_flow,
+    wait_until_idle,
+)
+
+BURST = 90
+#: How long the sandbox holds each PUT before applying it.
+STEP_LATENCY = 0.3
+
+
+@pytest.fixture
+async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
+    async with Sandbox.running(
+        seed=11,
+        sizes=Sizes(projects=BURST + 10),
+        private_key=private_key,
+        reference_dir=reference_dir,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def processes() -> Iterator[list[AppProcess]]:
+    """App processes a test starts; any still running at the end is killed."""
+    started: list[AppProcess] = []
+    yield started
+    for app in started:
+        app.kill()
+        if app.process is not None:
+            app.process.wait(30)
+
+
+async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_after_restart(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    app = AppProcess(
+        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
+    )
+    processes.append(app)
+    await app.start()
+    workspace = await install_with_flow(sandbox, app)
+    payloads = burst_payloads(sandbox, workspace, BURST)
+    # Slow PUTs: when the kill lands, flow steps are in flight and events wait their turn.
+    sandbox.inject(None, times=None, method="PUT", latency=STEP_LATENCY)
+    effects_at_kill: dict[str, list[Any]] = {}
+
+    def kill_mid_burst(acknowledged: int) -> None:
+        if acknowledged >= BURST // 3 and app.process and app.process.poll() is None:
+            app.kill()
+            effects_at_kill.update(effects(sandbox.requests, workspace))
+
+    answers = await fire_all(
+        sandbox, lambda _n: app.url, workspace, payloads, on_answer=kill_mid_burst
+    )
+    await app.wait_dead()
+    acknowledged = {key for key, status in answers.items() if status and 200 <= status < 300}
+    refused = {key: status for key, status in answers.items() if status and status >= 300}
+    assert refused == {}, "a delivery was refused rather than acknowledged or cut off"
+    assert BURST // 3 <= len(acknowledged) < BURST, "the kill did not land mid-burst"
+    assert len(effects_at_kill) < len(acknowledged), "nothing was left for the restart to do"
+
+    await app.start()
+    await wait_until_idle(database_url)
+    await assert_exactly_once(
+        database_url, sandbox, workspace, payloads, acknowledged, in_flight_bound=WORKERS
+    )
+    # The restarted server goes on: the rest of the burst, delivered again, runs too.
+    missing = {key: payloads[key] for key in payloads if key not in acknowledged}
+    again = await fire_all(sandbox, lambda _n: app.url, workspace, missing)
+    assert all(status and 200 <= status < 300 for status in again.values()), again
+    await wait_until_idle(database_url)
+    await assert_exactly_once(
+        database_url, sandbox, workspace, payloads, set(payloads), in_flight_bound=WORKERS
+    )
+    assert await app.stop() == 0, app.log()
+
+
+async def test_a_server_stopped_with_sigterm_mid_burst_leaves_no_job_held_and_loses_nothing(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    app = AppProcess(
+        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
+    )
+    processes.append(app)
+    await app.start()
+    workspace = await install_with_flow(sandbox, app)
+    payloads = burst_payloads(sandbox, workspace, BURST)
+    sandbox.inject(None, times=None, method="PUT", latency=STEP_LATENCY)
+
+    def stop_mid_burst(acknowledged: int) -> None:
+        if acknowledged >= BURST // 3:
+            app.terminate()
+
+    answers = await fire_all(
+        sandbox, lambda _n: app.url, workspace, payloads, on_answer=stop_mid_burst
+    )
+    assert await app.stop() == 0, app.log()
+    acknowledged = {key for key, status in answers.items() if status and 200 <= status < 300}
+    # Deliveries that came during the shutdown may be answered 503: Clockify sends them again.
+    assert {status for status in answers.values() if status and status >= 300} <= {503}
+    assert BURST // 3 <= len(acknowledged) < BURST, "the stop did not land mid-burst"
+    # Every job the stopped process held was finished or handed back within the grace.
+    held = await fetch_all(database_url, "SELECT id, worker FROM jobs WHERE status = 'running'")
+    assert held == []
+
+    await app.start()
+    await wait_until_idle(database_url)
+    # Nothing was cut off in flight, so nothing was sent twice.
+    await assert_exactly_once(
+        database_url, sandbox, workspace, payloads, acknowledged, in_flight_bound=0
+    )
+    assert await app.stop() == 0, app.log()
