@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from litestar import Request, Response, get
 
-from addon_core.database import current_revision
+from addon_core.database import DATABASE_ERRORS, current_revision
 from addon_core.runtime import AddonRuntime, Runtime
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -73,9 +74,14 @@ async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
     )
 
 
-@get("/metrics", name="metrics", sync_to_thread=False)
-def metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response[bytes]:
+@get("/metrics", name="metrics")
+async def metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response[bytes]:
     """Expose the app's Prometheus metrics in the format the scraper asks for."""
+    if runtime.jobs is not None:
+        # The queue gauges are read at each scrape; a database that cannot answer leaves
+        # them as last sampled rather than failing the scrape.
+        with contextlib.suppress(TimeoutError, *DATABASE_ERRORS):
+            await asyncio.wait_for(runtime.jobs.sample(), timeout=2.0)
     body, content_type = runtime.metrics.render(request.headers.get("accept", ""))
     # The content type is set whole: Litestar would append a second charset.
     return Response(body, headers={"content-type": content_type})
