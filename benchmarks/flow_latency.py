@@ -1,0 +1,194 @@
+"""Benchmark: from a webhook's acknowledgement to the flow's first Clockify request.
+
+Universal Webhook runs over real HTTP (uvicorn on loopback) against the local sandbox, with
+the two-action flow of CONTRACT.md (getProject, then updateTimeEntry) installed through the
+API. Two figures per database:
+
+- latency: events sent one at a time (the budget is never the bottleneck); for each, the
+  time from the 2xx of the webhook to the arrival of its getProject at the sandbox. Goal
+  (issue 4): p50 <= 25 ms.
+- sustained: a burst of events at once; flows completed per second for the workspace.
+  Each flow makes two Clockify calls, so the budget bounds it at 25 flows/s.
+
+The app, the sandbox and this driver share one process (and here two cores): the figures
+include that contention.
+
+    uv run python benchmarks/flow_latency.py [--events 60] [--burst 150] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from addon_core.app import create_addon_app
+from addon_core.database import create_engine, upgrade_to_head
+from addon_core.encryption import generate_key
+from addon_core.models import Execution
+from addon_core.sandbox import Sandbox, Sizes
+from addon_core.sandbox.loopback import serving
+from addon_core.settings import reference_dir
+from universal_webhook.app import SPEC, UniversalWebhookSettings
+
+KEY = "universal-webhook"
+FLOW: dict[str, Any] = {
+    "name": "Tag meetings",
+    "enabled": True,
+    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
+    "conditions": {
+        "mode": "all",
+        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
+    },
+    "actions": [
+        {
+            "id": "project",
+            "type": "clockify",
+            "operation": "getProject",
+            "params": {"projectId": "{{ event.projectId }}"},
+        },
+        {
+            "id": "retag",
+            "type": "clockify",
+            "operation": "updateTimeEntry",
+            "params": {"id": "{{ event.id }}"},
+            "body": {
+                "start": "{{ event.timeInterval.start }}",
+                "description": "{{ event.description }} / {{ actions.project.body.name }}",
+            },
+        },
+    ],
+}
+
+
+def openapi_file() -> Path:
+    """Clockify's OpenAPI document: $CLOCKIFY_REFERENCE_DIR, else ../shared/clockify."""
+    folder = reference_dir() or Path(__file__).resolve().parents[2] / "shared" / "clockify"
+    path = folder / "openapi.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"{path} is missing: set CLOCKIFY_REFERENCE_DIR to Clockify's reference data"
+        )
+    return path
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def measure(database_url: str, events: int, burst: int, data_dir: Path) -> None:
+    engine = create_engine(database_url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    sizes = Sizes(time_entries=max(events, burst) + 10, webhooks=0)
+    async with Sandbox.running(sizes=sizes) as sandbox:
+        settings = UniversalWebhookSettings(
+            environment="test",
+            database_url=database_url,
+            data_dir=data_dir,
+            encryption_keys=(generate_key(),),  # type: ignore[arg-type]
+            clockify_public_key_file=sandbox.write_public_key(data_dir / "sandbox.pem"),
+            clockify_api_allowed_hosts=(f"127.0.0.1:{sandbox.port}",),
+            allow_insecure_http=True,
+            clockify_openapi_file=openapi_file(),
+            bootstrap_enabled=False,
+            log_level="WARNING",
+        )
+        app = create_addon_app(SPEC, settings)
+        workspace = sandbox.create_workspace(KEY)
+        async with serving(app) as app_url, httpx.AsyncClient(base_url=app_url) as api:
+            manifest = await sandbox.fetch_manifest(app_url)
+            (await sandbox.install(app_url, manifest, workspace)).raise_for_status()
+            created = await api.post(
+                "/api/flows",
+                json=FLOW,
+                headers={"Authorization": f"Bearer {workspace.user_token('OWNER')}"},
+            )
+            created.raise_for_status()
+            entries = sandbox.store.entities(workspace.workspace_id, "time_entries")
+            with_project = [e for e in entries if e["projectId"]]
+
+            def event(i: int) -> dict[str, Any]:
+                entry = copy.deepcopy(with_project[i % len(with_project)])
+                entry["description"] = f"meeting {i}"
+                return entry
+
+            await asyncio.sleep(0.5)  # let install-time jobs (coverage) finish
+            latencies = []
+            for i in range(events):
+                payload = event(i)
+                (
+                    await sandbox.fire(app_url, workspace, "NEW_TIME_ENTRY", payload)
+                ).raise_for_status()
+                acknowledged = time.monotonic()
+                target = f"/projects/{payload['projectId']}"
+                while True:
+                    arrived = [
+                        r.at for r in sandbox.requests if r.at >= acknowledged and target in r.path
+                    ]
+                    if arrived:
+                        latencies.append((min(arrived) - acknowledged) * 1000)
+                        break
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0.05)  # one at a time: the budget is not the bottleneck
+            await asyncio.sleep(1.0)
+            _engine, sessions = app.state.runtime.db()
+
+            async def finished() -> int:
+                async with sessions() as session:
+                    return int(
+                        await session.scalar(
+                            select(func.count())
+                            .select_from(Execution)
+                            .where(Execution.status.in_(("succeeded", "failed")))
+                        )
+                        or 0
+                    )
+
+            before = await finished()
+            started = time.monotonic()
+            await asyncio.gather(
+                *(
+                    sandbox.fire(app_url, workspace, "NEW_TIME_ENTRY", event(events + i))
+                    for i in range(burst)
+                )
+            )
+            while await finished() < before + burst:  # noqa: ASYNC110 (polls the database)
+                await asyncio.sleep(0.05)
+            elapsed = time.monotonic() - started
+    kind = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
+    print(
+        f"{kind:<10} ack -> first Clockify request over {events} events: "
+        f"p50 {statistics.median(latencies):5.1f} ms, p90 {percentile(latencies, 0.9):5.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):5.1f} ms; sustained {burst / elapsed:5.1f} flows/s "
+        f"for one workspace ({burst} at once, 2 calls each, budget 25 flows/s); "
+        f"429s {sandbox.throttled}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60)
+    parser.add_argument("--burst", type=int, default=150)
+    parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of an empty database")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder)
+        sqlite_url = f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
+        asyncio.run(measure(sqlite_url, args.events, args.burst, data_dir))
+    if args.postgres:
+        with tempfile.TemporaryDirectory() as folder:
+            asyncio.run(measure(args.postgres, args.events, args.burst, Path(folder)))
+
+
+if __name__ == "__main__":
+    main()
