@@ -67,7 +67,7 @@ class AddonSettings(BaseSettings):
     clockify_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # --- bootstrap ---
     bootstrap_enabled: bool = True
-    #: list operations to fetch besides (or, with `*` absent, instead of) the safe default set
+    #: list operationIds added to (reports, time off) or removed from the default set
     bootstrap_include: CommaList = ()
     bootstrap_exclude: CommaList = ()
     # --- background jobs ---

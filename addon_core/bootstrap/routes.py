@@ -1,0 +1,83 @@
+"""Bootstrap over the JSON API: the caller's workspace's progress, and a re-run on demand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import get, post
+from litestar.handlers import BaseRouteHandler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from addon_core.api import CallerDep
+from addon_core.bootstrap.runs import scope, start_run
+from addon_core.errors import ConflictError
+from addon_core.models import BootstrapProgress
+from addon_core.redaction import redact_text
+from addon_core.runtime import AddonRuntime, Runtime
+
+
+@get("/api/bootstrap", name="bootstrap:progress")
+async def show_progress(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+    """Show how far the workspace's latest bootstrap run got, list by list."""
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        await runtime.installation(session, caller.workspace_id)
+        return await render_progress(session, runtime, caller.workspace_id)
+
+
+@post("/api/bootstrap", name="bootstrap:rerun", status_code=202)
+async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+    """Start a new bootstrap run for the workspace (OWNER or ADMIN); answer its lists."""
+    caller.require_writer("re-running the bootstrap")
+    if not runtime.settings.bootstrap_enabled:
+        variable = runtime.settings.env_name("bootstrap_enabled")
+        raise ConflictError(
+            f"bootstrap is turned off on this server ({variable}=false); "
+            "ask its operator to turn it on"
+        )
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        await runtime.installation(session, caller.workspace_id)
+        run = await start_run(session, runtime, caller.workspace_id)
+        progress = await render_progress(session, runtime, caller.workspace_id)
+    runtime.queue().wake()
+    return progress | {"run": run}
+
+
+async def render_progress(
+    session: AsyncSession, runtime: AddonRuntime, workspace_id: str
+) -> dict[str, Any]:
+    """`{"items": [per list], "next": null, "run": n}`, lists by operationId."""
+    rows = list(
+        await session.scalars(
+            select(BootstrapProgress)
+            .where(*scope(runtime.addon_key, workspace_id))
+            .order_by(BootstrapProgress.operation_id)
+        )
+    )
+    return {
+        "items": [
+            {
+                "operation": row.operation_id,
+                "status": row.status,
+                "pages": row.pages,
+                "items": row.items,
+                "errors": row.errors,
+                "lastError": redact_text(row.last_error) if row.last_error else None,
+                "updatedAt": _iso(row.updated_at),
+            }
+            for row in rows
+        ],
+        "next": None,
+        "run": max((row.run for row in rows), default=0),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+BOOTSTRAP_ROUTES: list[BaseRouteHandler] = [show_progress, rerun_bootstrap]
