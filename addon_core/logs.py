@@ -54,3 +54,7 @@ def configure_logging(level: int, fmt: Literal["text", "json"]) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every request at INFO; the Clockify client logs what matters (retries,
+    # refusals) itself, and a line per call would drown the rest.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

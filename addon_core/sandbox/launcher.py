@@ -148,8 +148,37 @@ async def _install_and_demonstrate(
     if events:
         delivered = await sandbox.fire(app_url, workspace, events[0])
         print(f"webhook {events[0]} delivered: {delivered.status_code}", file=out)
+    await _show_explorer_and_bootstrap(app_url, workspace.user_token(), out)
     print(_guide(sandbox, app_url, workspace.user_token(), events), file=out, flush=True)
     return True
+
+
+async def _show_explorer_and_bootstrap(app_url: str, token: str, out: TextIO) -> None:
+    """Run one explorer call as the workspace owner, then show the bootstrap's progress."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=app_url, headers=headers, timeout=30) as api:
+        call = await api.post(
+            "/api/operations/getProjects/execute", json={"params": {"page-size": 5}}
+        )
+        if call.is_success:
+            answer = call.json()
+            print(
+                f"explorer getProjects: Clockify answered {answer['status']} in "
+                f"{answer['latencyMs']:.0f} ms with {len(answer['body'])} project(s)",
+                file=out,
+            )
+        else:
+            print(f"explorer getProjects: {call.status_code} {call.text[:300]}", file=out)
+        await asyncio.sleep(1.0)  # the bootstrap job started at INSTALLED
+        progress = await api.get("/api/bootstrap")
+        if progress.is_success:
+            items = progress.json()["items"]
+            done = [i for i in items if i["status"] == "done"]
+            fetched = sum(i["items"] for i in items)
+            print(
+                f"bootstrap: {len(done)} of {len(items)} lists done, {fetched} entities cached",
+                file=out,
+            )
 
 
 def _guide(sandbox: Sandbox, app_url: str, token: str, events: list[str]) -> str:
