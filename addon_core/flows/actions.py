@@ -76,7 +76,7 @@ async def send_clockify(
     except ClockifyAPIError as exc:
         return StepOutcome(
             "failed",
-            response={"status": exc.status, "body": exc.message},
+            response={"status": exc.status, "body": excerpt(exc.message)},
             error=exc.detail,
             duration_ms=_since(started),
         )
