@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.errors import BadRequestError, ForbiddenError, UnauthorizedError
+from addon_core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 from addon_core.runtime import AddonRuntime
 from addon_core.security import TokenKind
 
@@ -27,6 +29,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 T = TypeVar("T")
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,30 @@ def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 #: How `/api/` handlers ask for the caller: `caller: CallerDep`.
 CallerDep = NamedDependency[Caller]
+
+
+async def find_in_workspace(
+    session: AsyncSession,
+    model: type[Row],
+    object_id: int | str,
+    *,
+    addon_key: str,
+    workspace_id: str,
+    missing: str,
+    for_update: bool = False,
+) -> Row:
+    """The row of `model` with this id in the caller's workspace, or 404 saying `missing`.
+
+    Another workspace's row answers exactly as one that does not exist.
+    """
+    table: Any = model
+    query = select(model).where(
+        table.id == object_id, table.addon_key == addon_key, table.workspace_id == workspace_id
+    )
+    row = await session.scalar(query.with_for_update() if for_update else query)
+    if row is None:
+        raise NotFoundError(missing)
+    return row
 
 
 def page_limit(limit: int | None) -> int:

@@ -21,10 +21,17 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
-from addon_core.api import Caller, CallerDep, decode_int_cursor, page_limit, page_of
+from addon_core.api import (
+    Caller,
+    CallerDep,
+    decode_int_cursor,
+    find_in_workspace,
+    page_limit,
+    page_of,
+)
 from addon_core.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_url
 from addon_core.clockify_client import ClockifyAPIError
-from addon_core.errors import AddonError, BadRequestError, NotFoundError, UnprocessableError
+from addon_core.errors import AddonError, BadRequestError, UnprocessableError
 from addon_core.models import ApiCall, Installation
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import redact, redact_text
@@ -374,18 +381,14 @@ def action_id(operation_id: str) -> str:
 async def _find_call(runtime: AddonRuntime, workspace_id: str, call_id: int) -> ApiCall:
     _engine, sessions = runtime.db()
     async with sessions() as session:
-        call = await session.scalar(
-            select(ApiCall).where(
-                ApiCall.addon_key == runtime.addon_key,
-                ApiCall.workspace_id == workspace_id,
-                ApiCall.id == call_id,
-            )
+        return await find_in_workspace(
+            session,
+            ApiCall,
+            call_id,
+            addon_key=runtime.addon_key,
+            workspace_id=workspace_id,
+            missing=f"no explorer call {call_id} in this workspace; GET /api/calls lists them",
         )
-    if call is None:
-        raise NotFoundError(
-            f"no explorer call {call_id} in this workspace; GET /api/calls lists them"
-        )
-    return call
 
 
 EXPLORER_ROUTES: list[BaseRouteHandler] = [

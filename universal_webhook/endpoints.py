@@ -42,7 +42,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import CallerDep, decode_cursor, page_limit, page_of
+from addon_core.api import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from addon_core.errors import (
     AddonError,
     BadRequestError,
@@ -443,13 +443,15 @@ async def _endpoint(
     for_update: bool = False,
 ) -> Endpoint:
     """The workspace's endpoint, or 404 (also for another workspace's)."""
-    query = select(Endpoint).where(Endpoint.id == endpoint_id, *_scope(runtime, workspace_id))
-    if for_update:
-        query = query.with_for_update()
-    endpoint = await session.scalar(query)
-    if endpoint is None:
-        raise NotFoundError(f"no custom webhook endpoint {endpoint_id} in this workspace")
-    return endpoint
+    return await find_in_workspace(
+        session,
+        Endpoint,
+        endpoint_id,
+        addon_key=runtime.addon_key,
+        workspace_id=workspace_id,
+        missing=f"no custom webhook endpoint {endpoint_id} in this workspace",
+        for_update=for_update,
+    )
 
 
 def _endpoint_fields(body: dict[str, Any], runtime: AddonRuntime) -> dict[str, Any]:

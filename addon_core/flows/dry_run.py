@@ -23,8 +23,8 @@ from addon_core.flows.actions import excerpt, kept_result
 from addon_core.flows.conditions import explain
 from addon_core.flows.document import ClockifyAction, FlowDocument, HttpAction
 from addon_core.flows.engine import ANY_EVENT
-from addon_core.flows.plan import PlannedRequest, flow_context, installation_settings, plan_action
-from addon_core.flows.templates import TemplateError
+from addon_core.flows.plan import PlannedRequest, installation_settings, plan_action
+from addon_core.flows.templates import TemplateError, make_context
 from addon_core.models import Installation
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
@@ -56,7 +56,10 @@ async def dry_run(
     workspace_id = installation.workspace_id
     settings = installation_settings(runtime.manifest, installation)
     explanation = explain(
-        document.conditions, flow_context(event, event_type, workspace_id, settings)
+        document.conditions,
+        make_context(
+            event=event, event_type=event_type, workspace_id=workspace_id, settings=settings
+        ),
     )
     triggered = trigger_matches(document, event_type)
     rehearsal = _Rehearsal(runtime, installation, event_type, event, settings)
@@ -104,12 +107,12 @@ class _Rehearsal:
             shown["error"] = f"actions[{position}]: {action.type} actions are not available here"
             self.absent[action.id] = "it is not available here"
             return shown
-        context = flow_context(
-            self.event,
-            self.event_type,
-            self.installation.workspace_id,
-            self.settings,
-            self.results,
+        context = make_context(
+            event=self.event,
+            event_type=self.event_type,
+            workspace_id=self.installation.workspace_id,
+            settings=self.settings,
+            actions=self.results,
         )
         try:
             planned = plan_action(

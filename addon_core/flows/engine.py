@@ -36,10 +36,10 @@ from addon_core.flows.execution_store import ExecutionStore, FlowRow, NewExecuti
 from addon_core.flows.plan import (
     IDEMPOTENT_METHODS,
     PlannedRequest,
-    flow_context,
     installation_settings,
     plan_action,
 )
+from addon_core.flows.templates import make_context
 from addon_core.jobs import ClaimedJob, RetryJobError
 from addon_core.models import Event, Installation
 from addon_core.runtime import AddonRuntime
@@ -86,8 +86,12 @@ class _Run:
         return self.event.workspace_id
 
     def context(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return flow_context(
-            self.payload, self.event.event_type, self.workspace_id, self.settings, results
+        return make_context(
+            event=self.payload,
+            event_type=self.event.event_type,
+            workspace_id=self.workspace_id,
+            settings=self.settings,
+            actions=results,
         )
 
     def execution_of(self, flow: _Flow) -> NewExecution:

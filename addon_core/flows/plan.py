@@ -20,7 +20,7 @@ from addon_core.catalogue import (
 )
 from addon_core.errors import UnprocessableError
 from addon_core.flows.document import ClockifyAction, HttpAction
-from addon_core.flows.templates import make_context, render
+from addon_core.flows.templates import render
 from addon_core.manifest import Manifest
 from addon_core.models import Installation
 from addon_core.redaction import redact, redact_text
@@ -149,23 +149,6 @@ def _plan_http(action: HttpAction, context: Mapping[str, Any], where: str) -> Pl
         operation=None,
         body=render(action.body, context, field=f"{where}.body"),
         headers=headers,
-    )
-
-
-def flow_context(
-    event: Any,
-    event_type: str,
-    workspace_id: str,
-    settings: Mapping[str, Any],
-    actions: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Build the template context of one execution (see `templates.make_context`)."""
-    return make_context(
-        event=event,
-        event_type=event_type,
-        workspace_id=workspace_id,
-        settings=settings,
-        actions=actions,
     )
 
 

@@ -12,7 +12,8 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.errors import NotFoundError, UnprocessableError
+from addon_core.api import find_in_workspace
+from addon_core.errors import UnprocessableError
 from addon_core.flows.engine import DISPATCH_JOB
 from addon_core.flows.service import as_utc, find_flow
 from addon_core.models import Event, Execution, ExecutionStep, Flow
@@ -58,18 +59,15 @@ async def find_execution(
     """Return one execution of the workspace with its steps, or 404."""
     _engine, sessions = runtime.db()
     async with sessions() as session:
-        execution = await session.scalar(
-            select(Execution).where(
-                Execution.addon_key == runtime.addon_key,
-                Execution.workspace_id == workspace_id,
-                Execution.id == execution_id,
-            )
+        execution = await find_in_workspace(
+            session,
+            Execution,
+            execution_id,
+            addon_key=runtime.addon_key,
+            workspace_id=workspace_id,
+            missing=f"no execution {execution_id} in this workspace; "
+            "GET /api/flows/{id}/executions lists a flow's",
         )
-        if execution is None:
-            raise NotFoundError(
-                f"no execution {execution_id} in this workspace; "
-                "GET /api/flows/{id}/executions lists a flow's"
-            )
         steps = await _steps_of(session, [execution.id])
     return execution, steps.get(execution.id, [])
 
@@ -148,19 +146,15 @@ async def find_event(
     session: AsyncSession, runtime: AddonRuntime, workspace_id: str, event_id: int
 ) -> Event:
     """Return one received event of the workspace, or 404."""
-    event = await session.scalar(
-        select(Event).where(
-            Event.addon_key == runtime.addon_key,
-            Event.workspace_id == workspace_id,
-            Event.id == event_id,
-        )
+    return await find_in_workspace(
+        session,
+        Event,
+        event_id,
+        addon_key=runtime.addon_key,
+        workspace_id=workspace_id,
+        missing=f"no event {event_id} in this workspace (events are kept for a limited time); "
+        "GET /api/events lists them",
     )
-    if event is None:
-        raise NotFoundError(
-            f"no event {event_id} in this workspace (events are kept for a limited time); "
-            "GET /api/events lists them"
-        )
-    return event
 
 
 def event_payload(event: Event) -> Any:

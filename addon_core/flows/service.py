@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core.api import find_in_workspace
 from addon_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import FlowDocument, validate_flow
@@ -308,13 +309,15 @@ async def find_flow(
     for_update: bool = False,
 ) -> Flow:
     """Return the workspace's flow, or 404."""
-    query = select(Flow).where(
-        Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id, Flow.id == flow_id
+    return await find_in_workspace(
+        session,
+        Flow,
+        flow_id,
+        addon_key=runtime.addon_key,
+        workspace_id=workspace_id,
+        missing=f"no flow {flow_id!r} in this workspace; GET /api/flows lists them",
+        for_update=for_update,
     )
-    flow = await session.scalar(query.with_for_update() if for_update else query)
-    if flow is None:
-        raise NotFoundError(f"no flow {flow_id!r} in this workspace; GET /api/flows lists them")
-    return flow
 
 
 async def list_flows(

@@ -12,11 +12,10 @@ from addon_core.catalogue import Catalogue, load_catalogue
 from addon_core.flows.document import ClockifyAction, HttpAction
 from addon_core.flows.plan import (
     PlanError,
-    flow_context,
     installation_settings,
     plan_action,
 )
-from addon_core.flows.templates import TemplateError
+from addon_core.flows.templates import TemplateError, make_context
 from addon_core.manifest import load_manifest
 from addon_core.models import Installation
 from addon_core.redaction import MASK
@@ -37,8 +36,12 @@ def catalogue(reference_dir: Path) -> Catalogue:
 
 
 def context(**actions: dict[str, Any]) -> dict[str, Any]:
-    return flow_context(
-        EVENT, "NEW_TIME_ENTRY", WORKSPACE, {"meetingTagIds": ["t1", "t2"]}, actions
+    return make_context(
+        event=EVENT,
+        event_type="NEW_TIME_ENTRY",
+        workspace_id=WORKSPACE,
+        settings={"meetingTagIds": ["t1", "t2"]},
+        actions=actions,
     )
 
 
