@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from addon_core.errors import ConfigError, ForbiddenError, UnauthorizedError
+from addon_core.shipped_data import PUBLIC_KEY_FILE, SHIPPED_DIR
 
-DEFAULT_PUBLIC_KEY_FILE = Path(__file__).with_name("clockify-public-key.pem")
+DEFAULT_PUBLIC_KEY_FILE = SHIPPED_DIR / PUBLIC_KEY_FILE
 _PEM_BLOCK_END = "-----END PUBLIC KEY-----"
 
 
