@@ -321,8 +321,7 @@ def load_catalogue(path: Path) -> Catalogue:
         raw = path.read_bytes()
     except OSError as exc:
         raise CatalogueError(
-            f"cannot read the Clockify OpenAPI document {path} ({exc.strerror or exc}): "
-            f"{_EXPECTED}; `clockify-addons openapi fetch` downloads it"
+            f"cannot read the Clockify OpenAPI document {path} ({exc.strerror or exc}): {_EXPECTED}"
         ) from None
     return parse_catalogue(raw, source=str(path))
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from addon_core.budget import PostgresBudget, open_shared_budget
-from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.catalogue import Catalogue, CatalogueError, load_catalogue
 from addon_core.clockify_client import ClockifyClient, InstallationContext, create_http_client
 from addon_core.database import (
     create_engine,
@@ -171,12 +171,15 @@ class AddonRuntime:
         self.job_handlers[kind] = handler
 
     def catalogue(self) -> Catalogue:
-        """Clockify's operations, read from `{P}CLOCKIFY_OPENAPI_FILE` on first use.
+        """Clockify's operations, read on first use from `settings.openapi_path`.
 
-        Raises `CatalogueError` (503, naming the file and `openapi fetch`) when missing.
+        Raises `CatalogueError` (503, naming the file and the setting) when it is unusable.
         """
         if self._catalogue is None:
-            self._catalogue = load_catalogue(self.settings.openapi_path)
+            try:
+                self._catalogue = load_catalogue(self.settings.openapi_path)
+            except CatalogueError as exc:
+                raise CatalogueError(_catalogue_hint(self.settings, exc.detail)) from None
         return self._catalogue
 
     def queue(self) -> JobQueue:
@@ -262,6 +265,18 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         head_revision=head_revision(),
         rate_limiter=RateLimiter(settings.custom_webhook_rate_limit_per_minute),
     )
+
+
+def _catalogue_hint(settings: AddonSettings, detail: str) -> str:
+    """Say which source of the catalogue failed and how to get back to a working one."""
+    shipped = "to use the catalogue shipped with the package"
+    if settings.clockify_openapi_file is not None:
+        name = settings.env_name("clockify_openapi_file")
+        return f"{name}: {detail}; correct the path, or unset it {shipped}"
+    if settings.openapi_path == settings.fetched_openapi_path:
+        fetch = f"clockify-addons openapi fetch {settings.app_name}"
+        return f"{detail}; run `{fetch}` again, or delete the file {shipped}"
+    return f"{detail}; the installation is damaged: reinstall the package"
 
 
 def key_ring_from(settings: AddonSettings) -> KeyRing:

@@ -17,11 +17,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from addon_core.errors import ConfigError
 from addon_core.hosts import check_entry
+from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 
 #: Clockify's official API hosts: api., reports.api., pto.api., locations.api.,
 #: screenshots.api., the regional prefixes (euc1., use2., euw2., apse2.), workspace
 #: subdomains and developer.clockify.me are all subdomains of clockify.me.
 DEFAULT_ALLOWED_HOSTS = ("*.clockify.me",)
+#: Where `openapi fetch` writes Clockify's OpenAPI document, inside the data directory.
+FETCHED_OPENAPI_FILE = "clockify-openapi.json"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -166,9 +169,22 @@ class AddonSettings(BaseSettings):
         return f"{self.env_prefix}{field.upper()}"
 
     @property
+    def fetched_openapi_path(self) -> Path:
+        """Where `openapi fetch` writes Clockify's OpenAPI document."""
+        return self.data_dir / FETCHED_OPENAPI_FILE
+
+    @property
     def openapi_path(self) -> Path:
-        """Where the OpenAPI document is read from (and `openapi fetch` writes it)."""
-        return self.clockify_openapi_file or self.data_dir / "clockify-openapi.json"
+        """Where the operation catalogue is read from, first match wins.
+
+        `{P}CLOCKIFY_OPENAPI_FILE` if set, else a document `openapi fetch` wrote into the
+        data directory, else the compact catalogue shipped with the package.
+        """
+        if self.clockify_openapi_file is not None:
+            return self.clockify_openapi_file
+        if self.fetched_openapi_path.is_file():
+            return self.fetched_openapi_path
+        return SHIPPED_DIR / CATALOGUE_FILE
 
     @property
     def is_production(self) -> bool:

@@ -188,19 +188,18 @@ def start(
 
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[Harness]:
-        app = make_app(
-            ADDON_KEY,
-            clockify_public_key_file=sandbox.write_public_key(tmp_path / "sandbox.pem"),
-            clockify_api_allowed_hosts=(f"127.0.0.1:{sandbox.port}",),
-            allow_insecure_http=True,
-            clockify_openapi_file=reference_dir / "openapi.json",
-            clockify_retry_attempts=2,
-            clockify_backoff_seconds=0,
-            clockify_backoff_max_seconds=0,
-            job_backoff_seconds=0.05,
-            job_backoff_max_seconds=0.1,
-            **overrides,
-        )
+        settings: dict[str, Any] = {
+            "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
+            "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
+            "allow_insecure_http": True,
+            "clockify_openapi_file": reference_dir / "openapi.json",
+            "clockify_retry_attempts": 2,
+            "clockify_backoff_seconds": 0,
+            "clockify_backoff_max_seconds": 0,
+            "job_backoff_seconds": 0.05,
+            "job_backoff_max_seconds": 0.1,
+        }
+        app = make_app(ADDON_KEY, **{**settings, **overrides})
         async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
             yield Harness(sandbox, app, http)
 
@@ -251,6 +250,38 @@ async def test_bootstrap_pages_through_every_list_and_caches_each_entity_once(
         "updatedAt": projects["updatedAt"],
     }
     assert {item["operation"] for item in progress["items"]} == DEFAULT_LISTS
+
+
+async def test_a_fresh_install_with_no_openapi_file_bootstraps_explores_and_saves_flows(
+    start: Starter, tmp_path: Path
+) -> None:
+    # No {P}CLOCKIFY_OPENAPI_FILE and an empty data directory: the shipped catalogue serves.
+    async with start(clockify_openapi_file=None, data_dir=tmp_path / "fresh") as harness:
+        assert not (tmp_path / "fresh").exists()
+        workspace = await harness.install()
+        [job] = await harness.settle(workspace)
+        assert job.status == DONE, job.last_error
+        assert {
+            op for op, row in (await harness.rows(workspace)).items() if row.status == "done"
+        } == (DEFAULT_LISTS)
+        owner = bearer(workspace.user_token("OWNER"))
+        listed = await harness.http.get("/api/operations", params={"q": "project"}, headers=owner)
+        assert listed.status_code == 200, listed.text
+        assert "getProjects" in {item["operationId"] for item in listed.json()["items"]}
+        flow = {
+            "name": "Rename new projects",
+            "trigger": {"source": "clockify", "events": ["NEW_PROJECT"]},
+            "actions": [
+                {
+                    "id": "read",
+                    "type": "clockify",
+                    "operation": "getProject",
+                    "params": {"projectId": "{{ event.id }}"},
+                }
+            ],
+        }
+        saved = await harness.http.post("/api/flows", json=flow, headers=owner)
+        assert saved.status_code == 201, saved.text
 
 
 async def test_clockify_unavailable_mid_list_resumes_at_the_page_reached(

@@ -173,7 +173,9 @@ async def test_a_missing_openapi_document_is_503_naming_the_fix(
     async with AsyncTestClient(app=app) as client:
         response = await client.get("/api/operations", headers=bearer(user.user_token()))
     assert response.status_code == 503
-    assert "openapi fetch" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail.startswith("API_STUDIO_CLOCKIFY_OPENAPI_FILE: cannot read")
+    assert "unset it to use the catalogue shipped with the package" in detail
 
 
 @pytest.mark.parametrize("kind", ["none", "lifecycle", "webhook", "installation", "expired"])

@@ -9,6 +9,7 @@ import pytest
 
 from addon_core.errors import ConfigError
 from addon_core.settings import AddonSettings, load_settings
+from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from api_studio.app import ApiStudioSettings
 from universal_webhook.app import UniversalWebhookSettings
 
@@ -149,3 +150,22 @@ def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("API_STUDIO_PORT", "9000")
 
     assert load_settings(ApiStudioSettings, port=9100).base_url == "http://localhost:9100"
+
+
+def test_the_catalogue_comes_from_the_file_setting_then_a_fetched_file_then_the_package(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    shipped = load_settings(ApiStudioSettings, data_dir=data_dir).openapi_path
+    assert shipped == SHIPPED_DIR / CATALOGUE_FILE
+    assert shipped.is_file()
+
+    data_dir.mkdir()
+    fetched = data_dir / "clockify-openapi.json"
+    fetched.write_text("{}")
+    assert load_settings(ApiStudioSettings, data_dir=data_dir).openapi_path == fetched
+
+    chosen = tmp_path / "mine.json"
+    settings = load_settings(ApiStudioSettings, data_dir=data_dir, clockify_openapi_file=chosen)
+    assert settings.openapi_path == chosen
+    assert settings.fetched_openapi_path == fetched
