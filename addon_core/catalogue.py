@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
+from urllib.request import url2pathname
 
 import httpx
 import msgspec
@@ -499,12 +500,34 @@ def fetch_openapi(url: str, dest: Path, *, client: httpx.Client | None = None) -
             http.close()
     if response.status_code != 200:
         raise CatalogueError(f"{url} answered {response.status_code}: {_EXPECTED}")
-    parse_catalogue(response.content, source=url)  # refuse before anything is written
+    return _store(response.content, dest, source=url)
+
+
+def copy_openapi(source: str, dest: Path, *, client: httpx.Client | None = None) -> Path:
+    """Store the OpenAPI document at `source` (an http(s) URL, a `file://` URL or a path) in dest.
+
+    The document is checked first: dest is replaced only with a usable one.
+    """
+    if source.startswith(("https://", "http://")):
+        return fetch_openapi(source, dest, client=client)
+    path = Path(url2pathname(urlsplit(source).path) if source.startswith("file://") else source)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(
+            f"cannot read {path} ({exc.strerror or exc}): pass an http(s) URL, a file:// URL "
+            f"or the path of {_EXPECTED}"
+        ) from None
+    return _store(raw, dest, source=str(path))
+
+
+def _store(raw: bytes, dest: Path, *, source: str) -> Path:
+    parse_catalogue(raw, source=source)  # refuse before anything is written
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(response.content)
+            file.write(raw)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, dest)

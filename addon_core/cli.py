@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
-import json
+import functools
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import uvicorn
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from addon_core.app import create_addon_app
-from addon_core.apps import APP_SPECS
-from addon_core.catalogue import fetch_openapi, load_catalogue
-from addon_core.database import (
-    DATABASE_ERRORS,
-    create_engine,
-    create_session_factory,
-    current_revision,
-    for_writing,
-    upgrade_to_head,
-)
-from addon_core.dead_letters import render_job
-from addon_core.encryption import generate_key
-from addon_core.errors import AddonError, ConfigError
-from addon_core.jobs import list_dead_jobs, replay_job
-from addon_core.logs import configure_logging
-from addon_core.manifest import load_manifest, schema_path, validate_against_schema
-from addon_core.redaction import redact_text
-from addon_core.runtime import key_ring_from
-from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
-from addon_core.vault import rotate_secrets
+if TYPE_CHECKING:
+    import uvicorn
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from addon_core.settings import AddonSettings
 
 T = TypeVar("T")
 
-APP = click.argument("app", type=click.Choice(list(APP_SPECS)), metavar="APP")
+#: APP → (environment prefix, default port); kept here so `--help` imports no app
+#: (tests/unit/test_cli_help.py checks it against the apps' settings classes).
+APPS: dict[str, tuple[str, int]] = {
+    "api-studio": ("API_STUDIO_", 8100),
+    "universal-webhook": ("UNIVERSAL_WEBHOOK_", 8200),
+}
+APP = click.argument("app", type=click.Choice(list(APPS)), metavar="APP")
+
+
+def variable(field: str) -> str:
+    """Name a setting's variable for both apps, for help text."""
+    return " / ".join(f"{prefix}{field}" for prefix, _ in APPS.values())
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -48,27 +38,70 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _settings(app: str, **overrides: Any) -> AddonSettings:
+    from addon_core.apps import APP_SPECS
+    from addon_core.errors import ConfigError
+    from addon_core.settings import load_settings
+
     try:
         return load_settings(APP_SPECS[app].settings_class, **overrides)
     except ConfigError as exc:
         _fail(exc.detail)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Run and operate the Clockify add-ons API Studio and Universal Webhook.
+class _OneLineErrors(click.Group):
+    """Report what went wrong in one line, never a traceback (`--traceback` shows it)."""
 
-    APP is `api-studio` or `universal-webhook`. Configuration comes from the
-    environment (API_STUDIO_* or UNIVERSAL_WEBHOOK_*); see docs/configuration.md.
-    """
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.params.get("traceback"):
+                raise
+            _fail(describe_error(exc), code=1)
 
 
-@main.command()
+def describe_error(exc: BaseException) -> str:
+    """Say in one line, with secrets masked, what an unexpected error was."""
+    from addon_core.errors import AddonError
+    from addon_core.redaction import redact_text
+
+    if isinstance(exc, AddonError):
+        return exc.detail
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    first = (redact_text(str(exc)).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first} (run again with --traceback for the details)"
+
+
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Run and operate the Clockify add-ons API Studio and Universal Webhook.\n\n"
+    "APP is `api-studio` or `universal-webhook`. Configuration comes from the environment "
+    "(API_STUDIO_* or UNIVERSAL_WEBHOOK_*); see docs/configuration.md.",
+)
+@click.version_option(package_name="clockify-addons", prog_name="clockify-addons")
+@click.option("--traceback", is_flag=True, hidden=True, help="Show the traceback of an error.")
+def main(traceback: bool) -> None:
+    """Run and operate the Clockify add-ons (the help text is given above)."""
+
+
+@main.command(help="Migrate the database to the latest revision, then serve APP until SIGTERM.")
 @APP
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=None, help="Port (default: {P}PORT, 8100 / 8200).")
+@click.option(
+    "--port", type=int, default=None, help=f"Port (default: {variable('PORT')}, else 8100 / 8200)."
+)
 def serve(app: str, host: str, port: int | None) -> None:
-    """Migrate the database to the latest revision, then serve APP until SIGTERM."""
+    import uvicorn
+
+    from addon_core.app import create_addon_app
+    from addon_core.apps import APP_SPECS
+    from addon_core.errors import ConfigError
+    from addon_core.logs import configure_logging
+
     settings = _settings(app, **({"port": port} if port else {}))
     configure_logging(settings.log_level_number, settings.log_format)
     try:
@@ -77,7 +110,7 @@ def serve(app: str, host: str, port: int | None) -> None:
         _fail(exc.detail)
     _migrate_or_fail(settings)
     tune_garbage_collector()
-    server = _GracefulServer(
+    server = _graceful_server_class()(
         uvicorn.Config(
             application,
             host=host,
@@ -103,25 +136,35 @@ def tune_garbage_collector() -> None:
     and young collections run less often: full collections over the whole heap were
     what set the webhook path's p99 (docs/performance.md).
     """
+    import gc
+
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
 
 
-class _GracefulServer(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after a graceful shutdown; here that shutdown exits 0."""
+@functools.cache
+def _graceful_server_class() -> type[uvicorn.Server]:
+    """uvicorn re-raises SIGTERM after a graceful shutdown; this server's shutdown exits 0."""
+    import contextlib
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer
 
 
-@main.command()
+@main.command(help="Bring APP's database to the latest migration.")
 @APP
 def migrate(app: str) -> None:
-    """Bring APP's database to the latest migration."""
+    from addon_core.logs import configure_logging
+
     settings = _settings(app)
     configure_logging(settings.log_level_number, settings.log_format)
     revision = _migrate_or_fail(settings)
@@ -129,6 +172,11 @@ def migrate(app: str) -> None:
 
 
 def _migrate_or_fail(settings: AddonSettings) -> str | None:
+    import asyncio
+
+    from addon_core.database import DATABASE_ERRORS
+    from addon_core.redaction import redact_text
+
     try:
         return asyncio.run(_migrate(settings.database_url))
     except DATABASE_ERRORS as exc:
@@ -139,6 +187,8 @@ def _migrate_or_fail(settings: AddonSettings) -> str | None:
 
 
 async def _migrate(url: str) -> str | None:
+    from addon_core.database import create_engine, current_revision, upgrade_to_head
+
     engine = create_engine(url)
     try:
         await upgrade_to_head(engine)
@@ -147,32 +197,33 @@ async def _migrate(url: str) -> str | None:
         await engine.dispose()
 
 
-@main.command()
+@main.command(
+    help="Print APP's manifest as served; with --check, validate it and exit 1 if invalid."
+)
 @APP
 @click.option("--check", is_flag=True, help="Validate against Clockify's manifest schema.")
 @click.option(
     "--schema",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"Schema file (default: manifest-schema-VERSION.json in ${REFERENCE_DIR_VARIABLE}).",
+    help="Schema file (default: the schema of the manifest's version, shipped in the package).",
 )
 def manifest(app: str, check: bool, schema: Path | None) -> None:
-    """Print APP's manifest as served; with --check, validate it and exit 1 if invalid."""
+    import json
+
+    from addon_core.manifest import load_manifest, validate_against_schema
+    from addon_core.shipped_data import shipped_manifest_schema
+
     settings = _settings(app)
     document = load_manifest(app).render(base_url=settings.base_url, key=settings.addon_key)
     if not check:
         click.echo(json.dumps(document, indent=2))
         return
+    version = str(document["schemaVersion"])
     if schema is None:
-        folder = reference_dir()
-        if folder is None:
-            _fail(
-                f"pass --schema FILE (Clockify's manifest schema {document['schemaVersion']}) "
-                f"or set {REFERENCE_DIR_VARIABLE} to the folder that holds it"
-            )
-        schema = schema_path(folder, str(document["schemaVersion"]))
+        schema = shipped_manifest_schema(version)
         if not schema.is_file():
-            _fail(f"{schema} does not exist; pass --schema FILE")
-    errors = validate_against_schema(document, json.loads(schema.read_text()))
+            _fail(f"no manifest schema {version} ships with the package; pass --schema FILE")
+    errors = validate_against_schema(document, _read_schema(schema, version))
     for error in errors:
         click.echo(f"invalid: {error}", err=True)
     if errors:
@@ -180,10 +231,37 @@ def manifest(app: str, check: bool, schema: Path | None) -> None:
     click.echo(f"{app}: manifest valid against {schema.name}")
 
 
-@main.command("rotate-keys")
+def _read_schema(path: Path, version: str) -> dict[str, Any]:
+    import json
+
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    expected = f"expected Clockify's manifest JSON Schema {version}"
+    try:
+        schema = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        _fail(f"--schema {path}: cannot read it as JSON ({exc}): {expected}")
+    if not isinstance(schema, dict):
+        _fail(f"--schema {path}: holds a JSON {type(schema).__name__}, not an object: {expected}")
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        _fail(f"--schema {path}: not a valid JSON Schema ({exc.message}): {expected}")
+    return schema
+
+
+@main.command(
+    "rotate-keys",
+    help=f"Re-encrypt APP's stored tokens with the first key of {variable('ENCRYPTION_KEYS')}.",
+)
 @APP
 def rotate_keys(app: str) -> None:
-    """Re-encrypt APP's stored tokens with the first key of {P}ENCRYPTION_KEYS."""
+    import asyncio
+
+    from addon_core.errors import AddonError
+    from addon_core.logs import configure_logging
+
     settings = _settings(app)
     configure_logging(settings.log_level_number, settings.log_format)
     try:
@@ -194,6 +272,10 @@ def rotate_keys(app: str) -> None:
 
 
 async def _rotate(settings: AddonSettings) -> int:
+    from addon_core.database import create_engine, for_writing
+    from addon_core.runtime import key_ring_from
+    from addon_core.vault import rotate_secrets
+
     ring = key_ring_from(settings)
     engine = create_engine(settings.database_url)
     try:
@@ -208,22 +290,35 @@ def openapi() -> None:
     """Clockify's OpenAPI document, which the operation catalogue is built from."""
 
 
-@openapi.command("fetch")
+@openapi.command(
+    "fetch",
+    help="Store Clockify's OpenAPI document in APP's data directory; the catalogue is read "
+    "from it afterwards instead of the one shipped in the package (delete the file to return "
+    "to that). SOURCE is an http(s) URL, a file:// URL or a path; default: "
+    f"{variable('CLOCKIFY_OPENAPI_URL')}.",
+)
 @APP
-def openapi_fetch(app: str) -> None:
-    """Download Clockify's published OpenAPI document to {P}CLOCKIFY_OPENAPI_FILE."""
+@click.argument("source", required=False)
+def openapi_fetch(app: str, source: str | None) -> None:
+    from addon_core.catalogue import copy_openapi, load_catalogue
+
     settings = _settings(app)
-    try:
-        path = fetch_openapi(settings.clockify_openapi_url, settings.openapi_path)
-        count = len(load_catalogue(path))
-    except AddonError as exc:
-        _fail(exc.detail, code=1)
-    click.echo(f"{path}: {count} operations")
+    path = copy_openapi(source or settings.clockify_openapi_url, settings.fetched_openapi_path)
+    click.echo(f"{path}: {len(load_catalogue(path))} operations")
+    if settings.clockify_openapi_file is not None:
+        click.echo(
+            f"note: {settings.env_name('clockify_openapi_file')} is set and still takes "
+            "precedence; unset it to use this document",
+            err=True,
+        )
 
 
-@main.command("generate-key")
+@main.command(
+    "generate-key", help=f"Print a new random encryption key for {variable('ENCRYPTION_KEYS')}."
+)
 def generate_key_command() -> None:
-    """Print a new random encryption key for {P}ENCRYPTION_KEYS."""
+    from addon_core.encryption import generate_key
+
     click.echo(generate_key())
 
 
@@ -231,6 +326,8 @@ def generate_key_command() -> None:
 @APP
 def retention(app: str) -> None:
     """Delete rows older than their retention window once, and print the counts."""
+    import asyncio
+
     from addon_core.retention import run_once
 
     deleted = asyncio.run(run_once(_settings(app)))
@@ -253,25 +350,27 @@ def sandbox(app: str, sandbox_port: int, app_port: int | None, data_dir: Path, s
     """Run APP against a local Clockify sandbox: install, then a signed webhook."""
     from addon_core.sandbox.launcher import run_demo
 
-    port = app_port or APP_SPECS[app].settings_class.default_port
+    port = app_port or APPS[app][1]
     sys.exit(run_demo(app, sandbox_port=sandbox_port, app_port=port, data_dir=data_dir, seed=seed))
 
 
 @main.group()
-@APP
-@click.pass_context
-def jobs(ctx: click.Context, app: str) -> None:
-    """APP's background jobs: list dead ones, replay one (the running app picks it up)."""
-    ctx.obj = app
+def jobs() -> None:
+    """Background jobs: list dead ones, replay one (the running app picks it up)."""
 
 
 @jobs.command("dead")
+@APP
 @click.option("--workspace", help="Only this workspace's dead jobs.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
-@click.pass_obj
 def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> None:
-    """List dead jobs, newest first, with their last error (secrets masked)."""
+    """List APP's dead jobs, newest first, with their last error (secrets masked)."""
+    import json
+
+    from addon_core.dead_letters import render_job
+    from addon_core.jobs import list_dead_jobs
+
     settings = _settings(app)
     rows = _run_on_database(
         settings,
@@ -305,10 +404,12 @@ def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> Non
 
 
 @jobs.command("replay")
+@APP
 @click.argument("job_id", type=int)
-@click.pass_obj
 def jobs_replay(app: str, job_id: int) -> None:
-    """Queue dead job JOB_ID again with a fresh set of attempts; exit 1 if it is not dead."""
+    """Queue APP's dead job JOB_ID again with fresh attempts; exit 1 if it is not dead."""
+    from addon_core.jobs import replay_job
+
     settings = _settings(app)
     job = _run_on_database(
         settings, lambda sessions: replay_job(sessions, settings.addon_key, job_id)
@@ -321,6 +422,17 @@ def _run_on_database(
     work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
 ) -> T:
     """Run `work` with a session factory on the configured database; fail in one line."""
+    import asyncio
+
+    from addon_core.database import (
+        DATABASE_ERRORS,
+        create_engine,
+        create_session_factory,
+        for_writing,
+    )
+    from addon_core.errors import AddonError
+    from addon_core.logs import configure_logging
+    from addon_core.redaction import redact_text
 
     async def run() -> T:
         engine = create_engine(settings.database_url)

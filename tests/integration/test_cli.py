@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -115,16 +116,40 @@ def test_help_lists_every_command(cli_env: dict[str, str]) -> None:
     result = run_cli("--help", env=cli_env)
 
     assert result.returncode == 0, result.stderr
-    for command in ("serve", "migrate", "manifest", "rotate-keys", "generate-key"):
+    for command in ("serve", "migrate", "manifest", "rotate-keys", "generate-key", "jobs"):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["serve", "migrate", "manifest", "rotate-keys"])
-def test_command_help_exits_zero(command: str, cli_env: dict[str, str]) -> None:
-    result = run_cli(command, "--help", env=cli_env)
+COMMANDS = [
+    "serve",
+    "migrate",
+    "manifest",
+    "rotate-keys",
+    "generate-key",
+    "retention",
+    "sandbox",
+    "openapi fetch",
+    "jobs dead",
+    "jobs replay",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_exits_zero_and_names_real_variables(
+    command: str, cli_env: dict[str, str]
+) -> None:
+    result = run_cli(*command.split(), "--help", env=cli_env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Usage: clockify-addons {command} ")
+    assert "{P}" not in result.stdout
+
+
+def test_version_prints_the_package_version(cli_env: dict[str, str]) -> None:
+    result = run_cli("--version", env=cli_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "clockify-addons, version " + version("clockify-addons")
 
 
 def test_unknown_app_is_refused(cli_env: dict[str, str]) -> None:
@@ -173,22 +198,38 @@ def test_manifest_check_passes_with_schema_file(
     assert "valid" in result.stdout
 
 
-def test_manifest_check_finds_schema_in_reference_dir(
-    cli_env: dict[str, str], reference_dir: Path
-) -> None:
-    env = {**cli_env, REFERENCE_DIR_VARIABLE: str(reference_dir)}
-
-    result = run_cli("manifest", "universal-webhook", "--check", env=env)
-
-    assert result.returncode == 0, result.stderr
-    assert "valid" in result.stdout
-
-
-def test_manifest_check_without_schema_asks_for_one(cli_env: dict[str, str]) -> None:
+def test_manifest_check_uses_the_schema_shipped_in_the_package(cli_env: dict[str, str]) -> None:
+    # cli_env has no CLOCKIFY_REFERENCE_DIR: nothing but the package is needed.
     result = run_cli("manifest", "universal-webhook", "--check", env=cli_env)
 
-    assert result.returncode != 0
-    assert "--schema" in result.stderr
+    assert result.returncode == 0, result.stderr
+    version = load_manifest("universal-webhook").schema_version
+    assert (
+        result.stdout.strip()
+        == f"universal-webhook: manifest valid against manifest-schema-{version}.json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("schema: yes\n", "cannot read it as JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"type": 5}', "not a valid JSON Schema"),
+    ],
+)
+def test_manifest_check_with_an_unusable_schema_file_fails_in_one_line(
+    cli_env: dict[str, str], tmp_path: Path, content: str, complaint: str
+) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(content)
+
+    result = run_cli("manifest", "api-studio", "--check", "--schema", str(schema), env=cli_env)
+
+    assert result.returncode == 2
+    [line] = stderr_lines(result)
+    assert line.startswith(f"error: --schema {schema}: ")
+    assert complaint in line
     assert result.stdout == ""
 
 
@@ -569,24 +610,79 @@ def test_openapi_fetch_downloads_the_document_into_the_data_dir(
     env = {
         **cli_env,
         "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_URL": f"{document_server}/openapi.json",
-        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_FILE": str(tmp_path / "docs" / "openapi.json"),
     }
 
     result = run_cli("openapi", "fetch", "universal-webhook", env=env)
 
     assert result.returncode == 0, result.stderr
-    assert "170 operations" in result.stdout
-    assert (tmp_path / "docs" / "openapi.json").stat().st_size > 500_000
+    fetched = tmp_path / "data" / "clockify-openapi.json"
+    assert result.stdout.strip() == f"{fetched}: 170 operations"
+    assert fetched.stat().st_size > 500_000
+
+
+@pytest.mark.parametrize("form", ["path", "file-url"])
+def test_openapi_fetch_copies_a_local_document_which_then_takes_precedence(
+    cli_env: dict[str, str], reference_dir: Path, tmp_path: Path, form: str
+) -> None:
+    document = reference_dir / "openapi.json"
+    source = str(document) if form == "path" else document.as_uri()
+    fetched = tmp_path / "data" / "clockify-openapi.json"
+    settings = UniversalWebhookSettings(data_dir=tmp_path / "data")
+    assert settings.openapi_path != fetched  # the shipped catalogue, before
+
+    result = run_cli("openapi", "fetch", "universal-webhook", source, env=cli_env)
+
+    assert result.returncode == 0, result.stderr
+    assert fetched.read_bytes() == document.read_bytes()
+    assert settings.openapi_path == fetched
+    assert result.stderr == ""
+
+
+def test_openapi_fetch_says_when_the_file_setting_still_wins(
+    cli_env: dict[str, str], reference_dir: Path, tmp_path: Path
+) -> None:
+    env = {**cli_env, "API_STUDIO_CLOCKIFY_OPENAPI_FILE": str(reference_dir / "openapi.json")}
+
+    result = run_cli("openapi", "fetch", "api-studio", str(reference_dir / "openapi.json"), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "API_STUDIO_CLOCKIFY_OPENAPI_FILE is set and still takes precedence" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["missing.json", "PLATFORM.md"])
+def test_openapi_fetch_of_a_bad_local_source_fails_in_one_line_and_writes_nothing(
+    cli_env: dict[str, str], reference_dir: Path, tmp_path: Path, source: str
+) -> None:
+    result = run_cli("openapi", "fetch", "api-studio", str(reference_dir / source), env=cli_env)
+
+    assert result.returncode == 1
+    [line] = stderr_lines(result)
+    assert line.startswith("error: ")
+    assert source in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_openapi_fetch_into_an_unusable_data_dir_fails_in_one_line(
+    cli_env: dict[str, str], reference_dir: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**cli_env, "API_STUDIO_DATA_DIR": str(blocker / "data")}
+
+    result = run_cli("openapi", "fetch", "api-studio", str(reference_dir / "openapi.json"), env=env)
+
+    assert result.returncode == 1
+    [line] = stderr_lines(result)
+    assert line == f"error: Not a directory: {blocker / 'data'}"
 
 
 def test_openapi_fetch_of_something_else_fails_in_one_line_and_writes_nothing(
     cli_env: dict[str, str], document_server: str, tmp_path: Path
 ) -> None:
-    target = tmp_path / "openapi.json"
+    target = tmp_path / "data" / "clockify-openapi.json"
     env = {
         **cli_env,
         "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_URL": f"{document_server}/PLATFORM.md",
-        "UNIVERSAL_WEBHOOK_CLOCKIFY_OPENAPI_FILE": str(target),
     }
 
     result = run_cli("openapi", "fetch", "universal-webhook", env=env)

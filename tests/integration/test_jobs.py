@@ -770,7 +770,7 @@ def run_cli(*args: str, database_url: str, tmp_path: Path) -> subprocess.Complet
         "UNIVERSAL_WEBHOOK_ENCRYPTION_KEYS": generate_key(),
     }
     return subprocess.run(  # noqa: S603
-        [str(SCRIPT), "jobs", "universal-webhook", *args],
+        [str(SCRIPT), "jobs", args[0], "universal-webhook", *args[1:]],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,33 @@
+"""The command line's own table of apps, which lets `--help` import no app, matches the apps."""
+
+from __future__ import annotations
+
+from addon_core.apps import APP_SPECS
+from addon_core.cli import APPS, describe_error, variable
+from addon_core.errors import ConflictError
+
+
+def test_the_cli_table_of_apps_matches_each_apps_settings() -> None:
+    assert {
+        name: (
+            str(spec.settings_class.model_config.get("env_prefix")),
+            spec.settings_class.default_port,
+        )
+        for name, spec in APP_SPECS.items()
+    } == APPS
+
+
+def test_help_names_the_variable_of_both_apps() -> None:
+    assert variable("PORT") == "API_STUDIO_PORT / UNIVERSAL_WEBHOOK_PORT"
+
+
+def test_an_unexpected_error_is_one_line_with_secrets_masked() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    described = describe_error(RuntimeError(f"boom with {token}\nsecond line"))
+    assert described.startswith("RuntimeError: boom with ")
+    assert token not in described
+    assert "\n" not in described
+    assert describe_error(ConflictError("already installed")) == "already installed"
+    assert describe_error(PermissionError(13, "Permission denied", "/srv/x")) == (
+        "Permission denied: /srv/x"
+    )
