@@ -55,6 +55,13 @@ class Manifest:
         """Setting id → its default value, from the structured settings."""
         return {s["id"]: s.get("value") for s in _iter_settings(self.template.get("settings"))}
 
+    def setting_names(self) -> dict[str, str]:
+        """Setting id → its name, from the structured settings."""
+        return {
+            s["id"]: str(s.get("name") or s["id"])
+            for s in _iter_settings(self.template.get("settings"))
+        }
+
     def check_rules(self) -> list[str]:
         """Return what breaks the rules the schema cannot express."""
         problems: list[str] = []

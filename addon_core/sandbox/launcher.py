@@ -12,13 +12,16 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
+import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
 from addon_core.apps import APP_SPECS
+from addon_core.manifest import Manifest
 from addon_core.sandbox.server import Sandbox
 from addon_core.settings import reference_dir
 
@@ -44,8 +47,47 @@ def run_demo(
         out: where the guide is printed (stdout by default).
     """
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare(app_name, data_dir, {"--sandbox-port": sandbox_port, "--port": app_port})
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(_demo(app_name, sandbox_port, app_port, data_dir, seed, out or sys.stdout))
+
+
+class LaunchError(Exception):
+    """The demo cannot start: a port is taken or the data directory cannot be written."""
+
+
+def prepare(app_name: str, data_dir: Path, ports: dict[str, int]) -> None:
+    """Check the ports are free and the data directory writable; start a fresh database.
+
+    Each run signs with a new sandbox key, so the app's database of an earlier run holds
+    installations (and bootstrap jobs) with tokens nothing can verify any more: it goes.
+    Raises `LaunchError` saying what to change.
+    """
+    for option, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers do: a port left in TIME_WAIT by an earlier run is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise LaunchError(
+                    f"port {port} on 127.0.0.1 is not free ({exc.strerror}): stop what listens "
+                    f"there, or pass {option} with a free port"
+                ) from None
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            (data_dir / f"{app_name}.db{suffix}").unlink(missing_ok=True)
+    except OSError as exc:
+        raise LaunchError(
+            f"cannot write to the data directory {data_dir} ({exc.strerror}): "
+            "pass --data-dir with a folder you may write to"
+        ) from None
 
 
 def app_environment(
@@ -62,11 +104,9 @@ def app_environment(
         "port": str(app_port),
         "data_dir": str(data_dir),
     }
-    folder = reference_dir()
-    if folder is not None and (folder / "openapi.json").is_file():
-        values["clockify_openapi_file"] = str(folder / "openapi.json")
     environment = {f"{prefix}{name.upper()}": value for name, value in values.items()}
-    # What the developer set explicitly (an OpenAPI file, a log level) still applies.
+    # What the developer set explicitly (an OpenAPI file, a log level) still applies; the
+    # operation catalogue is otherwise the one a fresh install reads.
     return {**environment, **{k: v for k, v in os.environ.items() if k not in environment}}
 
 
@@ -149,7 +189,9 @@ async def _install_and_demonstrate(
         delivered = await sandbox.fire(app_url, workspace, events[0])
         print(f"webhook {events[0]} delivered: {delivered.status_code}", file=out)
     await _show_explorer_and_bootstrap(app_url, workspace.user_token(), out)
-    print(_guide(sandbox, app_url, workspace.user_token(), events), file=out, flush=True)
+    setting = next(iter(Manifest(manifest).setting_defaults().items()), ("someSettingId", ""))
+    guide = _guide(sandbox, app_url, workspace.user_token(), events, setting)
+    print(guide, file=out, flush=True)
     return True
 
 
@@ -181,11 +223,14 @@ async def _show_explorer_and_bootstrap(app_url: str, token: str, out: TextIO) ->
             )
 
 
-def _guide(sandbox: Sandbox, app_url: str, token: str, events: list[str]) -> str:
+def _guide(
+    sandbox: Sandbox, app_url: str, token: str, events: list[str], setting: tuple[str, Any]
+) -> str:
     control = f"{sandbox.url}/_sandbox"
     event = events[-1] if events else "NEW_PROJECT"
     execute = shlex.quote(json.dumps({"params": {"page-size": 5}}))
     fire = shlex.quote(json.dumps({"eventType": event}))
+    change = shlex.quote(json.dumps(dict([setting])))
     fault = shlex.quote(json.dumps({"status": 503, "times": 2, "pathContains": "/projects"}))
     return "\n".join(
         [
@@ -198,8 +243,10 @@ def _guide(sandbox: Sandbox, app_url: str, token: str, events: list[str]) -> str
             f"{app_url}/api/operations/getProjects/execute",
             "A fresh token:",
             f"  curl -s -X POST {control}/user-token",
-            "More webhooks (any event the manifest declares):",
+            "More webhooks (any event the manifest declares or the app registered):",
             f"  curl -s -X POST -H 'content-type: application/json' -d {fire} {control}/fire",
+            "SETTINGS_UPDATED (any setting the manifest declares):",
+            f"  curl -s -X POST -H 'content-type: application/json' -d {change} {control}/settings",
             "Faults, and what the app sent the sandbox:",
             f"  curl -s -X POST -H 'content-type: application/json' -d {fault} {control}/faults",
             f"  curl -s {control}/requests",

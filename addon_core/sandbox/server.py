@@ -14,28 +14,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from litestar import Litestar, Request, delete, get, post
+from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
-from addon_core.errors import AddonError, BadRequestError, ConflictError
+from addon_core.errors import AddonError, BadRequestError, ConflictError, NotFoundError
+from addon_core.manifest import Manifest
 from addon_core.sandbox import driver
 from addon_core.sandbox.gate import Fault, Gate, RecordedRequest
 from addon_core.sandbox.loopback import LoopbackServer
-from addon_core.sandbox.routes import (
-    api_router,
-    handle_addon_error,
-    handle_http_exception,
-    read_json,
-)
+from addon_core.sandbox.routes import api_router, handle_addon_error, handle_http_exception
 from addon_core.sandbox.seed import Sizes
 from addon_core.sandbox.store import SandboxStore
 from addon_core.sandbox.workspace import Workspace
@@ -79,10 +75,13 @@ class Sandbox:
         self.store = SandboxStore(seed, sizes)
         self.samples = driver.load_samples(reference_dir)
         self.workspaces: dict[str, Workspace] = {}
+        # Imported here: the control endpoints take this class as their dependency.
+        from addon_core.sandbox import control
+
         self.app = Litestar(
-            route_handlers=[api_router(), *CONTROL_HANDLERS],
+            route_handlers=[api_router(), *control.HANDLERS],
             state=State({"store": self.store, "signing_key": self.private_key, "sandbox": self}),
-            dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
+            dependencies={"sandbox": Provide(control.provide_sandbox, sync_to_thread=False)},
             exception_handlers={
                 AddonError: handle_addon_error,
                 HTTPException: handle_http_exception,
@@ -102,6 +101,8 @@ class Sandbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
         self._target: tuple[str, Workspace] | None = None
+        self._manifest: Manifest | None = None
+        self._settings: dict[str, Any] = {}
 
     # --- lifetime ------------------------------------------------------------------------------
 
@@ -286,6 +287,8 @@ class Sandbox:
     ) -> httpx.Response:
         """Send the signed INSTALLED call for `workspace` to the app at `app_url`."""
         self._target = (app_url, workspace)
+        self._manifest = manifest if isinstance(manifest, Manifest) else Manifest(manifest)
+        self._settings = self._manifest.setting_defaults()
         return await driver.send_installed(self.http, app_url, manifest, workspace)
 
     async def lifecycle(
@@ -331,89 +334,52 @@ class Sandbox:
             raise ConflictError("nothing is installed yet: send INSTALLED to an app first")
         return self._target
 
-    async def fire_at_target(self, event_type: str, payload: Any = None) -> httpx.Response:
-        """Deliver to the app and workspace of the last `install`."""
+    async def fire_at_target(self, event_type: str, payload: Any = None) -> list[httpx.Response]:
+        """Deliver to the app and workspace of the last `install`: on the manifest's path
+        for an event the manifest declares, else to each webhook the app registered for it.
+
+        Raises `NotFoundError` when the app receives the event neither way.
+        """
         app_url, workspace = self.installed
-        return await self.fire(app_url, workspace, event_type, payload)
+        declared = driver.manifest_events(self._manifest or {})
+        if event_type in declared:
+            return [await self.fire(app_url, workspace, event_type, payload)]
+        delivered = await self.fire_registered(workspace, event_type, payload)
+        if not delivered:
+            registered = sorted(
+                {
+                    hook["webhookEvent"]
+                    for hook in self.store.entities(workspace.workspace_id, "webhooks")
+                }
+            )
+            raise NotFoundError(
+                f"the app receives no {event_type}: its manifest declares "
+                f"{', '.join(declared) or 'no event'} and it registered "
+                f"{', '.join(registered) or 'no webhook'} through the webhooks API"
+            )
+        return delivered
 
+    async def update_settings(self, values: Mapping[str, Any]) -> httpx.Response:
+        """Change settings of the last `install` and send SETTINGS_UPDATED with all of them.
 
-def provide_sandbox(state: State) -> Sandbox:
-    sandbox: Sandbox = state.sandbox
-    return sandbox
-
-
-SandboxDependency = NamedDependency[Sandbox]
-
-
-# --- control endpoints for CLI users (no auth: loopback only, never recorded) ----------------
-
-
-@post("/_sandbox/faults", status_code=201)
-async def add_fault(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> dict[str, Any]:
-    """Inject a fault: `{"status", "times", "pathContains", "method", "retryAfter",
-    "latency", "drop"}`."""
-    body = await read_json(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequestError("send a JSON object describing the fault")
-    try:
-        fault = sandbox.inject(
-            body.get("status", 503),
-            times=body.get("times", 1),
-            path_contains=str(body.get("pathContains", "")),
-            method=body.get("method"),
-            retry_after=body.get("retryAfter"),
-            latency=float(body.get("latency", 0.0)),
-            drop=bool(body.get("drop", False)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise BadRequestError(f"not a fault: {exc}") from None
-    return fault.describe()
-
-
-@get("/_sandbox/faults")
-async def list_faults(sandbox: SandboxDependency) -> list[dict[str, Any]]:
-    return [fault.describe() for fault in sandbox.gate.faults]
-
-
-@delete("/_sandbox/faults")
-async def clear_faults(sandbox: SandboxDependency) -> None:
-    sandbox.clear_faults()
-
-
-@get("/_sandbox/requests")
-async def list_requests(sandbox: SandboxDependency) -> dict[str, Any]:
-    return {
-        "throttled": sandbox.throttled,
-        "requests": [
-            {"method": r.method, "path": r.path, "status": r.status, "at": r.at, "body": r.body}
-            for r in sandbox.requests
-        ],
-    }
-
-
-@post("/_sandbox/reset", status_code=200)
-async def reset(sandbox: SandboxDependency) -> dict[str, str]:
-    sandbox.reset()
-    return {"status": "reset"}
-
-
-@post("/_sandbox/fire", status_code=200)
-async def fire(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> dict[str, Any]:
-    """Deliver `{"eventType": ..., "payload": {...}?}` to the installed app."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("eventType"), str):
-        raise BadRequestError('send {"eventType": "NEW_PROJECT"} and optionally "payload"')
-    response = await sandbox.fire_at_target(body["eventType"], body.get("payload"))
-    return {"status": response.status_code, "body": response.text[:2000]}
-
-
-@post("/_sandbox/user-token", status_code=200)
-async def user_token(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> dict[str, str]:
-    """Mint a fresh 30-minute user token, `{"role": "OWNER"}` by default."""
-    _, workspace = sandbox.installed
-    body = await read_json(request) or {}
-    role = str(body.get("role", "OWNER")) if isinstance(body, dict) else "OWNER"
-    return {"token": workspace.user_token(role)}
-
-
-CONTROL_HANDLERS = [add_fault, list_faults, clear_faults, list_requests, reset, fire, user_token]
+        Raises `BadRequestError` naming the declared ids when `values` holds another one.
+        """
+        app_url, workspace = self.installed
+        manifest = self._manifest or Manifest({})
+        names = manifest.setting_names()
+        unknown = sorted(set(values) - names.keys())
+        if unknown:
+            raise BadRequestError(
+                f"the manifest declares no setting {', '.join(unknown)}; "
+                f"its settings are {', '.join(names) or 'none'}"
+            )
+        self._settings.update(values)
+        body = {
+            "workspaceId": workspace.workspace_id,
+            "addonId": workspace.addon_id,
+            "settings": [
+                {"id": key, "name": names[key], "value": value}
+                for key, value in self._settings.items()
+            ],
+        }
+        return await self.lifecycle(app_url, manifest, workspace, "SETTINGS_UPDATED", body)

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from litestar import Litestar
 
 from addon_core.catalogue import build_url, load_catalogue
 from addon_core.sandbox import Sandbox, SandboxStore, Sizes, Workspace
+from addon_core.sandbox.launcher import LaunchError, prepare
 from addon_core.sandbox.loopback import serving
 from addon_core.security import TokenKind, TokenSigner, TokenVerifier, load_public_keys
 from addon_core.settings import REFERENCE_DIR_VARIABLE
@@ -64,7 +66,8 @@ async def api(sandbox: Sandbox, workspace: Workspace) -> AsyncIterator[httpx.Asy
 class Recorder:
     """A tiny ASGI app that answers 200 and keeps what it was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
         self.calls: list[tuple[str, dict[str, str], Any]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -76,7 +79,7 @@ class Recorder:
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.calls.append((scope["path"], headers, json.loads(body or b"null")))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
 
@@ -544,6 +547,109 @@ async def test_the_universal_webhook_app_accepts_the_sandbox_install_and_webhook
         assert delivered.is_success, delivered.text
         forged = await sandbox.fire(app_url, sandbox.create_workspace(ADDON_KEY), event)
         assert forged.status_code in (401, 403, 409), forged.text
+        updated = await sandbox.update_settings({"eventRetentionDays": 7})
+        assert updated.status_code == 200, updated.text
+
+
+# --- control endpoints -------------------------------------------------------------------------
+
+RECORDED_MANIFEST = {
+    "key": ADDON_KEY,
+    "lifecycle": [
+        {"type": "INSTALLED", "path": "/lifecycle/installed"},
+        {"type": "SETTINGS_UPDATED", "path": "/lifecycle/settings"},
+    ],
+    "webhooks": [{"event": "NEW_TIME_ENTRY", "path": "/webhooks/clockify/new-time-entry"}],
+    "settings": {
+        "tabs": [
+            {
+                "id": "general",
+                "name": "General",
+                "settings": [
+                    {"id": "greeting", "name": "Greeting", "type": "TXT", "value": "hello"},
+                    {"id": "limit", "name": "Limit", "type": "NUMBER", "value": 5},
+                ],
+            }
+        ]
+    },
+}
+
+
+async def test_fire_signs_api_registered_events_and_relays_the_apps_status(
+    sandbox: Sandbox, workspace: Workspace, api: httpx.AsyncClient
+) -> None:
+    recorder = Recorder(status=202)
+    async with serving(recorder, lifespan="off") as app_url:
+        await sandbox.install(app_url, RECORDED_MANIFEST, workspace)
+        hook = (
+            await api.post(
+                "/webhooks",
+                json={
+                    "url": f"{app_url}/hooks/new-client",
+                    "webhookEvent": "NEW_CLIENT",
+                    "triggerSourceType": "WORKSPACE_ID",
+                    "triggerSource": [workspace.workspace_id],
+                },
+            )
+        ).json()
+        control = f"{sandbox.url}/_sandbox/fire"
+        registered = await sandbox.http.post(control, json={"eventType": "NEW_CLIENT"})
+        declared = await sandbox.http.post(control, json={"eventType": "NEW_TIME_ENTRY"})
+        unknown = await sandbox.http.post(control, json={"eventType": "NEW_TAG"})
+        recorder.status = 404
+        refused = await sandbox.http.post(control, json={"eventType": "NEW_TIME_ENTRY"})
+
+    assert registered.status_code == 202, registered.text
+    assert registered.json()["deliveries"] == [{"status": 202, "body": "{}"}]
+    assert declared.status_code == 202, declared.text
+    assert refused.status_code == 404
+    assert refused.json()["status"] == 404
+    assert unknown.status_code == 404
+    assert "NEW_TAG" in unknown.json()["message"]
+    assert "NEW_TIME_ENTRY" in unknown.json()["message"]
+    assert "NEW_CLIENT" in unknown.json()["message"]
+    paths = [path for path, _, _ in recorder.calls]
+    assert paths == [
+        "/lifecycle/installed",
+        "/hooks/new-client",
+        "/webhooks/clockify/new-time-entry",
+        "/webhooks/clockify/new-time-entry",
+    ]
+    assert recorder.calls[1][1]["clockify-signature"] == hook["authToken"]
+    assert recorder.calls[1][1]["clockify-webhook-event-type"] == "NEW_CLIENT"
+
+
+async def test_the_settings_control_sends_settings_updated_with_every_setting(
+    sandbox: Sandbox, workspace: Workspace, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    verifier = TokenVerifier(
+        load_public_keys(sandbox.write_public_key(tmp_path / "key.pem"), variable="KEY"), ADDON_KEY
+    )
+    async with serving(recorder, lifespan="off") as app_url:
+        await sandbox.install(app_url, RECORDED_MANIFEST, workspace)
+        control = f"{sandbox.url}/_sandbox/settings"
+        first = await sandbox.http.post(control, json={"greeting": "hi"})
+        second = await sandbox.http.post(control, json={"limit": 9})
+        unknown = await sandbox.http.post(control, json={"colour": "red"})
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    assert unknown.status_code == 400
+    assert "colour" in unknown.json()["message"]
+    assert "greeting, limit" in unknown.json()["message"]
+    (_, _, _), (path, headers, body), (_, _, latest) = recorder.calls
+    assert path == "/lifecycle/settings"
+    claims = verifier.verify(headers["x-addon-lifecycle-token"], TokenKind.LIFECYCLE)
+    assert claims.workspace_id == body["workspaceId"] == workspace.workspace_id
+    assert body["settings"] == [
+        {"id": "greeting", "name": "Greeting", "value": "hi"},
+        {"id": "limit", "name": "Limit", "value": 5},
+    ]
+    assert latest["settings"] == [
+        {"id": "greeting", "name": "Greeting", "value": "hi"},
+        {"id": "limit", "name": "Limit", "value": 9},
+    ]
 
 
 def test_the_sandbox_runs_in_a_thread_for_synchronous_callers() -> None:
@@ -603,3 +709,59 @@ async def test_the_demo_installs_the_app_and_stops_cleanly_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_prepare_refuses_a_taken_port_naming_the_option() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        with pytest.raises(LaunchError, match=rf"port {taken} on 127.0.0.1 is not free .*--port"):
+            prepare("api-studio", Path("unused"), {"--sandbox-port": _free_port(), "--port": taken})
+
+
+def test_prepare_refuses_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(LaunchError, match=r"cannot write to the data directory .*--data-dir"):
+        prepare("api-studio", blocker / "demo", {})
+
+
+def test_prepare_starts_a_fresh_database_and_keeps_the_rest(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    data_dir.mkdir()
+    for name in ("api-studio.db", "api-studio.db-wal", "universal-webhook.db", "notes.txt"):
+        (data_dir / name).write_text("old")
+
+    prepare("api-studio", data_dir, {})
+
+    assert sorted(path.name for path in data_dir.iterdir()) == ["notes.txt", "universal-webhook.db"]
+
+
+def test_the_sandbox_command_with_its_app_port_taken_says_so_in_one_line(
+    tmp_path: Path, reference_dir: Path
+) -> None:
+    script = Path(sys.executable).with_name("clockify-addons")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        taken = listener.getsockname()[1]
+        options = ["--port", str(taken), "--sandbox-port", str(_free_port())]
+        result = subprocess.run(  # noqa: S603
+            [str(script), "sandbox", "api-studio", *options, "--data-dir", str(tmp_path / "demo")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, REFERENCE_DIR_VARIABLE: str(reference_dir)},
+        )
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing was installed into what listens there
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: port {taken} on 127.0.0.1 is not free (Address already in use): stop what "
+        "listens there, or pass --port with a free port"
+    ]
+    assert result.stdout == ""
