@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import click
+from click.testing import CliRunner
+
 from addon_core.apps import APP_SPECS
-from addon_core.cli import APPS, describe_error, variable
+from addon_core.cli import APPS, describe_error, main, variable
 from addon_core.errors import ConflictError
 
 
@@ -31,3 +34,24 @@ def test_an_unexpected_error_is_one_line_with_secrets_masked() -> None:
     assert describe_error(PermissionError(13, "Permission denied", "/srv/x")) == (
         "Permission denied: /srv/x"
     )
+
+
+def test_an_error_no_command_handles_is_one_line_unless_traceback_is_asked_for() -> None:
+    @click.command("explode")
+    def explode() -> None:
+        raise RuntimeError("the disk caught fire")
+
+    main.add_command(explode)
+    try:
+        runner = CliRunner()
+        short = runner.invoke(main, ["explode"])
+        detailed = runner.invoke(main, ["--traceback", "explode"])
+    finally:
+        main.commands.pop("explode")
+
+    assert short.exit_code == 1
+    assert short.output == (
+        "error: RuntimeError: the disk caught fire (run again with --traceback for the details)\n"
+    )
+    assert detailed.exit_code == 1
+    assert isinstance(detailed.exception, RuntimeError)
