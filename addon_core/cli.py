@@ -1,4 +1,8 @@
-"""The `clockify-addons` command line: serve, migrate, manifest, jobs, rotate-keys, generate-key."""
+"""The `clockify-addons` command line: serve, migrate, manifest, keys, openapi, sandbox, jobs.
+
+Each command imports what it uses when it runs, so `--help` stays fast, and an error
+reaches the operator as one line.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +89,7 @@ def describe_error(exc: BaseException) -> str:
 @click.version_option(package_name="clockify-addons", prog_name="clockify-addons")
 @click.option("--traceback", is_flag=True, hidden=True, help="Show the traceback of an error.")
 def main(traceback: bool) -> None:
-    """Run and operate the Clockify add-ons (the help text is given above)."""
+    """The `clockify-addons` group; its help text is the `help` argument above."""
 
 
 @main.command(help="Migrate the database to the latest revision, then serve APP until SIGTERM.")
