@@ -23,6 +23,7 @@ from addon_core.catalogue import (
     ValidationIssue,
     WorkspaceOverrideError,
     build_url,
+    copy_openapi,
     fetch_openapi,
     load_catalogue,
     parse_catalogue,
@@ -618,3 +619,33 @@ def test_fetch_reports_a_transport_failure_as_a_catalogue_error(tmp_path: Path) 
     with client, pytest.raises(CatalogueError, match="could not download"):
         fetch_openapi(DEFAULT_OPENAPI_URL, dest, client=client)
     assert not dest.exists()
+
+
+@pytest.mark.parametrize("form", ["path", "file-url", "url"])
+def test_copy_takes_a_path_a_file_url_or_a_url(
+    openapi_path: Path, tmp_path: Path, form: str
+) -> None:
+    dest = tmp_path / "data" / "clockify-openapi.json"
+    content = openapi_path.read_bytes()
+    sources = {
+        "path": str(openapi_path),
+        "file-url": openapi_path.as_uri(),
+        "url": DEFAULT_OPENAPI_URL,
+    }
+    with serving(200, content) as client:
+        assert copy_openapi(sources[form], dest, client=client) == dest
+    assert dest.read_bytes() == content
+
+
+@pytest.mark.parametrize("name", ["absent.json", "not-openapi.json"])
+def test_copy_refuses_a_missing_or_foreign_file_and_keeps_the_old_one(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "not-openapi.json").write_text('{"swagger": "2.0"}')
+    dest = tmp_path / "data" / "clockify-openapi.json"
+    dest.parent.mkdir()
+    dest.write_bytes(b"previous")
+    with pytest.raises(CatalogueError, match=name):
+        copy_openapi(str(tmp_path / name), dest)
+    assert dest.read_bytes() == b"previous"
+    assert [path.name for path in dest.parent.iterdir()] == ["clockify-openapi.json"]
