@@ -251,6 +251,9 @@ async def apply_installed(
     api_urls = _allowed_urls(runtime, body, token_claims)
     registrations = _webhook_registrations(runtime, body, call)
 
+    if installation is None or installation.status == "DELETED":
+        # Nothing written before this install may reach it, even a write that raced the purge.
+        await purge_workspace(session, runtime.addon_key, call.workspace_id)
     if installation is None:
         installation = Installation(addon_key=runtime.addon_key, workspace_id=call.workspace_id)
         session.add(installation)

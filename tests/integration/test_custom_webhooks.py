@@ -481,3 +481,18 @@ async def test_a_short_dedupe_window_narrows_the_timestamp_tolerance(
         response = await harness.deliver(endpoint, {"id": "1"}, timestamp=int(time.time()) - age)
         assert response.status_code == status, response.text
     assert "UNIVERSAL_WEBHOOK_DEDUPE_WINDOW_SECONDS" in caplog.text
+
+
+async def test_endpoints_cannot_be_created_where_the_add_on_is_not_installed(
+    harness: Harness, signer: Callable[[str], Any], database_url: str
+) -> None:
+    stranger = Workspace(signer(ADDON_KEY))
+
+    response = await harness.client.post(
+        "/api/endpoints", json={"name": "billing"}, headers=harness.auth(workspace=stranger)
+    )
+
+    assert response.status_code == 409, response.text
+    assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(database_url, "endpoints") == 0
+

@@ -849,3 +849,87 @@ async def test_a_dry_run_against_clockify_sends_no_write(
         assert f"/projects/{project['id']}" in sent[0].path
         assert not [r for r in sent if r.method in WRITE_METHODS]
         assert await counts(database_url) == before
+
+
+# --- writes for a workspace without an active installation ----------------------------------------
+
+
+async def test_writes_for_a_never_installed_workspace_are_409_and_store_nothing(
+    api: Api, signer: Callable[[str], TokenSigner]
+) -> None:
+    stranger = Workspace(signer(api.app_name))
+    for method, path, body in [
+        ("POST", "/api/flows", tag_meetings()),
+        ("POST", "/api/bootstrap", None),
+        ("POST", "/api/operations/getProject/execute", {"params": {"projectId": "p1"}}),
+    ]:
+        response = await api.call(method, path, body, workspace=stranger)
+        assert response.status_code == 409, (method, path, response.text)
+        assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 0
+    assert await count(api.database_url, "api_calls") == 0
+    # Reads still answer (empty), so the pages can say what is wrong.
+    listed = await api.call("GET", "/api/flows", workspace=stranger)
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
+
+
+async def test_writes_after_deleted_are_409_and_a_reinstall_starts_empty(api: Api) -> None:
+    created = await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    deleted = await api.clockify.lifecycle(api.workspace, "DELETED", ids)
+    assert deleted.status_code == 200, deleted.text
+
+    for method, path, body in [
+        ("POST", "/api/flows", tag_meetings()),
+        ("PUT", f"/api/flows/{created['id']}", tag_meetings()),
+        ("DELETE", f"/api/flows/{created['id']}", None),
+    ]:
+        response = await api.call(method, path, body)
+        assert response.status_code == 409, (method, path, response.text)
+        assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 0
+
+    api.workspace.addon_id = Workspace(api.workspace.signer).addon_id
+    api.workspace.webhook_tokens.clear()  # a new installation, with new webhook tokens
+    await api.clockify.install(api.workspace)
+    assert (await api.call("GET", "/api/flows")).json()["items"] == []
+
+
+async def test_rows_that_raced_the_purge_never_reach_a_reinstall(api: Api) -> None:
+    created = await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    assert (await api.clockify.lifecycle(api.workspace, "DELETED", ids)).status_code == 200
+    # A write that passed the check just before DELETED commits after the purge.
+    await execute(
+        api.database_url,
+        "INSERT INTO flows (id, addon_key, workspace_id, name, enabled, version, document,"
+        " consecutive_failures, created_at, updated_at)"
+        " VALUES (:id, :key, :ws, 'late', true, 1, '{}', 0, :now, :now)",
+        id=created["id"] + "x",
+        key=api.app_name,
+        ws=api.workspace.workspace_id,
+        now=datetime.now(UTC),
+    )
+
+    api.workspace.addon_id = Workspace(api.workspace.signer).addon_id
+    api.workspace.webhook_tokens.clear()  # a new installation, with new webhook tokens
+    await api.clockify.install(api.workspace)
+
+    assert await count(api.database_url, "flows") == 0
+
+
+async def test_writes_while_inactive_are_409_saying_so(api: Api) -> None:
+    await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    changed = await api.clockify.lifecycle(
+        api.workspace, "STATUS_CHANGED", {**ids, "status": "INACTIVE"}
+    )
+    assert changed.status_code == 200, changed.text
+
+    response = await api.call("POST", "/api/flows", tag_meetings())
+
+    assert response.status_code == 409, response.text
+    assert "inactive" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 1
+    assert (await api.call("GET", "/api/flows")).status_code == 200
