@@ -113,8 +113,8 @@ async def require_active_installation(runtime: AddonRuntime, workspace_id: str) 
             reason="inactive",
         )
     raise ConflictError(
-        "the add-on is not installed in this workspace; install it from Clockify's "
-        "marketplace, then try again",
+        f"the add-on is not installed in this workspace ({workspace_id}); install it from "
+        "Clockify's marketplace, then try again",
         reason="not_installed",
     )
 
