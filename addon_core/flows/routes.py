@@ -29,6 +29,7 @@ from addon_core.errors import BadRequestError, UnprocessableError
 from addon_core.flows import records, service
 from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
+from addon_core.flows.masking import mask_document
 from addon_core.models import Flow, FlowVersion
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.runtime import Runtime
@@ -54,7 +55,7 @@ def render_flow(flow: Flow) -> dict[str, Any]:
     """Render a flow: its document's fields (secrets masked) and its state."""
     return {
         "id": flow.id,
-        **service.mask_document(flow.document),
+        **mask_document(flow.document),
         "name": flow.name,
         "enabled": flow.enabled,
         "version": flow.version,
@@ -76,7 +77,7 @@ def render_version(row: FlowVersion, *, document: bool = False) -> dict[str, Any
         "savedBy": row.saved_by,
     }
     if document:
-        shown["document"] = service.mask_document(row.document)
+        shown["document"] = mask_document(row.document)
     return shown
 
 

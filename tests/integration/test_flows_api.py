@@ -794,6 +794,92 @@ async def test_secrets_in_http_actions_are_masked_and_kept_on_a_put_back(uw: Api
     assert stored["url"] == action["url"]
 
 
+SECRET_VALUES = ("tok-123", "k-456", "s3cr3t-value", "custom-789", "pw-000", "key-aaa")
+
+
+def secret_action(url: str = "https://hooks.example.com/in") -> dict[str, Any]:
+    """An http action holding a secret in each place a user might put one."""
+    return {
+        "id": "notify",
+        "type": "http",
+        "method": "POST",
+        "url": f"{url}?token=tok-123&key=k-456&entry={{{{ event.id }}}}",
+        "headers": {
+            "Authorization": "Bearer s3cr3t-value",
+            "X-Custom-Auth": "custom-789",
+            "X-Team": "ops",
+        },
+        "body": {"entry": "{{ event.id }}", "login": {"password": "pw-000"}, "apiKey": "key-aaa"},
+    }
+
+
+def assert_masked(shown: Any) -> None:
+    text = json.dumps(shown)
+    for value in SECRET_VALUES:
+        assert value not in text, value
+
+
+async def test_every_reader_of_a_flow_sees_its_secrets_masked(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    flow_id = created["id"]
+    [shown] = created["actions"]
+    assert shown["url"] == (
+        f"https://hooks.example.com/in?token={MASK}&key={MASK}&entry={{{{ event.id }}}}"
+    )
+    assert shown["headers"] == {"Authorization": MASK, "X-Custom-Auth": MASK, "X-Team": "ops"}
+    assert shown["body"] == {"entry": "{{ event.id }}", "login": {"password": MASK}, "apiKey": MASK}
+
+    readers = [
+        created,
+        (await uw.call("GET", "/api/flows", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}/versions", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}/versions/1", role="USER")).json(),
+    ]
+    dry = await uw.call(
+        "POST", f"/api/flows/{flow_id}/test", {"eventType": EVENT, "event": time_entry()}
+    )
+    assert dry.status_code == 200, dry.text
+    [step] = dry.json()["steps"]
+    assert step["request"]["headers"]["X-Team"] == "ops"
+    assert step["request"]["body"]["entry"] == time_entry()["id"]
+    for shown_document in [*readers, dry.json()]:
+        assert_masked(shown_document)
+
+
+async def test_secrets_sent_back_masked_are_kept_and_new_values_replace_them(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    back = copy.deepcopy(created)
+    back["actions"][0]["headers"]["X-Team"] = "dev"
+    back["actions"][0]["body"]["apiKey"] = "key-new"
+
+    put = await uw.call("PUT", f"/api/flows/{created['id']}", back)
+
+    assert put.status_code == 200, put.text
+    assert_masked(put.json())
+    [row] = await fetch_all(uw.database_url, "SELECT document FROM flows")
+    document = row["document"] if isinstance(row["document"], dict) else json.loads(row["document"])
+    stored = document["actions"][0]
+    original = secret_action()
+    assert stored["url"] == original["url"]
+    assert stored["headers"] == {**original["headers"], "X-Team": "dev"}
+    assert stored["body"] == {**original["body"], "apiKey": "key-new"}
+
+
+async def test_a_masked_secret_never_follows_an_action_to_another_host(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    moved = copy.deepcopy(created)
+    moved["actions"][0]["url"] = "https://elsewhere.example.net/in"
+
+    response = await uw.call("PUT", f"/api/flows/{created['id']}", moved)
+
+    assert response.status_code == 422, response.text
+    assert "another host" in response.json()["detail"]
+    assert response.json()["extra"]["errors"][0]["field"] == "actions[0].headers"
+    [row] = await fetch_all(uw.database_url, "SELECT version FROM flows")
+    assert row["version"] == 1
+
+
 # --- against the sandbox -------------------------------------------------------------------------
 
 
