@@ -21,6 +21,7 @@ from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import FlowDocument, validate_flow
 from addon_core.flows.engine import ANY_EVENT, signing_secret_context
 from addon_core.flows.masking import keep_masked_secrets
+from addon_core.flows.review import refuse_undeclared_settings
 from addon_core.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
 from addon_core.runtime import AddonRuntime
 from addon_core.standard_webhooks import generate_secret
@@ -31,7 +32,7 @@ FLOW_ID_BYTES: Final = 15
 #: them back and they are ignored.
 READ_ONLY_FIELDS: Final = frozenset(
     {"id", "version", "paused", "pausedReason", "consecutiveFailures", "createdAt",
-     "updatedAt", "createdBy", "signingSecret"}
+     "updatedAt", "createdBy", "signingSecret", "warnings"}
 )  # fmt: skip
 
 
@@ -68,8 +69,11 @@ def as_utc(moment: datetime) -> datetime:
 async def check_document(
     session: AsyncSession, runtime: AddonRuntime, workspace_id: str, document: Any
 ) -> FlowDocument:
-    """Validate a flow document for a workspace; raise `FlowValidationError` (422) if bad."""
-    return validate_flow(
+    """Validate a flow document for a workspace; raise `FlowValidationError` (422) if bad.
+
+    A setting the app does not declare is refused too (see `addon_core.flows.review`).
+    """
+    checked = validate_flow(
         document,
         catalogue=runtime.catalogue(),
         event_types=flow_event_types(),
@@ -77,6 +81,8 @@ async def check_document(
         action_types=runtime.flow_action_types,
         workspace_id=workspace_id,
     )
+    refuse_undeclared_settings(_canonical(checked), runtime)
+    return checked
 
 
 async def endpoint_ids(session: AsyncSession, runtime: AddonRuntime, workspace_id: str) -> set[str]:

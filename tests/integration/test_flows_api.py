@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from addon_core.database import create_engine
 from addon_core.manifest import load_manifest
+from addon_core.models import Flow
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
@@ -226,7 +227,10 @@ async def test_a_flow_round_trips_through_create_get_list_put_and_delete(api: Ap
     assert ("signingSecret" in created) is api.signs
 
     got = (await api.call("GET", f"/api/flows/{flow_id}", role="USER")).json()
-    assert got == {key: value for key, value in created.items() if key != "signingSecret"}
+    assert created["warnings"] == []  # a save's answer only: what the flow would meet at run
+    assert got == {
+        key: value for key, value in created.items() if key not in ("signingSecret", "warnings")
+    }
     listed = (await api.call("GET", "/api/flows", role="USER")).json()
     assert [item["id"] for item in listed["items"]] == [flow_id]
     assert listed["next"] is None
@@ -878,6 +882,99 @@ async def test_a_masked_secret_never_follows_an_action_to_another_host(uw: Api) 
     assert response.json()["extra"]["errors"][0]["field"] == "actions[0].headers"
     [row] = await fetch_all(uw.database_url, "SELECT version FROM flows")
     assert row["version"] == 1
+
+
+# --- review at save and in the dry run -----------------------------------------------------------
+
+
+async def test_the_contract_example_saves_with_no_warning(api: Api) -> None:
+    example = tag_meetings()
+    example["actions"][1]["body"]["tagIds"] = "{{ event.tagIds }}"
+
+    created = await api.call("POST", "/api/flows", example)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["warnings"] == []
+    dry = await api.call(
+        "POST", f"/api/flows/{created.json()['id']}/test", {"event": time_entry(tagIds=[])}
+    )
+    assert dry.json()["warnings"] == []
+
+
+async def test_a_setting_no_manifest_declares_is_refused_at_save_naming_the_field(
+    api: Api,
+) -> None:
+    document = tag_meetings()
+    document["actions"][1]["body"]["tagIds"] = "{{ settings.meetingTagIds }}"
+    document["conditions"]["rules"].append({"path": "settings.threshold", "op": "exists"})
+
+    response = await api.call("POST", "/api/flows", document)
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["extra"]["errors"]
+    assert {error["field"] for error in errors} == {
+        "actions[1].body.tagIds",
+        "conditions.rules[1].path",
+    }
+    messages = {error["field"]: error["message"] for error in errors}
+    assert "settings.meetingTagIds is not a setting" in messages["actions[1].body.tagIds"]
+    assert await count(api.database_url, "flows") == 0
+    # A setting the manifest declares is fine.
+    document["conditions"]["rules"].pop()
+    document["actions"][1]["body"]["tagIds"] = "{{ settings.eventRetentionDays }}"
+    declared = await api.call("POST", "/api/flows", document)
+    assert declared.status_code == 201, declared.text
+
+
+async def test_a_dry_run_warns_of_a_stored_reference_to_an_undeclared_setting(api: Api) -> None:
+    created = await api.create()
+    _engine, sessions = api.runtime.db()
+    async with sessions.begin() as session:
+        flow = await session.get(Flow, created["id"])
+        assert flow is not None
+        document = copy.deepcopy(flow.document)
+        document["actions"][1]["body"]["description"] = "{{ settings.legacy }}"
+        flow.document = document
+
+    dry = await api.call("POST", f"/api/flows/{created['id']}/test", {"event": time_entry()})
+
+    assert dry.status_code == 200, dry.text
+    [warning] = dry.json()["warnings"]
+    assert warning["field"] == "actions[1].body.description"
+    assert "settings.legacy" in warning["message"]
+
+
+async def test_an_http_action_to_a_host_not_allowed_is_saved_with_a_warning(uw: Api) -> None:
+    action = {
+        "id": "notify",
+        "type": "http",
+        "method": "POST",
+        "url": "https://hooks.example.com/in",
+    }
+
+    created = await uw.call("POST", "/api/flows", tag_meetings(actions=[action]))
+
+    assert created.status_code == 201, created.text
+    [warning] = created.json()["warnings"]
+    assert warning["field"] == "actions[0].url"
+    assert "hooks.example.com" in warning["message"]
+    flow_id = created.json()["id"]
+    dry = await uw.call("POST", f"/api/flows/{flow_id}/test", {"event": time_entry()})
+    assert dry.json()["warnings"] == [warning]
+
+    ids = {"addonId": uw.workspace.addon_id, "workspaceId": uw.workspace.workspace_id}
+    setting = {"id": "outboundAllowedHosts", "name": "Hosts", "value": "hooks.example.com"}
+    allowed = await uw.clockify.lifecycle(
+        uw.workspace, "SETTINGS_UPDATED", {**ids, "settings": [setting]}
+    )
+    assert allowed.status_code == 200, allowed.text
+    put = await uw.call("PUT", f"/api/flows/{flow_id}", created.json())
+    assert put.status_code == 200, put.text
+    assert put.json()["warnings"] == []
+    # A URL whose host is a template is judged at run, not at save.
+    templated = {**action, "url": "https://{{ event.host }}/in"}
+    saved = await uw.call("POST", "/api/flows", tag_meetings(actions=[templated]))
+    assert saved.json()["warnings"] == []
 
 
 # --- against the sandbox -------------------------------------------------------------------------
