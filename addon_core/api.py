@@ -4,7 +4,10 @@ The JSON API is called by the add-on's pages inside Clockify with the user token
 Clockify hands to UI components (`Authorization: Bearer <auth_token>`). The token's
 workspace scopes every read and write: another workspace's object is answered 404,
 exactly as one that does not exist, so ids leak nothing. Writes need the workspace
-role OWNER or ADMIN.
+role OWNER or ADMIN, and an ACTIVE installation in the token's workspace: every
+non-GET call for a workspace where the add-on was never installed, was deleted or is
+INACTIVE answers 409 and writes nothing (an inactive add-on is off in Clockify, and
+the DELETED purge must leave nothing for a later reinstall to find).
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
+from addon_core.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from addon_core.models import Installation
 from addon_core.runtime import AddonRuntime
 from addon_core.security import TokenKind
 
 WRITER_ROLES = frozenset({"OWNER", "ADMIN"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+#: Methods that write nothing: the only ones a workspace without an active installation may use.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -65,14 +77,45 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
     return token.strip()
 
 
-def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    """Verify the user token (RS256, this add-on, not expired) and name the caller."""
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """Verify the user token (RS256, this add-on, not expired) and name the caller.
+
+    A write (any method but GET, HEAD, OPTIONS) also needs the add-on active in the
+    caller's workspace.
+    """
     runtime: AddonRuntime = request.app.state.runtime
     claims = runtime.verify_token(bearer_token(request), TokenKind.USER)
+    if request.method.upper() not in READ_METHODS:
+        await require_active_installation(runtime, claims.workspace_id)
     return Caller(
         workspace_id=claims.workspace_id,
         user_id=claims.user_id,
         role=claims.workspace_role or "",
+    )
+
+
+async def require_active_installation(runtime: AddonRuntime, workspace_id: str) -> None:
+    """Refuse (409) a write for a workspace where the add-on is not installed and active."""
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        status = await session.scalar(
+            select(Installation.status).where(
+                Installation.addon_key == runtime.addon_key,
+                Installation.workspace_id == workspace_id,
+            )
+        )
+    if status == "ACTIVE":
+        return
+    if status == "INACTIVE":
+        raise ConflictError(
+            "the add-on is inactive in this workspace, so nothing can be changed; "
+            "an owner or admin can turn it back on in Clockify's add-on settings",
+            reason="inactive",
+        )
+    raise ConflictError(
+        f"the add-on is not installed in this workspace ({workspace_id}); install it from "
+        "Clockify's marketplace, then try again",
+        reason="not_installed",
     )
 
 

@@ -89,7 +89,7 @@ def create_addon_app(
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
-            "caller": Provide(provide_caller, sync_to_thread=False),
+            "caller": Provide(provide_caller),
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},

@@ -6,6 +6,8 @@ installation token of the caller's workspace; a 4xx from Clockify is the answer 
 explored, so it comes back as 200 with Clockify's status and message, while a Clockify
 outage (503) and our own refusals stay errors. Every execute of a known operation in a
 workspace where the add-on is installed is kept in `api_calls`, whatever its outcome.
+An operation that writes runs only while the workspace's `explorerAllowWrites` setting
+(API Studio's manifest) is on; a manifest without that setting allows writes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from addon_core.api import (
 )
 from addon_core.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_url
 from addon_core.clockify_client import ClockifyAPIError
-from addon_core.errors import AddonError, BadRequestError, UnprocessableError
+from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
+from addon_core.flows.plan import installation_settings
 from addon_core.models import ApiCall, Installation
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import redact, redact_text
@@ -45,6 +48,8 @@ _REQUEST_KEYS = ("params", "body")
 _REQUEST_SHAPE = '{"params": {...}, "body": ...}'
 _WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _ACTION_ID_LENGTH = 64
+#: The workspace setting that lets the explorer run operations that write.
+ALLOW_WRITES_SETTING = "explorerAllowWrites"
 
 
 # --- operations --------------------------------------------------------------------------------
@@ -187,6 +192,7 @@ async def _run(
     call.params, call.body = redact(params), redact(body)
     if operation.writes:
         caller.require_writer(f"running {operation.operation_id}, which writes to Clockify,")
+        require_writes_allowed(runtime, installation, operation)
     catalogue = runtime.catalogue()
     issues = catalogue.validate(
         operation.operation_id, params, body, workspace_id=caller.workspace_id
@@ -227,6 +233,22 @@ async def _run(
         "truncated": truncated,
         "attempts": attempts,
     }
+
+
+def require_writes_allowed(
+    runtime: AddonRuntime, installation: Installation, operation: Operation
+) -> None:
+    """Refuse (403) an operation that writes while the workspace turned explorer writes off."""
+    if ALLOW_WRITES_SETTING not in runtime.manifest.setting_defaults():
+        return
+    value = installation_settings(runtime.manifest, installation).get(ALLOW_WRITES_SETTING)
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("false", "off")):
+        raise ForbiddenError(
+            f"{operation.operation_id} writes to Clockify, and this workspace's setting "
+            f'{ALLOW_WRITES_SETTING} ("Allow the explorer to run operations that write") '
+            "is off; an owner or admin can turn it on in the add-on's settings in Clockify",
+            reason="setting",
+        )
 
 
 def read_execute_request(raw: bytes) -> tuple[dict[str, Any], Any]:

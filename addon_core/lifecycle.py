@@ -95,7 +95,7 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
         async with translate_errors(f"applying {lifecycle_type}"), sessions.begin() as session:
             installation = await _lock_installation(session, runtime, call.workspace_id)
             if installation is not None:
-                await _refuse_webhook_token(session, installation, call)
+                await _refuse_webhook_token(session, runtime, installation, call)
             outcome, detail = await apply(session, runtime, call, installation)
             session.add(
                 LifecycleAudit(
@@ -140,9 +140,20 @@ async def verify_lifecycle_call(
         raise ClaimMismatchError(
             "addon_id", "the body's addonId is not the installation the token was issued for"
         )
-    runtime.metrics.lifecycle_events.labels(runtime.addon_key, lifecycle_type).inc()
     assert token is not None
+    _refuse_tokens_of_the_body(runtime, token, body)
+    runtime.metrics.lifecycle_events.labels(runtime.addon_key, lifecycle_type).inc()
     return LifecycleCall(lifecycle_type, claims, body, hashlib.sha256(token.encode()).digest())
+
+
+def _refuse_tokens_of_the_body(runtime: AddonRuntime, token: str, body: dict[str, Any]) -> None:
+    """Refuse an INSTALLED whose lifecycle token is one of the tokens its body hands over."""
+    if token == body.get("authToken"):
+        _refuse_kind(runtime, "the installation token cannot be used as the lifecycle token")
+    webhooks = body.get("webhooks")
+    for webhook in webhooks if isinstance(webhooks, list) else []:
+        if isinstance(webhook, dict) and token == webhook.get("authToken"):
+            _refuse_kind(runtime, "a webhook token cannot be used as the lifecycle token")
 
 
 async def _lock_installation(
@@ -158,18 +169,24 @@ async def _lock_installation(
 
 
 async def _refuse_webhook_token(
-    session: AsyncSession, installation: Installation, call: LifecycleCall
+    session: AsyncSession, runtime: AddonRuntime, installation: Installation, call: LifecycleCall
 ) -> None:
-    """Refuse a webhook token presented as the lifecycle token.
-
-    Both carry the same claims, so only the tokens stored at install tell them apart.
+    """Refuse a webhook token presented as the lifecycle token (counted as a verification
+    failure). Both carry the same claims, so only the tokens stored at install tell them apart.
     """
     query = select(WebhookRegistration.id).where(
         WebhookRegistration.installation_id == installation.id,
         WebhookRegistration.token_digest == call.token_digest,
     )
     if (await session.execute(query)).first() is not None:
-        raise TokenError("kind", "a webhook token cannot be used as the lifecycle token")
+        _refuse_kind(runtime, "a webhook token cannot be used as the lifecycle token")
+
+
+def _refuse_kind(runtime: AddonRuntime, detail: str) -> None:
+    runtime.metrics.verification_failures.labels(
+        runtime.addon_key, TokenKind.LIFECYCLE.value, "kind"
+    ).inc()
+    raise TokenError("kind", detail)
 
 
 #: The watermarks (issue times) each lifecycle type is ordered against: INSTALLED and
@@ -234,6 +251,9 @@ async def apply_installed(
     api_urls = _allowed_urls(runtime, body, token_claims)
     registrations = _webhook_registrations(runtime, body, call)
 
+    if installation is None or installation.status == "DELETED":
+        # Nothing written before this install may reach it, even a write that raced the purge.
+        await purge_workspace(session, runtime.addon_key, call.workspace_id)
     if installation is None:
         installation = Installation(addon_key=runtime.addon_key, workspace_id=call.workspace_id)
         session.add(installation)

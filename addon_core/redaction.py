@@ -1,7 +1,9 @@
 """Masking of tokens and secrets before anything reaches a log, an error or a response.
 
 One place decides what is secret: values under secret-sounding keys, the
-credential headers, and anything shaped like a JWT, wherever it appears.
+credential headers, and anything shaped like a JWT, wherever it appears. Names of
+headers and URL query parameters are read more widely (`key`, `sig`, `X-Custom-Auth`):
+there a value is a credential whenever its name says so.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 MASK = "[redacted]"
 
@@ -42,6 +45,13 @@ _KEY_VALUE = re.compile(
     r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"
 )
 _DSN_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)")
+#: Words that make a header or query parameter name a credential's (`apiKey`, `X-Auth`).
+_CREDENTIAL_WORDS = frozenset(
+    {"auth", "key", "sig", "sign", "session", "cookie", "pass", "pwd", "jwt", "bearer", "otp"}
+)
+_NAME_WORDS = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_QUERY_PARAM = re.compile(r"([?&;])([^=&#;]+)=([^&#;]*)")
 
 
 def redact_text(text: str) -> str:
@@ -64,6 +74,38 @@ def is_secret_key(key: str) -> bool:
     """Tell whether a mapping key names a secret (`authToken`, `x-addon-token`, ...)."""
     lowered = key.lower()
     return lowered in SECRET_HEADERS or bool(_SECRET_KEY.search(key))
+
+
+def is_secret_name(name: str) -> bool:
+    """Tell whether a header or URL query parameter name marks its value as a credential."""
+    if is_secret_key(name):
+        return True
+    words = _NAME_WORDS.split(_CAMEL.sub("-", name).lower())
+    return any(word in _CREDENTIAL_WORDS for word in words)
+
+
+def redact_url(url: str) -> str:
+    """Mask a URL's credentials: secret query parameters, a password, any token shape.
+
+    The rest is kept as written (templates included), so a masked URL still reads as
+    the one stored.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        name = match[2]
+        if is_secret_name(unquote(name).strip()) and match[3]:
+            return f"{match[1]}{name}={MASK}"
+        return match[0]
+
+    return redact_text(_QUERY_PARAM.sub(mask, url))
+
+
+def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Mask the values of headers whose names say they are credentials; redact the rest."""
+    return {
+        name: MASK if is_secret_name(name) and value is not None else redact(value)
+        for name, value in headers.items()
+    }
 
 
 def redact(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 Each batch is its own short transaction, so no lock is held for long; a scheduler
 runs it every interval under a named lease, so one replica at a time does the work.
+The operator's windows are the default and the ceiling; a workspace's
+`eventRetentionDays` setting (1..3650) shortens its own events, executions and calls.
 """
 
 from __future__ import annotations
@@ -19,11 +21,20 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import InstrumentedAttribute
 
 from addon_core.database import create_engine, for_writing, translate_errors
 from addon_core.leases import acquire_lease, release_lease
 from addon_core.metrics import Metrics
-from addon_core.models import ApiCall, Event, EventDedupe, Execution, ExecutionStep, Job
+from addon_core.models import (
+    ApiCall,
+    Event,
+    EventDedupe,
+    Execution,
+    ExecutionStep,
+    Installation,
+    Job,
+)
 from addon_core.redaction import redact_text
 from addon_core.settings import AddonSettings
 
@@ -38,6 +49,11 @@ DEDUPE_MIN_KEEP = timedelta(days=1)
 FINISHED_JOB_STATUSES = ("done", "dead")
 #: Ids bound in one DELETE, under the drivers' limit on parameters.
 _IDS_PER_STATEMENT = 10_000
+#: The workspace setting (both manifests) that shortens its own retention, and its bounds.
+WORKSPACE_SETTING = "eventRetentionDays"
+WORKSPACE_DAYS_MIN, WORKSPACE_DAYS_MAX = 1, 3650
+#: Workspaces named in one per-workspace pass.
+_WORKSPACES_PER_PASS = 1000
 #: The keys of `run_retention`'s answer, and the `table` label of its metric.
 COUNTED = (
     "events",
@@ -97,12 +113,13 @@ async def run_retention(
         if metrics is not None and rows:
             metrics.retention_deletions.labels(addon_key, table).inc(rows)
 
-    if policy.events_days:
-        cutoff = at - timedelta(days=policy.events_days)
+    overrides = await _workspace_days(engine, addon_key)
+    for days, workspaces in _passes(policy.events_days, overrides):
         ids = select(Event.id).where(
             Event.addon_key == addon_key,
-            Event.received_at < cutoff,
+            Event.received_at < at - timedelta(days=days),
             Event.id.not_in(_events_still_needed(addon_key)),
+            *_in_workspaces(Event.workspace_id, workspaces),
         )
         await _delete_batches(engine, policy.batch_size, ids, [Event.id], "events", count)
 
@@ -121,15 +138,15 @@ async def run_retention(
         scope=EventDedupe.addon_key == addon_key,
     )
 
-    if policy.executions_days:
-        cutoff = at - timedelta(days=policy.executions_days)
+    for days, workspaces in _passes(policy.executions_days, overrides):
         # An execution row is what stops a retried dispatch job from running the flow
         # a second time: it stays while a job may still run for its event.
         ids = select(Execution.id).where(
             Execution.addon_key == addon_key,
-            Execution.created_at < cutoff,
+            Execution.created_at < at - timedelta(days=days),
             Execution.event_id.is_(None)
             | Execution.event_id.not_in(_events_still_needed(addon_key)),
+            *_in_workspaces(Execution.workspace_id, workspaces),
         )
         await _delete_batches(
             engine,
@@ -142,9 +159,12 @@ async def run_retention(
             detail_table="execution_steps",
         )
 
-    if policy.calls_days:
-        cutoff = at - timedelta(days=policy.calls_days)
-        ids = select(ApiCall.id).where(ApiCall.addon_key == addon_key, ApiCall.at < cutoff)
+    for days, workspaces in _passes(policy.calls_days, overrides):
+        ids = select(ApiCall.id).where(
+            ApiCall.addon_key == addon_key,
+            ApiCall.at < at - timedelta(days=days),
+            *_in_workspaces(ApiCall.workspace_id, workspaces),
+        )
         await _delete_batches(engine, policy.batch_size, ids, [ApiCall.id], "api_calls", count)
 
     for status, days in (("dead", policy.dead_jobs_days), ("done", policy.done_jobs_days)):
@@ -156,6 +176,64 @@ async def run_retention(
         )
         await _delete_batches(engine, policy.batch_size, ids, [Job.id], f"{status}_jobs", count)
     return deleted
+
+
+def workspace_days(settings: Any) -> int | None:
+    """The days a workspace's `eventRetentionDays` asks for (at most 3650), or None.
+
+    None (the operator's window applies) when the setting is absent, not a number, or
+    below 1: the manifest once said 0 kept events forever, and a short window must never
+    come from a value that meant "keep".
+    """
+    for setting in settings if isinstance(settings, list) else []:
+        if not isinstance(setting, dict) or setting.get("id") != WORKSPACE_SETTING:
+            continue
+        value: Any = setting.get("value")
+        if isinstance(value, bool) or value is None:
+            return None
+        try:
+            days = int(float(value))  # a NUMBER setting may arrive as text
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return min(days, WORKSPACE_DAYS_MAX) if days >= WORKSPACE_DAYS_MIN else None
+    return None
+
+
+async def _workspace_days(engine: AsyncEngine, addon_key: str) -> dict[int, list[str]]:
+    """Group the installed workspaces that set their own retention by the days they set."""
+    query = select(Installation.workspace_id, Installation.settings).where(
+        Installation.addon_key == addon_key, Installation.status != "DELETED"
+    )
+    async with translate_errors("reading retention settings"), engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    grouped: dict[int, list[str]] = {}
+    for workspace_id, settings in rows:
+        days = workspace_days(settings)
+        if days is not None:
+            grouped.setdefault(days, []).append(workspace_id)
+    return grouped
+
+
+def _passes(
+    operator_days: int, overrides: dict[int, list[str]]
+) -> list[tuple[int, list[str] | None]]:
+    """The (days, workspaces) deletions of one table: every workspace at the operator's
+    window (0: none), then the workspaces that asked for less, in groups."""
+    passes: list[tuple[int, list[str] | None]] = []
+    if operator_days:
+        passes.append((operator_days, None))
+    for days, workspaces in sorted(overrides.items()):
+        if operator_days and days >= operator_days:
+            continue  # the operator's window is the ceiling
+        for start in range(0, len(workspaces), _WORKSPACES_PER_PASS):
+            passes.append((days, workspaces[start : start + _WORKSPACES_PER_PASS]))
+    return passes
+
+
+def _in_workspaces(
+    column: InstrumentedAttribute[str], workspaces: list[str] | None
+) -> list[ColumnElement[bool]]:
+    return [] if workspaces is None else [column.in_(workspaces)]
 
 
 def _events_still_needed(addon_key: str) -> Select[Any]:

@@ -91,6 +91,10 @@ def _check_kind(claims: Claims, kind: TokenKind) -> None:
         raise TokenError("kind", f"a user token cannot be used as the {kind} token")
     elif kind is TokenKind.INSTALLATION and "backendUrl" not in claims.raw:
         raise TokenError("kind", "an installation token carries the backendUrl claim")
+    elif kind is TokenKind.LIFECYCLE and claims.url_claims():
+        # Only installation (and user) tokens carry the API's base URLs ("Claims"); one
+        # presented as the lifecycle token is the installation's own secret, replayed.
+        raise TokenError("kind", "an installation token cannot be used as the lifecycle token")
 
 
 def load_public_keys(path: Path | None, *, variable: str) -> list[RSAPublicKey]:

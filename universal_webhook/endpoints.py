@@ -1,13 +1,15 @@
 """Custom inbound webhooks: endpoints with Standard Webhooks secrets, and their intake.
 
 A delivery to `POST /webhooks/custom/{id}` is checked in this order: the endpoint
-exists (404), its per-endpoint rate limit (429, `Retry-After`), the body size (413),
-the Standard Webhooks signature and timestamp (401), the body is one JSON object
+exists (404), the body size (413), the Standard Webhooks signature and timestamp (401),
+its per-endpoint rate limit (429, `Retry-After`), the body is one JSON object
 (400: flows address `event.<field>`, and jobs are ordered by the payload's `id`), and
 the event type (from the endpoint's header or dotted JSON path; `custom` when absent).
 Then the intake writer stores it as an event with source `custom`; the installation
 must be installed and active at commit (409 otherwise). Nothing of a refused request
-is stored.
+is stored. A request that fails before its signature passes is charged to the
+endpoint's separate budget of invalid requests (the same size; 429 once spent), never
+to the budget of its signed deliveries, so an unsigned flood cannot block them.
 
 Replays: the dedupe key is SHA-256 over the endpoint id and `webhook-id`. A delivery
 passes only within the tolerance of its timestamp, so two copies of one delivery arrive
@@ -84,6 +86,11 @@ class RateLimitedError(AddonError):
     """The endpoint received more deliveries than its limit per minute."""
 
     status_code = 429
+
+    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+        super().__init__(detail, reason="rate_limited")
+        #: the `X-RateLimit-*` and `Retry-After` headers of the budget that was spent
+        self.headers = headers
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -223,15 +230,13 @@ async def receive_custom_webhook(
     rate_headers: dict[str, str] = {}
     try:
         receiver = await _find_receiver(request.app.state, runtime, endpoint_id)
-        decision = runtime.rate_limiter.check(f"endpoint:{endpoint_id}", receiver.rate_limit)
-        rate_headers = decision.headers()
-        if not decision.allowed:
-            raise RateLimitedError(
-                f"this endpoint accepts {decision.limit} deliveries a minute; "
-                f"retry after {decision.reset_seconds}s",
-                reason="rate_limited",
-            )
-        delivery = await _verify_and_parse(request, runtime, receiver)
+        try:
+            verified = await _verify(request, runtime, receiver)
+        except AddonError:
+            _charge(runtime, f"endpoint-invalid:{endpoint_id}", receiver.rate_limit, "invalid ")
+            raise
+        rate_headers = _charge(runtime, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
+        delivery = _parse(receiver, *verified)
         assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
@@ -239,14 +244,29 @@ async def receive_custom_webhook(
         counter.labels(runtime.addon_key, outcome_label).inc()
         runtime.metrics.count_rejection(runtime.addon_key, exc.reason)
         log.info("custom webhook %s refused with %d: %s", endpoint_id, exc.status_code, exc.detail)
+        if isinstance(exc, RateLimitedError):
+            rate_headers = exc.headers
         return _error_response(exc, rate_headers)
     counter.labels(runtime.addon_key, outcome.value).inc()
     return Response(_BODIES[outcome], media_type="application/json", headers=rate_headers)
 
 
-async def _verify_and_parse(
+def _charge(runtime: AddonRuntime, key: str, limit: int, kind: str) -> dict[str, str]:
+    """Count one request against a budget; its rate headers, or 429 once it is spent."""
+    decision = runtime.rate_limiter.check(key, limit)
+    if not decision.allowed:
+        raise RateLimitedError(
+            f"this endpoint accepts {decision.limit} {kind}deliveries a minute; "
+            f"retry after {decision.reset_seconds}s",
+            headers=decision.headers(),
+        )
+    return decision.headers()
+
+
+async def _verify(
     request: Request[Any, Any, Any], runtime: AddonRuntime, receiver: Receiver
-) -> Delivery:
+) -> tuple[str, dict[str, str], bytes]:
+    """Read the body and check its signature: the `webhook-id`, headers and body."""
     settings = runtime.settings
     headers = header_map(request)
     body = await read_body(request, headers, settings.max_body_bytes)
@@ -259,6 +279,11 @@ async def _verify_and_parse(
         # of a delivery then arrive less than 2 x tolerance apart: within the dedupe window.
         tolerance=max(replay_safe_tolerance(settings) - 1, 0),
     )
+    return msg_id, headers, body
+
+
+def _parse(receiver: Receiver, msg_id: str, headers: dict[str, str], body: bytes) -> Delivery:
+    """Turn a verified delivery into what the intake stores."""
     payload = parse_json_object(body)
     event_type = _event_type(receiver, headers, payload)
     key = hashlib.sha256(f"custom\n{receiver.endpoint_id}\n{msg_id}".encode()).hexdigest()

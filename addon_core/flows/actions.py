@@ -20,7 +20,7 @@ from addon_core.clockify_client import (
 from addon_core.errors import AddonError
 from addon_core.flows.plan import PlannedRequest
 from addon_core.outbound import OutboundError, OutboundRefusedError, OutboundResult
-from addon_core.redaction import redact, redact_text
+from addon_core.redaction import redact, redact_text, redact_url
 from addon_core.runtime import AddonRuntime
 
 #: The response excerpt kept on a step (CONTRACT: "response (status, body excerpt)").
@@ -122,7 +122,7 @@ def _answered(planned: PlannedRequest, result: OutboundResult) -> StepOutcome:
         return StepOutcome(
             "succeeded", response=response, result=_parse(result.body_excerpt), duration_ms=duration
         )
-    error = f"{planned.method} {redact_text(planned.url)} answered {result.status}"
+    error = f"{planned.method} {redact_url(planned.url)} answered {result.status}"
     # A 429 or 5xx of an idempotent request is worth another try; a POST got its answer.
     status: StepStatus = "retry" if result.retryable and planned.idempotent else "failed"
     return StepOutcome(status, response=response, error=error, duration_ms=duration)

@@ -23,7 +23,7 @@ from addon_core.flows.document import ClockifyAction, HttpAction
 from addon_core.flows.templates import render
 from addon_core.manifest import Manifest
 from addon_core.models import Installation
-from addon_core.redaction import redact, redact_text
+from addon_core.redaction import redact, redact_headers, redact_url
 
 #: Methods that may be sent again after a crash left their result unknown (CONTRACT.md).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "PUT", "DELETE"})
@@ -65,13 +65,13 @@ class PlannedRequest:
         """Return the request as stored and shown: method, url, body (and more), secrets masked."""
         shown: dict[str, Any] = {
             "method": self.method,
-            "url": redact_text(self.url),
+            "url": redact_url(self.url),
             "body": redact(self.body),
         }
         if self.operation is not None:
             shown["operation"] = self.operation
         if self.type == "http":
-            shown["headers"] = redact(self.headers)
+            shown["headers"] = redact_headers(self.headers)
         return shown
 
 

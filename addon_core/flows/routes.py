@@ -29,6 +29,8 @@ from addon_core.errors import BadRequestError, UnprocessableError
 from addon_core.flows import records, service
 from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
+from addon_core.flows.masking import mask_document
+from addon_core.flows.review import dry_run_warnings, save_warnings
 from addon_core.models import Flow, FlowVersion
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.runtime import Runtime
@@ -54,7 +56,7 @@ def render_flow(flow: Flow) -> dict[str, Any]:
     """Render a flow: its document's fields (secrets masked) and its state."""
     return {
         "id": flow.id,
-        **service.mask_document(flow.document),
+        **mask_document(flow.document),
         "name": flow.name,
         "enabled": flow.enabled,
         "version": flow.version,
@@ -76,7 +78,7 @@ def render_version(row: FlowVersion, *, document: bool = False) -> dict[str, Any
         "savedBy": row.saved_by,
     }
     if document:
-        shown["document"] = service.mask_document(row.document)
+        shown["document"] = mask_document(row.document)
     return shown
 
 
@@ -94,6 +96,7 @@ async def create_flow(
     shown = render_flow(saved.flow)
     if saved.signing_secret is not None:
         shown["signingSecret"] = saved.signing_secret
+    shown["warnings"] = await save_warnings(runtime, caller.workspace_id, saved.flow.document)
     return shown
 
 
@@ -129,7 +132,8 @@ async def update_flow(
     flow = await service.update_flow(
         runtime, caller.workspace_id, caller.user_id, flow_id, document
     )
-    return render_flow(flow)
+    warnings = await save_warnings(runtime, caller.workspace_id, flow.document)
+    return {**render_flow(flow), "warnings": warnings}
 
 
 @delete("/api/flows/{flow_id:str}", name="flows:delete", status_code=204)
@@ -238,7 +242,8 @@ async def dry_run_flow(
         installation = await runtime.installation(session, caller.workspace_id)
     document = FlowDocument.model_validate(flow.document)
     event_type, event = _read_test_request(body, document)
-    return await dry_run(runtime, document, installation, event_type, event)
+    answer = await dry_run(runtime, document, installation, event_type, event)
+    return {**answer, "warnings": dry_run_warnings(runtime, installation, flow.document)}
 
 
 def _read_test_request(body: Any, document: FlowDocument) -> tuple[str, Any]:

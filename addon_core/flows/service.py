@@ -8,7 +8,6 @@ stores it as a new version in the same transaction.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,8 +20,9 @@ from addon_core.errors import BadRequestError, ConflictError, NotFoundError, Unp
 from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import FlowDocument, validate_flow
 from addon_core.flows.engine import ANY_EVENT, signing_secret_context
+from addon_core.flows.masking import keep_masked_secrets
+from addon_core.flows.review import refuse_undeclared_settings
 from addon_core.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
-from addon_core.redaction import MASK, redact, redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.standard_webhooks import generate_secret
 
@@ -32,7 +32,7 @@ FLOW_ID_BYTES: Final = 15
 #: them back and they are ignored.
 READ_ONLY_FIELDS: Final = frozenset(
     {"id", "version", "paused", "pausedReason", "consecutiveFailures", "createdAt",
-     "updatedAt", "createdBy", "signingSecret"}
+     "updatedAt", "createdBy", "signingSecret", "warnings"}
 )  # fmt: skip
 
 
@@ -69,8 +69,11 @@ def as_utc(moment: datetime) -> datetime:
 async def check_document(
     session: AsyncSession, runtime: AddonRuntime, workspace_id: str, document: Any
 ) -> FlowDocument:
-    """Validate a flow document for a workspace; raise `FlowValidationError` (422) if bad."""
-    return validate_flow(
+    """Validate a flow document for a workspace; raise `FlowValidationError` (422) if bad.
+
+    A setting the app does not declare is refused too (see `addon_core.flows.review`).
+    """
+    checked = validate_flow(
         document,
         catalogue=runtime.catalogue(),
         event_types=flow_event_types(),
@@ -78,6 +81,8 @@ async def check_document(
         action_types=runtime.flow_action_types,
         workspace_id=workspace_id,
     )
+    refuse_undeclared_settings(_canonical(checked), runtime)
+    return checked
 
 
 async def endpoint_ids(session: AsyncSession, runtime: AddonRuntime, workspace_id: str) -> set[str]:
@@ -105,68 +110,6 @@ def strip_read_only(document: Any, flow: Flow | None = None) -> Any:
             extra={"errors": [{"field": "id", "message": "does not match the URL"}]},
         )
     return {key: value for key, value in document.items() if key not in READ_ONLY_FIELDS}
-
-
-def mask_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a stored document as shown: secrets in http action URLs and headers masked."""
-    shown = dict(document)
-    actions = document.get("actions")
-    if isinstance(actions, list):
-        shown["actions"] = [_mask_action(action) for action in actions]
-    return shown
-
-
-def _mask_action(action: Any) -> Any:
-    if not isinstance(action, dict) or action.get("type") != "http":
-        return action
-    masked = dict(action)
-    if isinstance(action.get("url"), str):
-        masked["url"] = redact_text(action["url"])
-    if isinstance(action.get("headers"), dict):
-        masked["headers"] = redact(action["headers"])
-    return masked
-
-
-def keep_masked_secrets(document: Any, stored: Mapping[str, Any]) -> Any:
-    """Put stored secrets back where a PUT returns them exactly as a GET masked them.
-
-    A URL or header value sent back equal to its masked form (holding the mask) keeps
-    the stored value; anything else is taken as the new value.
-    """
-    if not isinstance(document, dict) or not isinstance(document.get("actions"), list):
-        return document
-    before = {
-        action.get("id"): action
-        for action in stored.get("actions") or []
-        if isinstance(action, dict) and action.get("type") == "http"
-    }
-    actions = []
-    for action in document["actions"]:
-        old = before.get(action.get("id")) if isinstance(action, dict) else None
-        if old is None or action.get("type") != "http":
-            actions.append(action)
-            continue
-        restored = dict(action)
-        url, old_url = action.get("url"), old.get("url")
-        if isinstance(url, str) and isinstance(old_url, str) and _is_masked(url, old_url):
-            restored["url"] = old_url
-        headers, old_headers = action.get("headers"), old.get("headers")
-        if isinstance(headers, dict) and isinstance(old_headers, dict):
-            restored["headers"] = {
-                name: old_headers[name]
-                if name in old_headers and _is_masked(value, old_headers[name], header=name)
-                else value
-                for name, value in headers.items()
-            }
-        actions.append(restored)
-    return {**document, "actions": actions}
-
-
-def _is_masked(value: Any, stored: Any, *, header: str | None = None) -> bool:
-    if not isinstance(value, str) or MASK not in value or not isinstance(stored, str):
-        return False
-    masked = redact({header: stored})[header] if header is not None else redact_text(stored)
-    return bool(value == masked)
 
 
 def _canonical(document: FlowDocument) -> dict[str, Any]:

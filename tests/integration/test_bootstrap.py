@@ -432,7 +432,7 @@ async def test_progress_is_scoped_to_the_caller_s_workspace(harness: Harness) ->
     assert not set(cached["getProjects"]) & set(harness.expected(second, "getProjects"))
     stranger = harness.sandbox.create_workspace(ADDON_KEY)  # never installed
     assert (await harness.progress(stranger)).status_code == 404
-    assert (await harness.rerun(stranger)).status_code == 404
+    assert (await harness.rerun(stranger)).status_code == 409  # a write: not installed there
 
 
 async def test_a_rerun_during_a_run_takes_its_lists_over(harness: Harness) -> None:

@@ -481,3 +481,35 @@ async def test_a_short_dedupe_window_narrows_the_timestamp_tolerance(
         response = await harness.deliver(endpoint, {"id": "1"}, timestamp=int(time.time()) - age)
         assert response.status_code == status, response.text
     assert "UNIVERSAL_WEBHOOK_DEDUPE_WINDOW_SECONDS" in caplog.text
+
+
+async def test_endpoints_cannot_be_created_where_the_add_on_is_not_installed(
+    harness: Harness, signer: Callable[[str], Any], database_url: str
+) -> None:
+    stranger = Workspace(signer(ADDON_KEY))
+
+    response = await harness.client.post(
+        "/api/endpoints", json={"name": "billing"}, headers=harness.auth(workspace=stranger)
+    )
+
+    assert response.status_code == 409, response.text
+    assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(database_url, "endpoints") == 0
+
+
+async def test_an_unsigned_flood_never_blocks_a_signed_delivery(
+    harness: Harness, database_url: str
+) -> None:
+    endpoint = await harness.create(rateLimitPerMinute=3)
+    path = endpoint["url"].removeprefix(BASE_URL)
+    flood = [(await harness.client.post(path, json={"n": n})).status_code for n in range(5)] + [
+        (await harness.deliver(endpoint, {"n": 9}, secret=generate_secret())).status_code
+    ]
+    # Unsigned and wrongly signed requests spend the invalid budget only.
+    assert flood == [401, 401, 401, 429, 429, 429]
+
+    signed = await harness.deliver(endpoint, {"id": "real"})
+
+    assert signed.status_code == 200, signed.text
+    assert signed.headers["x-ratelimit-remaining"] == "2"
+    assert await count(database_url, "events") == 1

@@ -400,11 +400,12 @@ async def test_calls_are_scoped_to_the_token_workspace(explorer: Explorer) -> No
     assert (await explorer.get(f"/api/calls/{mine}")).status_code == 200
 
 
-async def test_a_workspace_without_the_add_on_gets_404(explorer: Explorer) -> None:
+async def test_a_workspace_without_the_add_on_gets_409(explorer: Explorer) -> None:
     stranger = explorer.sandbox.create_workspace(ADDON_KEY)
     before = len(explorer.sandbox.requests)
     response = await explorer.execute("getClients", workspace=stranger)
-    assert response.status_code == 404
+    assert response.status_code == 409
+    assert "not installed in this workspace" in response.json()["detail"]
     assert stranger.workspace_id in response.json()["detail"]
     assert explorer.sent_since(before) == []
     assert (await explorer.get("/api/calls", workspace=stranger)).json() == {
@@ -562,3 +563,32 @@ def test_a_large_body_is_capped_and_flagged() -> None:
 )
 def test_action_ids_are_the_operation_in_snake_case(operation_id: str, expected: str) -> None:
     assert action_id(operation_id) == expected
+
+
+async def test_writes_are_refused_while_explorer_allow_writes_is_off(explorer: Explorer) -> None:
+    workspace = explorer.workspace
+    manifest = await explorer.sandbox.fetch_manifest(explorer.url)
+    ids = {"workspaceId": workspace.workspace_id, "addonId": workspace.addon_id}
+    setting = {"id": "explorerAllowWrites", "name": "Allow writes", "value": False}
+    off = await explorer.sandbox.lifecycle(
+        explorer.url, manifest, workspace, "SETTINGS_UPDATED", {**ids, "settings": [setting]}
+    )
+    assert off.status_code == 200, off.text
+    request = {"body": {"name": "Explorer tag"}}
+
+    refused = await explorer.execute("createNewTag", request, role="OWNER")
+
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert "explorerAllowWrites" in detail
+    assert "turn it on" in detail
+    assert explorer.sent("/tags", "POST") == []
+    # Reads still run; turned back on, the write goes through.
+    assert (await explorer.execute("getClients", {}, role="OWNER")).json()["status"] == 200
+    setting["value"] = True
+    on = await explorer.sandbox.lifecycle(
+        explorer.url, manifest, workspace, "SETTINGS_UPDATED", {**ids, "settings": [setting]}
+    )
+    assert on.status_code == 200, on.text
+    created = await explorer.execute("createNewTag", request, role="OWNER")
+    assert created.json()["status"] == 201, created.text

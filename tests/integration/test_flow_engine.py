@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.engine import DISPATCH_JOB, signing_secret_context
 from addon_core.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
+from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.gate import RecordedRequest
@@ -593,6 +594,39 @@ async def test_an_http_action_sends_a_signed_request(running: HarnessFactory) ->
             assert (execution.status, step.status) == ("succeeded", "succeeded")
             assert step.response == {"status": 200, "body": '{"received": true}'}
             assert step.request["headers"] == {"X-Workspace": harness.workspace_id}
+
+
+async def test_an_http_action_sends_its_secrets_and_its_records_mask_them(
+    running: HarnessFactory,
+) -> None:
+    receiver = Receiver()
+    async with serving(receiver, lifespan="off") as receiver_url:
+        port = httpx.URL(receiver_url).port
+        async with running(outbound_allow_private_networks=True) as harness:
+            await harness.update_settings(
+                {"meetingTagIds": [], "outboundAllowedHosts": f"127.0.0.1:{port}"}
+            )
+            document = notify(receiver_url)
+            action = document["actions"][0]
+            action["url"] += "&token=tok-123"
+            action["headers"]["X-Custom-Auth"] = "custom-789"
+            action["body"]["password"] = "pw-000"
+            flow_id = await harness.add_flow(document)
+            entry = harness.entry()
+            await harness.fire("NEW_TIME_ENTRY", entry)
+            await harness.settle()
+
+            [(target, headers, body)] = receiver.calls
+            assert target.endswith("&token=tok-123")
+            assert headers["x-custom-auth"] == "custom-789"
+            assert json.loads(body)["password"] == "pw-000"
+            [(execution, [step])] = await harness.executions(flow_id)
+            assert step.status == "succeeded"
+            recorded = json.dumps([step.request, step.response, step.error, execution.error])
+            for secret in ("tok-123", "custom-789", "pw-000"):
+                assert secret not in recorded
+            assert step.request["headers"]["X-Custom-Auth"] == MASK
+            assert step.request["body"]["password"] == MASK
 
 
 async def test_an_http_action_to_a_private_address_is_refused(running: HarnessFactory) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from addon_core.database import create_engine
 from addon_core.manifest import load_manifest
+from addon_core.models import Flow
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
@@ -226,7 +227,10 @@ async def test_a_flow_round_trips_through_create_get_list_put_and_delete(api: Ap
     assert ("signingSecret" in created) is api.signs
 
     got = (await api.call("GET", f"/api/flows/{flow_id}", role="USER")).json()
-    assert got == {key: value for key, value in created.items() if key != "signingSecret"}
+    assert created["warnings"] == []  # a save's answer only: what the flow would meet at run
+    assert got == {
+        key: value for key, value in created.items() if key not in ("signingSecret", "warnings")
+    }
     listed = (await api.call("GET", "/api/flows", role="USER")).json()
     assert [item["id"] for item in listed["items"]] == [flow_id]
     assert listed["next"] is None
@@ -794,6 +798,185 @@ async def test_secrets_in_http_actions_are_masked_and_kept_on_a_put_back(uw: Api
     assert stored["url"] == action["url"]
 
 
+SECRET_VALUES = ("tok-123", "k-456", "s3cr3t-value", "custom-789", "pw-000", "key-aaa")
+
+
+def secret_action(url: str = "https://hooks.example.com/in") -> dict[str, Any]:
+    """An http action holding a secret in each place a user might put one."""
+    return {
+        "id": "notify",
+        "type": "http",
+        "method": "POST",
+        "url": f"{url}?token=tok-123&key=k-456&entry={{{{ event.id }}}}",
+        "headers": {
+            "Authorization": "Bearer s3cr3t-value",
+            "X-Custom-Auth": "custom-789",
+            "X-Team": "ops",
+        },
+        "body": {"entry": "{{ event.id }}", "login": {"password": "pw-000"}, "apiKey": "key-aaa"},
+    }
+
+
+def assert_masked(shown: Any) -> None:
+    text = json.dumps(shown)
+    for value in SECRET_VALUES:
+        assert value not in text, value
+
+
+async def test_every_reader_of_a_flow_sees_its_secrets_masked(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    flow_id = created["id"]
+    [shown] = created["actions"]
+    assert shown["url"] == (
+        f"https://hooks.example.com/in?token={MASK}&key={MASK}&entry={{{{ event.id }}}}"
+    )
+    assert shown["headers"] == {"Authorization": MASK, "X-Custom-Auth": MASK, "X-Team": "ops"}
+    assert shown["body"] == {"entry": "{{ event.id }}", "login": {"password": MASK}, "apiKey": MASK}
+
+    readers = [
+        created,
+        (await uw.call("GET", "/api/flows", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}/versions", role="USER")).json(),
+        (await uw.call("GET", f"/api/flows/{flow_id}/versions/1", role="USER")).json(),
+    ]
+    dry = await uw.call(
+        "POST", f"/api/flows/{flow_id}/test", {"eventType": EVENT, "event": time_entry()}
+    )
+    assert dry.status_code == 200, dry.text
+    [step] = dry.json()["steps"]
+    assert step["request"]["headers"]["X-Team"] == "ops"
+    assert step["request"]["body"]["entry"] == time_entry()["id"]
+    for shown_document in [*readers, dry.json()]:
+        assert_masked(shown_document)
+
+
+async def test_secrets_sent_back_masked_are_kept_and_new_values_replace_them(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    back = copy.deepcopy(created)
+    back["actions"][0]["headers"]["X-Team"] = "dev"
+    back["actions"][0]["body"]["apiKey"] = "key-new"
+
+    put = await uw.call("PUT", f"/api/flows/{created['id']}", back)
+
+    assert put.status_code == 200, put.text
+    assert_masked(put.json())
+    [row] = await fetch_all(uw.database_url, "SELECT document FROM flows")
+    document = row["document"] if isinstance(row["document"], dict) else json.loads(row["document"])
+    stored = document["actions"][0]
+    original = secret_action()
+    assert stored["url"] == original["url"]
+    assert stored["headers"] == {**original["headers"], "X-Team": "dev"}
+    assert stored["body"] == {**original["body"], "apiKey": "key-new"}
+
+
+async def test_a_masked_secret_never_follows_an_action_to_another_host(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    moved = copy.deepcopy(created)
+    moved["actions"][0]["url"] = "https://elsewhere.example.net/in"
+
+    response = await uw.call("PUT", f"/api/flows/{created['id']}", moved)
+
+    assert response.status_code == 422, response.text
+    assert "another host" in response.json()["detail"]
+    assert response.json()["extra"]["errors"][0]["field"] == "actions[0].headers"
+    [row] = await fetch_all(uw.database_url, "SELECT version FROM flows")
+    assert row["version"] == 1
+
+
+# --- review at save and in the dry run -----------------------------------------------------------
+
+
+async def test_the_contract_example_saves_with_no_warning(api: Api) -> None:
+    example = tag_meetings()
+    example["actions"][1]["body"]["tagIds"] = "{{ event.tagIds }}"
+
+    created = await api.call("POST", "/api/flows", example)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["warnings"] == []
+    dry = await api.call(
+        "POST", f"/api/flows/{created.json()['id']}/test", {"event": time_entry(tagIds=[])}
+    )
+    assert dry.json()["warnings"] == []
+
+
+async def test_a_setting_no_manifest_declares_is_refused_at_save_naming_the_field(
+    api: Api,
+) -> None:
+    document = tag_meetings()
+    document["actions"][1]["body"]["tagIds"] = "{{ settings.meetingTagIds }}"
+    document["conditions"]["rules"].append({"path": "settings.threshold", "op": "exists"})
+
+    response = await api.call("POST", "/api/flows", document)
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["extra"]["errors"]
+    assert {error["field"] for error in errors} == {
+        "actions[1].body.tagIds",
+        "conditions.rules[1].path",
+    }
+    messages = {error["field"]: error["message"] for error in errors}
+    assert "settings.meetingTagIds is not a setting" in messages["actions[1].body.tagIds"]
+    assert await count(api.database_url, "flows") == 0
+    # A setting the manifest declares is fine.
+    document["conditions"]["rules"].pop()
+    document["actions"][1]["body"]["tagIds"] = "{{ settings.eventRetentionDays }}"
+    declared = await api.call("POST", "/api/flows", document)
+    assert declared.status_code == 201, declared.text
+
+
+async def test_a_dry_run_warns_of_a_stored_reference_to_an_undeclared_setting(api: Api) -> None:
+    created = await api.create()
+    _engine, sessions = api.runtime.db()
+    async with sessions.begin() as session:
+        flow = await session.get(Flow, created["id"])
+        assert flow is not None
+        document = copy.deepcopy(flow.document)
+        document["actions"][1]["body"]["description"] = "{{ settings.legacy }}"
+        flow.document = document
+
+    dry = await api.call("POST", f"/api/flows/{created['id']}/test", {"event": time_entry()})
+
+    assert dry.status_code == 200, dry.text
+    [warning] = dry.json()["warnings"]
+    assert warning["field"] == "actions[1].body.description"
+    assert "settings.legacy" in warning["message"]
+
+
+async def test_an_http_action_to_a_host_not_allowed_is_saved_with_a_warning(uw: Api) -> None:
+    action = {
+        "id": "notify",
+        "type": "http",
+        "method": "POST",
+        "url": "https://hooks.example.com/in",
+    }
+
+    created = await uw.call("POST", "/api/flows", tag_meetings(actions=[action]))
+
+    assert created.status_code == 201, created.text
+    [warning] = created.json()["warnings"]
+    assert warning["field"] == "actions[0].url"
+    assert "hooks.example.com" in warning["message"]
+    flow_id = created.json()["id"]
+    dry = await uw.call("POST", f"/api/flows/{flow_id}/test", {"event": time_entry()})
+    assert dry.json()["warnings"] == [warning]
+
+    ids = {"addonId": uw.workspace.addon_id, "workspaceId": uw.workspace.workspace_id}
+    setting = {"id": "outboundAllowedHosts", "name": "Hosts", "value": "hooks.example.com"}
+    allowed = await uw.clockify.lifecycle(
+        uw.workspace, "SETTINGS_UPDATED", {**ids, "settings": [setting]}
+    )
+    assert allowed.status_code == 200, allowed.text
+    put = await uw.call("PUT", f"/api/flows/{flow_id}", created.json())
+    assert put.status_code == 200, put.text
+    assert put.json()["warnings"] == []
+    # A URL whose host is a template is judged at run, not at save.
+    templated = {**action, "url": "https://{{ event.host }}/in"}
+    saved = await uw.call("POST", "/api/flows", tag_meetings(actions=[templated]))
+    assert saved.json()["warnings"] == []
+
+
 # --- against the sandbox -------------------------------------------------------------------------
 
 
@@ -849,3 +1032,87 @@ async def test_a_dry_run_against_clockify_sends_no_write(
         assert f"/projects/{project['id']}" in sent[0].path
         assert not [r for r in sent if r.method in WRITE_METHODS]
         assert await counts(database_url) == before
+
+
+# --- writes for a workspace without an active installation ----------------------------------------
+
+
+async def test_writes_for_a_never_installed_workspace_are_409_and_store_nothing(
+    api: Api, signer: Callable[[str], TokenSigner]
+) -> None:
+    stranger = Workspace(signer(api.app_name))
+    for method, path, body in [
+        ("POST", "/api/flows", tag_meetings()),
+        ("POST", "/api/bootstrap", None),
+        ("POST", "/api/operations/getProject/execute", {"params": {"projectId": "p1"}}),
+    ]:
+        response = await api.call(method, path, body, workspace=stranger)
+        assert response.status_code == 409, (method, path, response.text)
+        assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 0
+    assert await count(api.database_url, "api_calls") == 0
+    # Reads still answer (empty), so the pages can say what is wrong.
+    listed = await api.call("GET", "/api/flows", workspace=stranger)
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
+
+
+async def test_writes_after_deleted_are_409_and_a_reinstall_starts_empty(api: Api) -> None:
+    created = await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    deleted = await api.clockify.lifecycle(api.workspace, "DELETED", ids)
+    assert deleted.status_code == 200, deleted.text
+
+    for method, path, body in [
+        ("POST", "/api/flows", tag_meetings()),
+        ("PUT", f"/api/flows/{created['id']}", tag_meetings()),
+        ("DELETE", f"/api/flows/{created['id']}", None),
+    ]:
+        response = await api.call(method, path, body)
+        assert response.status_code == 409, (method, path, response.text)
+        assert "not installed in this workspace" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 0
+
+    api.workspace.addon_id = Workspace(api.workspace.signer).addon_id
+    api.workspace.webhook_tokens.clear()  # a new installation, with new webhook tokens
+    await api.clockify.install(api.workspace)
+    assert (await api.call("GET", "/api/flows")).json()["items"] == []
+
+
+async def test_rows_that_raced_the_purge_never_reach_a_reinstall(api: Api) -> None:
+    created = await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    assert (await api.clockify.lifecycle(api.workspace, "DELETED", ids)).status_code == 200
+    # A write that passed the check just before DELETED commits after the purge.
+    await execute(
+        api.database_url,
+        "INSERT INTO flows (id, addon_key, workspace_id, name, enabled, version, document,"
+        " consecutive_failures, created_at, updated_at)"
+        " VALUES (:id, :key, :ws, 'late', true, 1, '{}', 0, :now, :now)",
+        id=created["id"] + "x",
+        key=api.app_name,
+        ws=api.workspace.workspace_id,
+        now=datetime.now(UTC),
+    )
+
+    api.workspace.addon_id = Workspace(api.workspace.signer).addon_id
+    api.workspace.webhook_tokens.clear()  # a new installation, with new webhook tokens
+    await api.clockify.install(api.workspace)
+
+    assert await count(api.database_url, "flows") == 0
+
+
+async def test_writes_while_inactive_are_409_saying_so(api: Api) -> None:
+    await api.create()
+    ids = {"addonId": api.workspace.addon_id, "workspaceId": api.workspace.workspace_id}
+    changed = await api.clockify.lifecycle(
+        api.workspace, "STATUS_CHANGED", {**ids, "status": "INACTIVE"}
+    )
+    assert changed.status_code == 200, changed.text
+
+    response = await api.call("POST", "/api/flows", tag_meetings())
+
+    assert response.status_code == 409, response.text
+    assert "inactive" in response.json()["detail"]
+    assert await count(api.database_url, "flows") == 1
+    assert (await api.call("GET", "/api/flows")).status_code == 200

@@ -35,7 +35,7 @@ from addon_core.jobs import (
     new_job,
 )
 from addon_core.metrics import Metrics
-from addon_core.models import Job
+from addon_core.models import Installation, Job
 from addon_core.runtime import AddonRuntime
 from addon_core.security import TokenSigner
 from tests.fake_clockify import Workspace
@@ -642,6 +642,20 @@ def bearer(workspace: Workspace, role: str = "OWNER") -> dict[str, str]:
     return {"Authorization": f"Bearer {workspace.user_token(role)}"}
 
 
+async def installed(sessions: Sessions, *workspaces: Workspace) -> None:
+    """Record the add-on as installed and active: /api/ writes need it."""
+    async with sessions.begin() as session:
+        session.add_all(
+            Installation(
+                addon_key=ADDON,
+                workspace_id=workspace.workspace_id,
+                addon_id=workspace.addon_id,
+                status="ACTIVE",
+            )
+            for workspace in workspaces
+        )
+
+
 async def test_dead_jobs_are_listed_for_the_callers_workspace_only_newest_first(
     api_app: tuple[AsyncTestClient[Litestar], AddonRuntime],
     sessions: Sessions,
@@ -682,6 +696,7 @@ async def test_a_dead_job_is_replayed_with_fresh_attempts_and_runs_again(
 ) -> None:
     client, _runtime = api_app
     workspace = Workspace(signer(ADDON))
+    await installed(sessions, workspace)
     [job_id] = await add_jobs(
         sessions, job(workspace.workspace_id, status=DEAD, attempts=3, last_error="old")
     )
@@ -703,6 +718,7 @@ async def test_replaying_needs_a_writer_role(
 ) -> None:
     client, _runtime = api_app
     workspace = Workspace(signer(ADDON))
+    await installed(sessions, workspace)
     [job_id] = await add_jobs(sessions, job(workspace.workspace_id, status=DEAD))
 
     response = await client.post(f"/api/jobs/{job_id}/replay", headers=bearer(workspace, "USER"))
@@ -718,6 +734,7 @@ async def test_replaying_another_workspaces_job_is_404_and_a_live_job_409(
 ) -> None:
     client, _runtime = api_app
     mine, theirs = Workspace(signer(ADDON)), Workspace(signer(ADDON))
+    await installed(sessions, mine, theirs)
     future = datetime.now(UTC) + timedelta(hours=1)
     [their_dead, my_queued] = await add_jobs(
         sessions,

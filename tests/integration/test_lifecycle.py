@@ -971,3 +971,73 @@ async def test_install_with_an_overlong_id_is_refused_with_400(
     assert response.status_code == 400, response.text
     assert field in response.json()["detail"]
     await _nothing_stored(database_url)
+
+
+def _kind_refusals(metrics: str) -> float:
+    """The lifecycle tokens refused for being of another kind, as /metrics counts them."""
+    prefix = "addon_token_verification_failures_total{"
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and 'kind="lifecycle"' in line and 'reason="kind"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_installation_token_is_refused_as_the_lifecycle_token(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    await clockify.install(workspace)
+    body = {"addonId": workspace.addon_id, "workspaceId": workspace.workspace_id}
+    before = _kind_refusals((await clockify.client.get("/metrics")).text)
+
+    response = await clockify.lifecycle(
+        workspace, "DELETED", body, token=workspace.installation_token()
+    )
+
+    assert response.status_code == 401, response.text
+    assert "installation token" in response.json()["detail"]
+    assert (await _installation(database_url, workspace))["status"] == "ACTIVE"
+    after = _kind_refusals((await clockify.client.get("/metrics")).text)
+    assert after == before + 1
+
+
+async def test_install_signed_with_its_own_installation_token_is_refused(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    body = workspace.installed_body(clockify.events)
+
+    response = await clockify.lifecycle(workspace, "INSTALLED", body, token=body["authToken"])
+
+    assert response.status_code == 401, response.text
+    await _nothing_stored(database_url)
+
+
+async def test_install_signed_with_one_of_its_webhook_tokens_is_refused(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    body = workspace.installed_body(clockify.events)
+    before = _kind_refusals((await clockify.client.get("/metrics")).text)
+
+    response = await clockify.lifecycle(
+        workspace, "INSTALLED", body, token=body["webhooks"][0]["authToken"]
+    )
+
+    assert response.status_code == 401, response.text
+    assert "webhook token" in response.json()["detail"]
+    await _nothing_stored(database_url)
+    assert _kind_refusals((await clockify.client.get("/metrics")).text) == before + 1
+
+
+async def test_webhook_token_refusal_is_counted_as_a_verification_failure(
+    clockify: Clockify, workspace: Workspace
+) -> None:
+    await clockify.install(workspace)
+    body = {"addonId": workspace.addon_id, "workspaceId": workspace.workspace_id}
+    before = _kind_refusals((await clockify.client.get("/metrics")).text)
+
+    response = await clockify.lifecycle(
+        workspace, "DELETED", body, token=workspace.webhook_token("NEW_TIME_ENTRY")
+    )
+
+    assert response.status_code == 401, response.text
+    assert _kind_refusals((await clockify.client.get("/metrics")).text) == before + 1

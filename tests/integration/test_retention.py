@@ -25,6 +25,7 @@ from addon_core.models import (
     Execution,
     ExecutionStep,
     Flow,
+    Installation,
     Job,
     Lease,
 )
@@ -34,6 +35,7 @@ from addon_core.retention import (
     RetentionScheduler,
     run_once,
     run_retention,
+    workspace_days,
 )
 from addon_core.settings import AddonSettings
 
@@ -486,3 +488,99 @@ def test_the_policy_reads_the_settings(make_settings: Callable[..., AddonSetting
         dedupe_window_seconds=900,
         batch_size=7,
     )
+
+
+# --- a workspace's own eventRetentionDays ---------------------------------------------------
+
+
+async def install(
+    engine: AsyncEngine, workspace_id: str, days: Any, status: str = "ACTIVE"
+) -> None:
+    settings = [] if days is None else [{"id": "eventRetentionDays", "name": "Keep", "value": days}]
+    await add(
+        engine,
+        Installation,
+        addon_key=ADDON,
+        workspace_id=workspace_id,
+        addon_id=f"addon-{workspace_id}",
+        status=status,
+        settings=settings,
+    )
+
+
+async def add_rows(engine: AsyncEngine, workspace_id: str, at: datetime) -> None:
+    """One event, one execution and one explorer call of a workspace, stamped `at`."""
+    for table in ("events", "executions", "api_calls"):
+        await seed(engine, table, at)
+    for model in (Event, Execution, ApiCall):
+        async with engine.begin() as conn:
+            await conn.execute(
+                model.__table__.update()  # type: ignore[attr-defined]
+                .where(model.workspace_id == "ws-1")  # type: ignore[attr-defined]
+                .values(workspace_id=workspace_id)
+            )
+
+
+async def left_of(engine: AsyncEngine, workspace_id: str) -> dict[str, int]:
+    counts = {}
+    for name, model in (("events", Event), ("executions", Execution), ("api_calls", ApiCall)):
+        async with engine.connect() as conn:
+            counts[name] = await conn.scalar(
+                select(func.count()).select_from(model).where(model.workspace_id == workspace_id)
+            )
+    return counts
+
+
+async def test_a_workspace_setting_shortens_its_own_retention_only(engine: AsyncEngine) -> None:
+    await install(engine, "ws-short", 5)
+    await install(engine, "ws-text", "5")  # a NUMBER setting may arrive as text
+    await install(engine, "ws-plain", None)
+    await install(engine, "ws-zero", 0)  # once meant "forever": the operator's window applies
+    await install(engine, "ws-gone", 5, status="DELETED")
+    six_days_ago = NOW - timedelta(days=6)
+    for workspace in ("ws-short", "ws-text", "ws-plain", "ws-zero", "ws-gone"):
+        await add_rows(engine, workspace, six_days_ago)
+
+    await run_retention(engine, ADDON, POLICY, now=NOW)
+
+    gone = {"events": 0, "executions": 0, "api_calls": 0}
+    kept = {"events": 1, "executions": 1, "api_calls": 1}
+    assert await left_of(engine, "ws-short") == gone
+    assert await left_of(engine, "ws-text") == gone
+    for workspace in ("ws-plain", "ws-zero", "ws-gone"):
+        assert await left_of(engine, workspace) == kept, workspace
+
+
+async def test_the_operator_window_is_the_ceiling(engine: AsyncEngine) -> None:
+    await install(engine, "ws-long", 100)
+    await add_rows(engine, "ws-long", NOW - timedelta(days=31))
+    await add_rows(engine, "ws-long", NOW - timedelta(days=9))
+
+    await run_retention(engine, ADDON, POLICY, now=NOW)
+
+    # The operator keeps events 10 days, executions 20, calls 30: a longer wish changes nothing.
+    assert await left_of(engine, "ws-long") == {"events": 1, "executions": 1, "api_calls": 1}
+
+
+async def test_a_workspace_window_applies_when_the_operator_keeps_forever(
+    engine: AsyncEngine,
+) -> None:
+    await install(engine, "ws-short", 5)
+    await add_rows(engine, "ws-short", NOW - timedelta(days=6))
+    await add_rows(engine, "ws-plain", NOW - timedelta(days=6))
+    forever = RetentionPolicy(events_days=0, executions_days=0, calls_days=0, batch_size=10)
+
+    await run_retention(engine, ADDON, forever, now=NOW)
+
+    assert await left_of(engine, "ws-short") == {"events": 0, "executions": 0, "api_calls": 0}
+    assert await left_of(engine, "ws-plain") == {"events": 1, "executions": 1, "api_calls": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "days"),
+    [(7, 7), ("7", 7), (7.9, 7), (1, 1), (99999, 3650), (0, None), (-3, None), ("x", None),
+     (True, None), (None, None)],
+)  # fmt: skip
+def test_workspace_days_are_bounded(value: Any, days: int | None) -> None:
+    assert workspace_days([{"id": "eventRetentionDays", "value": value}]) == days
+    assert workspace_days([{"id": "other", "value": 3}]) is None

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from addon_core.redaction import MASK, redact, redact_text, safe_headers
+from addon_core.redaction import (
+    MASK,
+    is_secret_name,
+    redact,
+    redact_headers,
+    redact_text,
+    redact_url,
+    safe_headers,
+)
 
 JWT = (
     "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcGktc3R1ZGlvIiwid29ya3NwYWNlSWQiOiJ3cy0xIn0"
@@ -109,3 +117,34 @@ def test_safe_headers_drops_credentials() -> None:
         "clockify-webhook-event-type": "NEW_TAG",
         "content-type": "application/json",
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://h.example.com/in?token=abc&x=1", f"https://h.example.com/in?token={MASK}&x=1"),
+        ("https://h.example.com/in?key=k1&page=2", f"https://h.example.com/in?key={MASK}&page=2"),
+        ("https://h.example.com/?sig=s&access_token=t",
+         f"https://h.example.com/?sig={MASK}&access_token={MASK}"),
+        ("https://h.example.com/?monkey=1&e={{ event.id }}",
+         "https://h.example.com/?monkey=1&e={{ event.id }}"),
+        ("https://user:pw@h.example.com/", f"https://user:{MASK}@h.example.com/"),
+        ("https://h.example.com/?token=", "https://h.example.com/?token="),
+    ],
+)  # fmt: skip
+def test_redact_url_masks_secret_query_values_and_keeps_the_rest(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [("Authorization", True), ("X-Api-Key", True), ("X-Custom-Auth", True), ("apiKey", True),
+     ("X-Session-Id", True), ("X-Team", False), ("X-Monkey", False), ("Content-Type", False)],
+)  # fmt: skip
+def test_header_and_parameter_names_that_mark_credentials(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_redact_headers_masks_credential_headers_only() -> None:
+    shown = redact_headers({"X-Custom-Auth": "a", "X-Team": "ops", "X-Empty-Key": None})
+    assert shown == {"X-Custom-Auth": MASK, "X-Team": "ops", "X-Empty-Key": None}

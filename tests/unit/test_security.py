@@ -344,3 +344,17 @@ def test_packaged_default_key_is_clockifys_published_key(reference_dir: Path) ->
 
     assert packaged.public_numbers() == published.public_numbers()
     assert default.public_numbers() == published.public_numbers()
+
+
+def test_installation_token_never_passes_for_the_lifecycle_token(
+    signer: TokenSigner, verifier: TokenVerifier
+) -> None:
+    token = signer.token(
+        WORKSPACE, "addon-1", user="owner-1", backendUrl="https://api.clockify.me/api"
+    )
+    assert verifier.verify(token, TokenKind.INSTALLATION).workspace_id == WORKSPACE
+
+    with pytest.raises(TokenError) as caught:
+        verifier.verify(token, TokenKind.LIFECYCLE)
+    assert caught.value.reason == "kind"
+    assert "installation token" in caught.value.detail
