@@ -13,10 +13,11 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.params import PathParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,9 @@ from addon_core.security import TokenKind
 WRITER_ROLES = frozenset({"OWNER", "ADMIN"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+#: The largest id a row can have: a signed 64-bit integer on SQLite and PostgreSQL.
+MAX_ROW_ID = 2**63 - 1
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -78,6 +82,9 @@ def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 #: How `/api/` handlers ask for the caller: `caller: CallerDep`.
 CallerDep = NamedDependency[Caller]
+
+#: A row id in a path: 1 to MAX_ROW_ID, else a 400 before any query (a larger one overflows).
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID)]
 
 
 async def find_in_workspace(
