@@ -155,3 +155,14 @@ def test_every_flow_example_saves_and_dry_runs(
                 assert not [step for step in result["steps"] if "error" in step], where
         ran += 1
     assert ran >= 4
+    assert_error_example(http, headers)
+
+
+def assert_error_example(http: TestClient[Litestar], headers: dict[str, str]) -> None:
+    """docs/api.md's error example is what a flow with that typo is answered."""
+    block = _BLOCK.search((DOCS / "api.md").read_text())
+    assert block is not None, "docs/api.md has no JSON error example"
+    shown = json.loads(block[2])
+    flow = {"name": "Typo", "trigger": {"source": "clockify", "events": ["NEW_PROJEKT"]}}
+    answer = http.post("/api/flows", json=flow, headers=headers)
+    assert answer.json() == shown
