@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from addon_core import api_shapes as shapes
+from addon_core.api import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID
 
 SCHEMA_PATH = "/schema"
 API_PREFIX = "/api/"
@@ -36,7 +37,7 @@ _SCHEMA_REF = "#/components/schemas/{model}"
 _ERRORS = {
     400: "Malformed input: a query parameter, cursor or JSON body that cannot be read.",
     401: "No user token, or one that is not valid for this add-on.",
-    403: "A token for another workspace, or a role that may not write (OWNER or ADMIN may).",
+    403: "A valid token that may not do this: a role that may not write (OWNER or ADMIN may).",
     404: "No such object in the token's workspace.",
     409: "The add-on is not installed in the workspace, or the object's state forbids it.",
     503: "A dependency is unavailable (the database, Clockify's OpenAPI document).",
@@ -44,6 +45,18 @@ _ERRORS = {
 _BODY_ERRORS = {
     413: "The body is larger than the server's limit.",
     422: "Well-formed but not acceptable; `extra.errors` lists every problem with its field.",
+}
+
+#: Query parameters every list shares, described once.
+_LIST_PARAMETERS = {
+    "limit": {
+        "description": f"page size, 1 to {MAX_LIMIT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    "cursor": {
+        "description": "the `next` of the previous page; omit it for the first",
+        "schema": {"type": "string"},
+    },
 }
 
 _FLOW_EXAMPLE: dict[str, Any] = {
@@ -232,6 +245,10 @@ def _complete(
     completed["operationId"] = _camel(handler.handler_name)
     completed["tags"] = [spec.tag]
     completed["summary"] = doc.split("\n", 1)[0] or completed.get("summary", "")
+    if completed.get("description") == completed["summary"]:
+        del completed["description"]
+    if "parameters" in completed:
+        completed["parameters"] = [_parameter(item) for item in completed["parameters"]]
     success = str(handler.status_code)
     answer: dict[str, Any] = {"description": completed["summary"]}
     if spec.answer is not None:
@@ -250,6 +267,16 @@ def _complete(
             "content": {"application/json": media},
         }
     return completed
+
+
+def _parameter(parameter: Mapping[str, Any]) -> dict[str, Any]:
+    """Describe the list parameters; give row ids their exact bounds (Litestar's are floats)."""
+    described = dict(parameter)
+    if parameter["in"] == "query" and parameter["name"] in _LIST_PARAMETERS:
+        described.update(_LIST_PARAMETERS[parameter["name"]])
+    elif parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+        described["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
+    return described
 
 
 def _error_response(status: int, text: str) -> dict[str, Any]:

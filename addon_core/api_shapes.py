@@ -127,6 +127,41 @@ class CallAction(Shape):
 class Flow(Shape):
     """A stored flow: its document's fields (secrets masked) and read-only state."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "kq3v0c2s1n8d",
+                    "name": "Tag meetings",
+                    "enabled": True,
+                    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
+                    "conditions": {
+                        "mode": "all",
+                        "rules": [
+                            {"path": "event.description", "op": "contains", "value": "meeting"}
+                        ],
+                    },
+                    "actions": [
+                        {
+                            "id": "project",
+                            "type": "clockify",
+                            "operation": "getProject",
+                            "params": {"projectId": "{{ event.projectId }}"},
+                            "body": None,
+                        }
+                    ],
+                    "version": 1,
+                    "paused": False,
+                    "pausedReason": None,
+                    "consecutiveFailures": 0,
+                    "createdAt": "2024-05-01T09:00:00+00:00",
+                    "updatedAt": "2024-05-01T09:00:00+00:00",
+                    "createdBy": "5a0ab5acb07987125438b60f",
+                }
+            ]
+        }
+    )
+
     id: str
     name: str
     enabled: bool
@@ -177,6 +212,39 @@ class Step(Shape):
 
 class Execution(Shape):
     """One run of a flow on one event."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "flowId": "kq3v0c2s1n8d",
+                    "flowVersion": 1,
+                    "eventId": 1207,
+                    "runKey": "event",
+                    "status": "succeeded",
+                    "error": None,
+                    "createdAt": "2024-05-01T09:00:01+00:00",
+                    "finishedAt": "2024-05-01T09:00:02+00:00",
+                    "steps": [
+                        {
+                            "id": "project",
+                            "status": "succeeded",
+                            "request": {
+                                "method": "GET",
+                                "url": "https://api.clockify.me/api/v1/workspaces/"
+                                "5a0ab5acb07987125438b60f/projects/5f11849d4e759e12c40733d5",
+                                "body": None,
+                            },
+                            "response": {"status": 200, "body": '{"name": "Meetings"}'},
+                            "error": None,
+                            "durationMs": 84.2,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     id: int
     flowId: str
@@ -287,6 +355,24 @@ class EndpointRequest(BaseModel):
 
 class Endpoint(Shape):
     """A custom inbound webhook endpoint; `secret` only from create and rotate-secret."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "p0bWq1vS8x3kYd2mRt7uZa4c",
+                    "name": "Billing system",
+                    "url": "https://addons.example.com/uw/webhooks/custom/p0bWq1vS8x3kYd2mRt7uZa4c",
+                    "eventTypePath": "type",
+                    "eventTypeHeader": None,
+                    "rateLimitPerMinute": 600,
+                    "previousSecretExpiresAt": None,
+                    "createdBy": "5a0ab5acb07987125438b60f",
+                    "createdAt": "2024-05-01T09:00:00+00:00",
+                }
+            ]
+        }
+    )
 
     id: str
     name: str

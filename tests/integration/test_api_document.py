@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jsonschema import Draft202012Validator
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
@@ -68,6 +69,29 @@ async def test_every_operation_is_described_with_bodies_errors_and_the_bearer_sc
     assert body["example"]["trigger"] == {"source": "clockify", "events": ["NEW_TIME_ENTRY"]}
     page = create["responses"]["201"]["content"]["application/json"]["schema"]
     assert page == {"$ref": "#/components/schemas/Flow"}
+
+
+async def test_every_example_fits_its_schema(make_app: Callable[..., Litestar]) -> None:
+    async with AsyncTestClient(app=make_app("universal-webhook")) as client:
+        document = (await client.get("/schema/openapi.json")).json()
+    components = document["components"]
+    checked = 0
+    for name, schema in components["schemas"].items():
+        validator = Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": components}
+        )
+        for example in schema.get("examples", []):
+            validator.validate(example)
+            checked += 1
+    for item in document["paths"].values():
+        for operation in item.values():
+            media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if media and "example" in media:
+                Draft202012Validator({**media["schema"], "components": components}).validate(
+                    media["example"]
+                )
+                checked += 1
+    assert checked >= 8
 
 
 async def test_schema_root_serves_the_same_document(make_app: Callable[..., Litestar]) -> None:
