@@ -16,10 +16,11 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.params import PathParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +40,9 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 #: Methods that write nothing: the only ones a workspace without an active installation may use.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: The largest id a row can have: a signed 64-bit integer on SQLite and PostgreSQL.
+MAX_ROW_ID = 2**63 - 1
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -121,6 +125,9 @@ async def require_active_installation(runtime: AddonRuntime, workspace_id: str) 
 
 #: How `/api/` handlers ask for the caller: `caller: CallerDep`.
 CallerDep = NamedDependency[Caller]
+
+#: A row id in a path: 1 to MAX_ROW_ID, else a 400 before any query (a larger one overflows).
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID)]
 
 
 async def find_in_workspace(

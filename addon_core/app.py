@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -18,6 +19,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.api import provide_caller
+from addon_core.api_docs import openapi_config
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
@@ -98,9 +100,16 @@ def create_addon_app(
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
-        openapi_config=None,
+        openapi_config=openapi_config(spec.title, _version()),
         debug=False,
     )  # fmt: skip
+
+
+def _version() -> str:
+    try:
+        return metadata.version("clockify-addons")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0"
 
 
 @get(["/manifest", "/manifest.json"], name="manifest", sync_to_thread=False)

@@ -11,9 +11,9 @@ from typing import Any
 
 from litestar import get, post
 from litestar.handlers import BaseRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
-from addon_core.api import CallerDep, decode_int_cursor, page_limit, page_of
+from addon_core.api import CallerDep, RowId, decode_int_cursor, page_limit, page_of
 from addon_core.models import Job
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import Runtime
@@ -35,9 +35,7 @@ async def show_dead_jobs(
 
 
 @post("/api/jobs/{job_id:int}/replay", name="jobs:replay", status_code=202)
-async def replay_dead_job(
-    runtime: Runtime, caller: CallerDep, job_id: FromPath[int]
-) -> dict[str, Any]:
+async def replay_dead_job(runtime: Runtime, caller: CallerDep, job_id: RowId) -> dict[str, Any]:
     """Queue a dead job of the workspace again, with a fresh set of attempts."""
     caller.require_writer("replaying a job")
     job = await runtime.queue().replay(job_id, caller.workspace_id)

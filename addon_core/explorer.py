@@ -26,6 +26,7 @@ from sqlalchemy import select
 from addon_core.api import (
     Caller,
     CallerDep,
+    RowId,
     decode_int_cursor,
     find_in_workspace,
     page_limit,
@@ -346,7 +347,7 @@ async def list_calls(
 
 
 @get("/api/calls/{call_id:int}", name="explorer:call")
-async def get_call(runtime: Runtime, caller: CallerDep, call_id: FromPath[int]) -> dict[str, Any]:
+async def get_call(runtime: Runtime, caller: CallerDep, call_id: RowId) -> dict[str, Any]:
     """Show one call in full: what was sent and Clockify's (redacted) answer."""
     call = await _find_call(runtime, caller.workspace_id, call_id)
     return {
@@ -358,9 +359,7 @@ async def get_call(runtime: Runtime, caller: CallerDep, call_id: FromPath[int]) 
 
 
 @get("/api/calls/{call_id:int}/action", name="explorer:call-action")
-async def get_call_action(
-    runtime: Runtime, caller: CallerDep, call_id: FromPath[int]
-) -> dict[str, Any]:
+async def get_call_action(runtime: Runtime, caller: CallerDep, call_id: RowId) -> dict[str, Any]:
     """Turn a tried call into a flow action (CONTRACT.md, "Flow document") to paste in a flow."""
     call = await _find_call(runtime, caller.workspace_id, call_id)
     params = {k: v for k, v in (call.params or {}).items() if k != WORKSPACE_PARAM}

@@ -20,6 +20,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from addon_core.api import (
     CallerDep,
+    RowId,
     decode_cursor,
     decode_int_cursor,
     page_limit,
@@ -183,7 +184,7 @@ async def list_versions(
 
 @get("/api/flows/{flow_id:str}/versions/{version:int}", name="flows:version")
 async def get_version(
-    runtime: Runtime, caller: CallerDep, flow_id: FromPath[str], version: FromPath[int]
+    runtime: Runtime, caller: CallerDep, flow_id: FromPath[str], version: RowId
 ) -> dict[str, Any]:
     """Show one saved version with its document."""
     row = await service.find_version(runtime, caller.workspace_id, flow_id, version)
@@ -215,9 +216,7 @@ async def list_executions(
 
 
 @get("/api/executions/{execution_id:int}", name="flows:execution")
-async def get_execution(
-    runtime: Runtime, caller: CallerDep, execution_id: FromPath[int]
-) -> dict[str, Any]:
+async def get_execution(runtime: Runtime, caller: CallerDep, execution_id: RowId) -> dict[str, Any]:
     """Show one execution with its steps."""
     execution, steps = await records.find_execution(runtime, caller.workspace_id, execution_id)
     return records.render_execution(execution, steps)
@@ -285,7 +284,7 @@ async def list_events(
 
 
 @get("/api/events/{event_id:int}", name="events:get")
-async def get_event(runtime: Runtime, caller: CallerDep, event_id: FromPath[int]) -> dict[str, Any]:
+async def get_event(runtime: Runtime, caller: CallerDep, event_id: RowId) -> dict[str, Any]:
     """Show one received event, its payload redacted."""
     _engine, sessions = runtime.db()
     async with sessions() as session:
@@ -295,7 +294,7 @@ async def get_event(runtime: Runtime, caller: CallerDep, event_id: FromPath[int]
 
 @post("/api/events/{event_id:int}/replay", name="events:replay", status_code=202)
 async def replay_event(
-    request: Request[Any, Any, Any], runtime: Runtime, caller: CallerDep, event_id: FromPath[int]
+    request: Request[Any, Any, Any], runtime: Runtime, caller: CallerDep, event_id: RowId
 ) -> dict[str, Any]:
     """Run the flows on an event again, as a new run; `{"flowIds": [...]}` picks flows."""
     caller.require_writer("replaying an event")
