@@ -25,6 +25,7 @@ from addon_core.explorer import EXPLORER_ROUTES
 from addon_core.flows.engine import setup_flows
 from addon_core.flows.routes import FLOW_ROUTES
 from addon_core.health import healthz, livez, metrics, readyz
+from addon_core.idempotency import idempotent
 from addon_core.lifecycle import build_lifecycle_handlers
 from addon_core.manifest import Manifest, load_manifest
 from addon_core.redaction import redact, redact_text
@@ -93,7 +94,7 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
-        middleware=[lambda app: timed(app, runtime)],
+        middleware=[lambda app: timed(app, runtime), lambda app: idempotent(app, runtime)],
         lifespan=[lifespan],
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,

@@ -379,3 +379,22 @@ class Endpoint(Base):
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The claim on an `Idempotency-Key` of an /api/ write, then the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: SHA-256 of the method, path, query and body of the first request
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: NULL while the first request runs
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

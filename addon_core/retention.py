@@ -23,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from addon_core.database import create_engine, for_writing, translate_errors
 from addon_core.leases import acquire_lease, release_lease
 from addon_core.metrics import Metrics
-from addon_core.models import ApiCall, Event, EventDedupe, Execution, ExecutionStep, Job
+from addon_core.models import (
+    ApiCall,
+    Event,
+    EventDedupe,
+    Execution,
+    ExecutionStep,
+    IdempotencyRecord,
+    Job,
+)
 from addon_core.redaction import redact_text
 from addon_core.settings import AddonSettings
 
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 DONE_JOBS_DAYS = 1
 #: Dedupe keys are kept at least this long, whatever the (shorter) dedupe window.
 DEDUPE_MIN_KEEP = timedelta(days=1)
+#: How long the answer to an Idempotency-Key is kept for retries.
+IDEMPOTENCY_KEPT_FOR = timedelta(hours=24)
 #: Job statuses after which a job no longer reads its event.
 FINISHED_JOB_STATUSES = ("done", "dead")
 #: Ids bound in one DELETE, under the drivers' limit on parameters.
@@ -47,6 +57,7 @@ COUNTED = (
     "api_calls",
     "dead_jobs",
     "done_jobs",
+    "idempotency_keys",
 )
 
 
@@ -155,6 +166,16 @@ async def run_retention(
             Job.addon_key == addon_key, Job.status == status, Job.updated_at < cutoff
         )
         await _delete_batches(engine, policy.batch_size, ids, [Job.id], f"{status}_jobs", count)
+
+    # Idempotency keys answer retries for a day, whatever the other windows say.
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.addon_key == addon_key,
+                IdempotencyRecord.created_at < at - IDEMPOTENCY_KEPT_FOR,
+            )
+        )
+    count("idempotency_keys", result.rowcount or 0)
     return deleted
 
 
