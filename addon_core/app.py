@@ -23,6 +23,7 @@ from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
 from addon_core.flows.engine import setup_flows
+from addon_core.flows.portable_routes import PORTABLE_ROUTES
 from addon_core.flows.routes import FLOW_ROUTES
 from addon_core.health import healthz, livez, metrics, readyz
 from addon_core.idempotency import idempotent
@@ -40,6 +41,7 @@ CORE_FEATURES: tuple[Feature, ...] = (setup_bootstrap, setup_flows)
 #: The JSON API both add-ons serve under /api/.
 CORE_API: tuple[BaseRouteHandler, ...] = (
     *EXPLORER_ROUTES,
+    *PORTABLE_ROUTES,
     *FLOW_ROUTES,
     *BOOTSTRAP_ROUTES,
     *DEAD_LETTER_ROUTES,
