@@ -18,6 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.api import provide_caller
+from addon_core.audit import AUDIT_ROUTES, REQUEST_ID
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
@@ -45,6 +46,7 @@ CORE_API: tuple[BaseRouteHandler, ...] = (
     *FLOW_ROUTES,
     *BOOTSTRAP_ROUTES,
     *DEAD_LETTER_ROUTES,
+    *AUDIT_ROUTES,
 )
 
 
@@ -145,6 +147,13 @@ def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> 
     return _error_response(500, "internal error; the details are in the server log")
 
 
+def _request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode("latin-1")[:100]
+    return None
+
+
 def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
     """Measure each HTTP request by route template (bounded), method and status class."""
     histogram = runtime.metrics.request_duration
@@ -157,6 +166,7 @@ def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             return
         started = time.perf_counter()
         status = 500
+        REQUEST_ID.set(_request_id(scope))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

@@ -194,11 +194,23 @@ def rotate_keys(app: str) -> None:
 
 
 async def _rotate(settings: AddonSettings) -> int:
+    from sqlalchemy import insert
+
+    from addon_core import audit
+    from addon_core.models import AuditEntry
+
     ring = key_ring_from(settings)
     engine = create_engine(settings.database_url)
     try:
         async with for_writing(engine).begin() as conn:
-            return await rotate_secrets(conn, settings.addon_key, ring)
+            touched: set[str] = set()
+            count = await rotate_secrets(conn, settings.addon_key, ring, touched)
+            for workspace_id in sorted(touched):
+                entry = audit.values(
+                    settings.addon_key, workspace_id, audit.OPERATOR, "keys.rotated"
+                )
+                await conn.execute(insert(AuditEntry).values(**entry))
+            return count
     finally:
         await engine.dispose()
 

@@ -104,8 +104,12 @@ def idempotent(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             await _replay(send, claim)
             return
         if claim == "busy":
-            await _refuse(send, 409, "a request with this Idempotency-Key is still running; "
-                          "retry when it has answered", retry_after=True)  # fmt: skip
+            await _refuse(
+                send,
+                409,
+                "a request with this Idempotency-Key is still running; retry when it has answered",
+                retry_after=True,
+            )
             return
         if claim == "mismatch":
             await _refuse(send, 422, "this Idempotency-Key was used for a different request "
@@ -279,8 +283,7 @@ async def _release(runtime: AddonRuntime, workspace_id: str, key: str) -> None:
                 )
             )
     except Exception:  # the database may be what failed: the claim then goes stale
-        log.warning("could not release an idempotency key; it is taken over after %s",
-                    STALE_CLAIM)  # fmt: skip
+        log.warning("could not release an idempotency key; it is taken over after %s", STALE_CLAIM)
 
 
 async def _replay(send: Send, answer: Stored) -> None:

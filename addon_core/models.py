@@ -398,3 +398,24 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class AuditEntry(Base):
+    """One change of a workspace's configuration: who, when, what, and from which request."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_scope", "addon_key", "workspace_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: the user id from the verified token, or "clockify" / "operator"
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    #: what changed, as `<object>.<verb>`: `flow.created`, `endpoint.rotated`, ...
+    kind: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    #: the redacted fields that changed: {"before": {...}, "after": {...}}
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -25,6 +25,7 @@ from addon_core.leases import acquire_lease, release_lease
 from addon_core.metrics import Metrics
 from addon_core.models import (
     ApiCall,
+    AuditEntry,
     Event,
     EventDedupe,
     Execution,
@@ -58,6 +59,7 @@ COUNTED = (
     "dead_jobs",
     "done_jobs",
     "idempotency_keys",
+    "audit_log",
 )
 
 
@@ -70,6 +72,7 @@ class RetentionPolicy:
     calls_days: int = 30
     dead_jobs_days: int = 30
     done_jobs_days: int = DONE_JOBS_DAYS
+    audit_days: int = 365
     #: the intake's dedupe window: `event_dedupe` rows older than it (and a day) go
     dedupe_window_seconds: int = 600
     batch_size: int = 1000
@@ -81,6 +84,7 @@ class RetentionPolicy:
             events_days=settings.retention_events_days,
             executions_days=settings.retention_executions_days,
             calls_days=settings.retention_calls_days,
+            audit_days=settings.retention_audit_days,
             dead_jobs_days=settings.retention_dead_jobs_days,
             # RETENTION_DEAD_JOBS_DAYS=0 keeps the jobs table whole, done jobs included.
             done_jobs_days=min(DONE_JOBS_DAYS, settings.retention_dead_jobs_days),
@@ -176,6 +180,11 @@ async def run_retention(
             )
         )
     count("idempotency_keys", result.rowcount or 0)
+
+    if policy.audit_days:
+        cutoff = at - timedelta(days=policy.audit_days)
+        ids = select(AuditEntry.id).where(AuditEntry.addon_key == addon_key, AuditEntry.at < cutoff)
+        await _delete_batches(engine, policy.batch_size, ids, [AuditEntry.id], "audit_log", count)
     return deleted
 
 

@@ -8,7 +8,8 @@ from litestar import Request, get, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
-from addon_core.api import CallerDep
+from addon_core import audit
+from addon_core.api import Caller, CallerDep
 from addon_core.flows import portable, service
 from addon_core.flows.document import FlowValidationError
 from addon_core.flows.routes import read_json, render_flow
@@ -33,7 +34,7 @@ async def import_flow(
     """Save an exported flow in this workspace, with the values its `needs` list bound."""
     caller.require_writer("importing a flow")
     document = portable.prepare_import(await read_json(request))
-    return await _save(runtime, caller.workspace_id, caller.user_id, document)
+    return await _save(runtime, caller, document)
 
 
 @get("/api/flows/gallery", name="flows:gallery")
@@ -52,16 +53,22 @@ async def import_from_gallery(
     body = await read_json(request, empty={})
     bind = body.get("bind", {}) if isinstance(body, dict) else body
     document = portable.prepare_import({**item, "bind": bind})
-    return await _save(runtime, caller.workspace_id, caller.user_id, document)
+    return await _save(runtime, caller, document)
 
 
-async def _save(
-    runtime: AddonRuntime, workspace_id: str, user_id: str | None, document: Any
-) -> dict[str, Any]:
+async def _save(runtime: AddonRuntime, caller: Caller, document: Any) -> dict[str, Any]:
     try:
-        saved = await service.create_flow(runtime, workspace_id, user_id, document)
+        saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
     except FlowValidationError as exc:
         raise portable.in_export_terms(exc) from None
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "flow.imported",
+        target=saved.flow.id,
+        after=service.mask_document(saved.flow.document),
+    )
     shown = render_flow(saved.flow)
     if saved.signing_secret is not None:
         shown["signingSecret"] = saved.signing_secret
