@@ -138,6 +138,13 @@ OPERATIONS: Mapping[str, Operation] = {
     "bootstrap:rerun": Operation("bootstrap", shapes.Bootstrap),
     "jobs:dead": Operation("jobs", shapes.page(shapes.Job)),
     "jobs:replay": Operation("jobs", shapes.Job),
+    "flows:export": Operation("flows", shapes.ExportedFlow),
+    "flows:import": Operation("flows", shapes.Flow, shapes.ImportRequest),
+    "flows:gallery": Operation("flows", shapes.Gallery),
+    "flows:gallery-import": Operation(
+        "flows", shapes.Flow, shapes.GalleryBind, body_required=False
+    ),
+    "audit:list": Operation("audit", shapes.page(shapes.AuditEntry)),
     "create-endpoint": Operation(
         "endpoints",
         shapes.Endpoint,

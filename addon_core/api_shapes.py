@@ -403,5 +403,62 @@ class Coverage(Shape):
     summary: dict[str, int]
 
 
+# --- portable flows and the audit trail ----------------------------------------------------------
+
+
+class Need(Shape):
+    """A value an export left behind (a secret, a custom endpoint): bind it at import."""
+
+    field: str = Field(examples=["flow.actions[0].url"])
+    message: str
+
+
+class ExportedFlow(Shape):
+    """A flow without secrets or ids of its workspace, to import elsewhere."""
+
+    format: Literal["clockify-addons/flow"]
+    formatVersion: Literal[1]
+    flow: dict[str, Any]
+    needs: list[Need]
+
+
+class ImportRequest(BaseModel):
+    """An export document, with `bind` giving a value for each field its `needs` lists."""
+
+    format: str
+    formatVersion: int
+    flow: dict[str, Any]
+    needs: list[Need] = Field(default_factory=list)
+    bind: dict[str, Any] = Field(default_factory=dict)
+
+
+class GalleryBind(BaseModel):
+    bind: dict[str, Any] = Field(default_factory=dict)
+
+
+class GalleryItem(Shape):
+    id: str
+    name: str
+    description: str
+    needs: list[Need]
+
+
+class Gallery(Shape):
+    items: list[GalleryItem]
+
+
+class AuditEntry(Shape):
+    """One change of configuration: who (user id and role, or clockify / operator), what, when."""
+
+    id: int
+    at: Instant
+    actor: str
+    actorRole: str | None
+    kind: str = Field(examples=["flow.version"])
+    target: str | None
+    requestId: str | None
+    changes: dict[str, Any]
+
+
 #: The request body of `POST /api/flows` and `PUT /api/flows/{id}`.
 FLOW_DOCUMENT = FlowDocument

@@ -20,13 +20,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.api import provide_caller
 from addon_core.api_docs import openapi_config
+from addon_core.audit import AUDIT_ROUTES, REQUEST_ID
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
 from addon_core.flows.engine import setup_flows
+from addon_core.flows.portable_routes import PORTABLE_ROUTES
 from addon_core.flows.routes import FLOW_ROUTES
 from addon_core.health import healthz, livez, metrics, readyz
+from addon_core.idempotency import idempotent
 from addon_core.lifecycle import build_lifecycle_handlers
 from addon_core.manifest import Manifest, load_manifest
 from addon_core.redaction import redact, redact_text
@@ -41,9 +44,11 @@ CORE_FEATURES: tuple[Feature, ...] = (setup_bootstrap, setup_flows)
 #: The JSON API both add-ons serve under /api/.
 CORE_API: tuple[BaseRouteHandler, ...] = (
     *EXPLORER_ROUTES,
+    *PORTABLE_ROUTES,
     *FLOW_ROUTES,
     *BOOTSTRAP_ROUTES,
     *DEAD_LETTER_ROUTES,
+    *AUDIT_ROUTES,
 )
 
 
@@ -95,7 +100,7 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
-        middleware=[lambda app: timed(app, runtime)],
+        middleware=[lambda app: timed(app, runtime), lambda app: idempotent(app, runtime)],
         lifespan=[lifespan],
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,
@@ -151,6 +156,13 @@ def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> 
     return _error_response(500, "internal error; the details are in the server log")
 
 
+def _request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode("latin-1")[:100]
+    return None
+
+
 def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
     """Measure each HTTP request by route template (bounded), method and status class."""
     histogram = runtime.metrics.request_duration
@@ -163,6 +175,7 @@ def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             return
         started = time.perf_counter()
         status = 500
+        REQUEST_ID.set(_request_id(scope))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

@@ -276,7 +276,11 @@ def rotate_keys(app: str) -> None:
 
 
 async def _rotate(settings: AddonSettings) -> int:
+    from sqlalchemy import insert
+
+    from addon_core import audit
     from addon_core.database import create_engine, for_writing
+    from addon_core.models import AuditEntry
     from addon_core.runtime import key_ring_from
     from addon_core.vault import rotate_secrets
 
@@ -284,7 +288,14 @@ async def _rotate(settings: AddonSettings) -> int:
     engine = create_engine(settings.database_url)
     try:
         async with for_writing(engine).begin() as conn:
-            return await rotate_secrets(conn, settings.addon_key, ring)
+            touched: set[str] = set()
+            count = await rotate_secrets(conn, settings.addon_key, ring, touched)
+            for workspace_id in sorted(touched):
+                entry = audit.values(
+                    settings.addon_key, workspace_id, audit.OPERATOR, "keys.rotated"
+                )
+                await conn.execute(insert(AuditEntry).values(**entry))
+            return count
     finally:
         await engine.dispose()
 

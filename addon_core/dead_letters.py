@@ -13,6 +13,7 @@ from litestar import get, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery
 
+from addon_core import audit
 from addon_core.api import CallerDep, RowId, decode_int_cursor, page_limit, page_of
 from addon_core.models import Job
 from addon_core.redaction import redact, redact_text
@@ -39,6 +40,14 @@ async def replay_dead_job(runtime: Runtime, caller: CallerDep, job_id: RowId) ->
     """Queue a dead job of the workspace again, with a fresh set of attempts."""
     caller.require_writer("replaying a job")
     job = await runtime.queue().replay(job_id, caller.workspace_id)
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "job.replayed",
+        target=str(job_id),
+        after={"kind": job.kind},
+    )
     return render_job(job)
 
 

@@ -21,6 +21,7 @@ from litestar.handlers import HTTPRouteHandler
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core import audit
 from addon_core.database import translate_errors
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
 from addon_core.incoming import (
@@ -96,7 +97,9 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
             installation = await _lock_installation(session, runtime, call.workspace_id)
             if installation is not None:
                 await _refuse_webhook_token(session, runtime, installation, call)
+            settings_before = None if installation is None else list(installation.settings or [])
             outcome, detail = await apply(session, runtime, call, installation)
+            _audit(session, runtime, call, lifecycle_type, outcome, settings_before)
             session.add(
                 LifecycleAudit(
                     addon_key=runtime.addon_key,
@@ -113,6 +116,32 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
         return {"status": outcome, "detail": detail}
 
     return post(path, status_code=200, name=f"lifecycle-{lifecycle_type.lower()}")(handle_lifecycle)
+
+
+def _audit(
+    session: AsyncSession,
+    runtime: AddonRuntime,
+    call: LifecycleCall,
+    lifecycle_type: str,
+    outcome: str,
+    settings_before: list[Any] | None,
+) -> None:
+    """Record an applied call in the workspace's audit trail (DELETED has just erased it)."""
+    if outcome != "applied" or lifecycle_type == "DELETED":
+        return
+    before: Any = None
+    after: Any = {"status": call.body.get("status")} if lifecycle_type == "STATUS_CHANGED" else None
+    if lifecycle_type == "SETTINGS_UPDATED":
+        before, after = {"settings": settings_before}, {"settings": call.body.get("settings")}
+    audit.add(
+        session,
+        runtime.addon_key,
+        call.workspace_id,
+        audit.CLOCKIFY,
+        f"lifecycle.{lifecycle_type.lower()}",
+        before=before,
+        after=after,
+    )
 
 
 async def verify_lifecycle_call(

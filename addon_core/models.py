@@ -379,3 +379,43 @@ class Endpoint(Base):
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The claim on an `Idempotency-Key` of an /api/ write, then the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: SHA-256 of the method, path, query and body of the first request
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: NULL while the first request runs
+    status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class AuditEntry(Base):
+    """One change of a workspace's configuration: who, when, what, and from which request."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_scope", "addon_key", "workspace_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: the user id from the verified token, or "clockify" / "operator"
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    #: what changed, as `<object>.<verb>`: `flow.created`, `endpoint.rotated`, ...
+    kind: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    #: the redacted fields that changed: {"before": {...}, "after": {...}}
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -28,10 +28,12 @@ from addon_core.leases import acquire_lease, release_lease
 from addon_core.metrics import Metrics
 from addon_core.models import (
     ApiCall,
+    AuditEntry,
     Event,
     EventDedupe,
     Execution,
     ExecutionStep,
+    IdempotencyRecord,
     Installation,
     Job,
 )
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 DONE_JOBS_DAYS = 1
 #: Dedupe keys are kept at least this long, whatever the (shorter) dedupe window.
 DEDUPE_MIN_KEEP = timedelta(days=1)
+#: How long the answer to an Idempotency-Key is kept for retries.
+IDEMPOTENCY_KEPT_FOR = timedelta(hours=24)
 #: Job statuses after which a job no longer reads its event.
 FINISHED_JOB_STATUSES = ("done", "dead")
 #: Ids bound in one DELETE, under the drivers' limit on parameters.
@@ -63,6 +67,8 @@ COUNTED = (
     "api_calls",
     "dead_jobs",
     "done_jobs",
+    "idempotency_keys",
+    "audit_log",
 )
 
 
@@ -75,6 +81,7 @@ class RetentionPolicy:
     calls_days: int = 30
     dead_jobs_days: int = 30
     done_jobs_days: int = DONE_JOBS_DAYS
+    audit_days: int = 365
     #: the intake's dedupe window: `event_dedupe` rows older than it (and a day) go
     dedupe_window_seconds: int = 600
     batch_size: int = 1000
@@ -86,6 +93,7 @@ class RetentionPolicy:
             events_days=settings.retention_events_days,
             executions_days=settings.retention_executions_days,
             calls_days=settings.retention_calls_days,
+            audit_days=settings.retention_audit_days,
             dead_jobs_days=settings.retention_dead_jobs_days,
             # RETENTION_DEAD_JOBS_DAYS=0 keeps the jobs table whole, done jobs included.
             done_jobs_days=min(DONE_JOBS_DAYS, settings.retention_dead_jobs_days),
@@ -175,6 +183,21 @@ async def run_retention(
             Job.addon_key == addon_key, Job.status == status, Job.updated_at < cutoff
         )
         await _delete_batches(engine, policy.batch_size, ids, [Job.id], f"{status}_jobs", count)
+
+    # Idempotency keys answer retries for a day, whatever the other windows say.
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.addon_key == addon_key,
+                IdempotencyRecord.created_at < at - IDEMPOTENCY_KEPT_FOR,
+            )
+        )
+    count("idempotency_keys", result.rowcount or 0)
+
+    if policy.audit_days:
+        cutoff = at - timedelta(days=policy.audit_days)
+        ids = select(AuditEntry.id).where(AuditEntry.addon_key == addon_key, AuditEntry.at < cutoff)
+        await _delete_batches(engine, policy.batch_size, ids, [AuditEntry.id], "audit_log", count)
     return deleted
 
 

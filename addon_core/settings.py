@@ -93,6 +93,7 @@ class AddonSettings(BaseSettings):
     retention_events_days: int = Field(default=30, ge=0)
     retention_executions_days: int = Field(default=30, ge=0)
     retention_calls_days: int = Field(default=30, ge=0)
+    retention_audit_days: int = Field(default=365, ge=0)
     retention_dead_jobs_days: int = Field(default=30, ge=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)

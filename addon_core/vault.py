@@ -43,8 +43,13 @@ def _secrets() -> list[_Secret]:
     ]
 
 
-async def rotate_secrets(conn: AsyncConnection, addon_key: str, ring: KeyRing) -> int:
-    """Re-encrypt every stored token and secret of an add-on not yet under the ring's first key."""
+async def rotate_secrets(
+    conn: AsyncConnection, addon_key: str, ring: KeyRing, touched: set[str] | None = None
+) -> int:
+    """Re-encrypt every stored token and secret of an add-on not yet under the ring's first key.
+
+    The ids of the workspaces whose secrets changed are added to `touched`.
+    """
     count = 0
     for secret in _secrets():
         table, column = secret.table, secret.table.c[secret.column]
@@ -61,4 +66,6 @@ async def rotate_secrets(conn: AsyncConnection, addon_key: str, ring: KeyRing) -
                 update(table).where(table.c.id == row.id).values({secret.column: fresh})
             )
             count += 1
+            if touched is not None:
+                touched.add(row.workspace_id)
     return count

@@ -44,6 +44,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core import audit
 from addon_core.api import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from addon_core.errors import (
     AddonError,
@@ -371,6 +372,15 @@ async def create_endpoint(
         )
         endpoint.secret = runtime.key_ring.encrypt(secret, _secret_context(runtime, endpoint))
         session.add(endpoint)
+        audit.add(
+            session,
+            runtime.addon_key,
+            caller.workspace_id,
+            audit.by(caller),
+            "endpoint.created",
+            target=endpoint.id,
+            after=fields,
+        )
     return {**_render(runtime, endpoint), "secret": secret}
 
 
@@ -425,6 +435,15 @@ async def delete_endpoint(
     async with sessions.begin() as session:
         endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
         await session.delete(endpoint)
+        audit.add(
+            session,
+            runtime.addon_key,
+            caller.workspace_id,
+            audit.by(caller),
+            "endpoint.deleted",
+            target=endpoint_id,
+            before={"name": endpoint.name},
+        )
     receiver_cache(request.app.state).forget(endpoint_id)
 
 
@@ -451,6 +470,15 @@ async def rotate_endpoint_secret(
         else:
             endpoint.previous_secret = endpoint.previous_secret_expires_at = None
         endpoint.secret = runtime.key_ring.encrypt(secret, _secret_context(runtime, endpoint))
+        audit.add(
+            session,
+            runtime.addon_key,
+            caller.workspace_id,
+            audit.by(caller),
+            "endpoint.rotated",
+            target=endpoint_id,
+            after={"graceSeconds": grace},
+        )
     receiver_cache(request.app.state).forget(endpoint_id)
     return {**_render(runtime, endpoint), "secret": secret}
 

@@ -18,6 +18,7 @@ from litestar import Request, delete, get, post, put
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from addon_core import audit
 from addon_core.api import (
     CallerDep,
     RowId,
@@ -34,7 +35,7 @@ from addon_core.flows.masking import mask_document
 from addon_core.flows.review import dry_run_warnings, save_warnings
 from addon_core.models import Flow, FlowVersion
 from addon_core.openapi_schema import ValidationIssue
-from addon_core.runtime import Runtime
+from addon_core.runtime import AddonRuntime, Runtime
 
 _TEST_KEYS = ("eventType", "event")
 _REPLAY_KEYS = ("flowIds",)
@@ -94,6 +95,14 @@ async def create_flow(
     caller.require_writer("creating a flow")
     document = service.strip_read_only(await read_json(request))
     saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "flow.created",
+        target=saved.flow.id,
+        after=mask_document(saved.flow.document),
+    )
     shown = render_flow(saved.flow)
     if saved.signing_secret is not None:
         shown["signingSecret"] = saved.signing_secret
@@ -130,18 +139,44 @@ async def update_flow(
     """Replace a flow's document with a new version; a paused flow resumes."""
     caller.require_writer("changing a flow")
     document = await read_json(request)
+    before = await _stored_document(runtime, caller.workspace_id, flow_id)
     flow = await service.update_flow(
         runtime, caller.workspace_id, caller.user_id, flow_id, document
     )
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "flow.version",
+        target=f"{flow.id}@{flow.version}",
+        before=before,
+        after=mask_document(flow.document),
+    )
     warnings = await save_warnings(runtime, caller.workspace_id, flow.document)
     return {**render_flow(flow), "warnings": warnings}
+
+
+async def _stored_document(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Any:
+    _engine, sessions = runtime.db()
+    async with sessions() as session:
+        flow = await service.find_flow(session, runtime, workspace_id, flow_id)
+    return mask_document(flow.document)
 
 
 @delete("/api/flows/{flow_id:str}", name="flows:delete", status_code=204)
 async def delete_flow(runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]) -> None:
     """Delete a flow with its versions and executions."""
     caller.require_writer("deleting a flow")
+    before = await _stored_document(runtime, caller.workspace_id, flow_id)
     await service.delete_flow(runtime, caller.workspace_id, flow_id)
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "flow.deleted",
+        target=flow_id,
+        before=before,
+    )
 
 
 @post("/api/flows/{flow_id:str}/resume", name="flows:resume", status_code=200)
@@ -150,7 +185,11 @@ async def resume_flow(
 ) -> dict[str, Any]:
     """Resume a flow paused after failing too often in a row."""
     caller.require_writer("resuming a flow")
-    return render_flow(await service.resume_flow(runtime, caller.workspace_id, flow_id))
+    flow = await service.resume_flow(runtime, caller.workspace_id, flow_id)
+    await audit.record(
+        runtime, caller.workspace_id, audit.by(caller), "flow.resumed", target=flow_id
+    )
+    return render_flow(flow)
 
 
 @post("/api/flows/{flow_id:str}/rotate-secret", name="flows:rotate-secret", status_code=200)
@@ -160,6 +199,9 @@ async def rotate_secret(
     """Replace the secret a flow's http actions are signed with; return it this once."""
     caller.require_writer("rotating a flow's signing secret")
     secret = await service.rotate_signing_secret(runtime, caller.workspace_id, flow_id)
+    await audit.record(
+        runtime, caller.workspace_id, audit.by(caller), "flow.secret_rotated", target=flow_id
+    )
     return {"id": flow_id, "signingSecret": secret}
 
 
@@ -301,6 +343,14 @@ async def replay_event(
     body = await read_json(request, empty={})
     flow_ids = _read_replay_request(body)
     replay = await records.replay_event(runtime, caller.workspace_id, event_id, flow_ids)
+    await audit.record(
+        runtime,
+        caller.workspace_id,
+        audit.by(caller),
+        "event.replayed",
+        target=str(event_id),
+        after={"flowIds": flow_ids, "runKey": replay.run_key},
+    )
     answer: dict[str, Any] = {
         "eventId": replay.event_id,
         "runKey": replay.run_key,

@@ -456,6 +456,11 @@ async def test_rotate_keys_re_encrypts_every_token_under_the_new_key(
     plaintexts = {old_ring.decrypt(ciphertext, context) for context, ciphertext in before}
     after = await stored_tokens(database_url)
     assert {new_ring.decrypt(ciphertext, context) for context, ciphertext in after} == plaintexts
+    # The operator's rotation is in the workspace's audit trail, once (the second changed nothing).
+    entries = await fetch_all(database_url, "SELECT actor, kind, workspace_id FROM audit_log")
+    assert [e for e in entries if e["kind"] == "keys.rotated"] == [
+        {"actor": "operator", "kind": "keys.rotated", "workspace_id": workspace.workspace_id}
+    ]
 
 
 async def test_rotate_keys_re_encrypts_endpoint_and_flow_secrets(

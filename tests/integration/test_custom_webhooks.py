@@ -299,7 +299,7 @@ async def test_a_wrong_secret_is_refused(harness: Harness, database_url: str) ->
     assert await count(database_url, "events") == 0
 
 
-@pytest.mark.parametrize("offset", [-301, 301, -3600])
+@pytest.mark.parametrize("offset", [-330, 330, -3600])
 async def test_a_stale_or_future_timestamp_is_refused(
     harness: Harness, database_url: str, offset: int
 ) -> None:
@@ -310,7 +310,7 @@ async def test_a_stale_or_future_timestamp_is_refused(
     assert await count(database_url, "events") == 0
 
 
-@pytest.mark.parametrize("offset", [-298, 298])
+@pytest.mark.parametrize("offset", [-270, 270])
 async def test_a_timestamp_within_five_minutes_passes(harness: Harness, offset: int) -> None:
     endpoint = await harness.create()
     response = await harness.deliver(endpoint, {"id": "1"}, timestamp=int(time.time()) + offset)
