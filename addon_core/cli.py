@@ -98,7 +98,10 @@ def main(traceback: bool) -> None:
 @click.option(
     "--port", type=int, default=None, help=f"Port (default: {variable('PORT')}, else 8100 / 8200)."
 )
-def serve(app: str, host: str, port: int | None) -> None:
+@click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited socket.")
+def serve(app: str, host: str, port: int | None, fd: int | None) -> None:
+    import socket
+
     import uvicorn
 
     from addon_core.app import create_addon_app
@@ -128,7 +131,8 @@ def serve(app: str, host: str, port: int | None) -> None:
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
     )
-    server.run()
+    # The sandbox binds the port itself and hands it over, so nothing can take it between.
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
     if not server.started:
         sys.exit(1)
 

@@ -48,35 +48,60 @@ def run_demo(
     """
     data_dir = data_dir.resolve()
     try:
-        prepare(app_name, data_dir, {"--sandbox-port": sandbox_port, "--port": app_port})
+        held = prepare(app_name, data_dir, {"--sandbox-port": sandbox_port, "--port": app_port})
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_demo(app_name, sandbox_port, app_port, data_dir, seed, out or sys.stdout))
+    held["--sandbox-port"].close()  # the sandbox binds it again at once, in this process
+    with held["--port"] as app_socket:  # handed to the app: no other process can take it
+        return asyncio.run(
+            _demo(app_name, sandbox_port, app_socket, data_dir, seed, out or sys.stdout)
+        )
 
 
 class LaunchError(Exception):
     """The demo cannot start: a port is taken or the data directory cannot be written."""
 
 
-def prepare(app_name: str, data_dir: Path, ports: dict[str, int]) -> None:
-    """Check the ports are free and the data directory writable; start a fresh database.
+def prepare(app_name: str, data_dir: Path, ports: dict[str, int]) -> dict[str, socket.socket]:
+    """Bind the ports, check the data directory is writable and start a fresh database.
 
-    Each run signs with a new sandbox key, so the app's database of an earlier run holds
-    installations (and bootstrap jobs) with tokens nothing can verify any more: it goes.
-    Raises `LaunchError` saying what to change.
+    Returns the bound sockets by option; the caller closes them. Each run signs with a new
+    sandbox key, so the app's database of an earlier run holds installations (and bootstrap
+    jobs) with tokens nothing can verify any more: it goes. Raises `LaunchError` saying
+    what to change.
     """
-    for option, port in ports.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # As the servers do: a port left in TIME_WAIT by an earlier run is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError as exc:
-                raise LaunchError(
-                    f"port {port} on 127.0.0.1 is not free ({exc.strerror}): stop what listens "
-                    f"there, or pass {option} with a free port"
-                ) from None
+    held: dict[str, socket.socket] = {}
+    try:
+        for option, port in ports.items():
+            held[option] = _bind(port, option)
+        _fresh_data_dir(app_name, data_dir)
+    except BaseException:
+        for bound in held.values():
+            bound.close()
+        raise
+    return held
+
+
+def _bind(port: int, option: str) -> socket.socket:
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # As the servers do: a port left in TIME_WAIT by an earlier run is free.
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        bound.bind(("127.0.0.1", port))
+        # Listening is what holds the port: a bound socket alone admits another SO_REUSEADDR
+        # bind. Connections wait in the backlog until the app accepts them.
+        bound.listen(128)
+    except OSError as exc:
+        bound.close()
+        raise LaunchError(
+            f"port {port} on 127.0.0.1 is not free ({exc.strerror}): stop what listens "
+            f"there, or pass {option} with a free port"
+        ) from None
+    return bound
+
+
+def _fresh_data_dir(app_name: str, data_dir: Path) -> None:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=data_dir):
@@ -110,20 +135,30 @@ def app_environment(
     return {**environment, **{k: v for k, v in os.environ.items() if k not in environment}}
 
 
-def app_command(app_name: str, app_port: int) -> list[str]:
-    """Return the command that serves APP: the installed console script, else the module."""
+def app_command(app_name: str, app_port: int, fd: int | None = None) -> list[str]:
+    """Return the command that serves APP: the installed console script, else the module.
+
+    With `fd`, the app serves on that inherited socket, already bound to `app_port`.
+    """
     script = Path(sys.executable).with_name("clockify-addons")
     base = (
         [str(script)]
         if script.is_file()
         else [sys.executable, "-c", "from addon_core.cli import main; main()"]
     )
-    return [*base, "serve", app_name, "--host", "127.0.0.1", "--port", str(app_port)]
+    inherited = ["--fd", str(fd)] if fd is not None else []
+    return [*base, "serve", app_name, "--host", "127.0.0.1", "--port", str(app_port), *inherited]
 
 
 async def _demo(
-    app_name: str, sandbox_port: int, app_port: int, data_dir: Path, seed: int, out: TextIO
+    app_name: str,
+    sandbox_port: int,
+    app_socket: socket.socket,
+    data_dir: Path,
+    seed: int,
+    out: TextIO,
 ) -> int:
+    app_port = int(app_socket.getsockname()[1])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -136,8 +171,12 @@ async def _demo(
         app_name, sandbox, app_port=app_port, data_dir=data_dir, key_file=key_file
     )
     # A session of its own: Ctrl-C reaches the demo, which then stops the app with SIGTERM.
+    fd = app_socket.fileno()
     process = await asyncio.create_subprocess_exec(
-        *app_command(app_name, app_port), env=environment, start_new_session=True
+        *app_command(app_name, app_port, fd),
+        env=environment,
+        start_new_session=True,
+        pass_fds=(fd,),
     )
     try:
         if not await _wait_ready(sandbox.http, app_url, process, stop):

@@ -720,6 +720,14 @@ def test_prepare_refuses_a_taken_port_naming_the_option() -> None:
             prepare("api-studio", Path("unused"), {"--sandbox-port": _free_port(), "--port": taken})
 
 
+def test_prepare_holds_the_ports_it_checked(tmp_path: Path) -> None:
+    held = prepare("api-studio", tmp_path / "demo", {"--port": 0})
+    with held["--port"] as bound:
+        port = bound.getsockname()[1]
+        with pytest.raises(LaunchError, match=f"port {port}"):
+            prepare("api-studio", tmp_path / "demo", {"--port": port})
+
+
 def test_prepare_refuses_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -733,7 +741,7 @@ def test_prepare_starts_a_fresh_database_and_keeps_the_rest(tmp_path: Path) -> N
     for name in ("api-studio.db", "api-studio.db-wal", "universal-webhook.db", "notes.txt"):
         (data_dir / name).write_text("old")
 
-    prepare("api-studio", data_dir, {})
+    assert prepare("api-studio", data_dir, {}) == {}
 
     assert sorted(path.name for path in data_dir.iterdir()) == ["notes.txt", "universal-webhook.db"]
 
