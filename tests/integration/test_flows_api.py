@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.database import create_engine
 from addon_core.manifest import load_manifest
@@ -928,13 +929,16 @@ async def test_a_setting_no_manifest_declares_is_refused_at_save_naming_the_fiel
 
 async def test_a_dry_run_warns_of_a_stored_reference_to_an_undeclared_setting(api: Api) -> None:
     created = await api.create()
-    _engine, sessions = api.runtime.db()
-    async with sessions.begin() as session:
-        flow = await session.get(Flow, created["id"])
-        assert flow is not None
-        document = copy.deepcopy(flow.document)
-        document["actions"][1]["body"]["description"] = "{{ settings.legacy }}"
-        flow.document = document
+    engine = create_engine(api.database_url)  # the test's own: the app's lives on its loop
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            flow = await session.get(Flow, created["id"])
+            assert flow is not None
+            document = copy.deepcopy(flow.document)
+            document["actions"][1]["body"]["description"] = "{{ settings.legacy }}"
+            flow.document = document
+    finally:
+        await engine.dispose()
 
     dry = await api.call("POST", f"/api/flows/{created['id']}/test", {"event": time_entry()})
 
