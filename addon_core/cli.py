@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from addon_core.app import create_addon_app
@@ -67,55 +64,27 @@ def main() -> None:
 @APP
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=None, help="Port (default: {P}PORT, 8100 / 8200).")
-def serve(app: str, host: str, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (more than 1 needs PostgreSQL).",
+)
+def serve(app: str, host: str, port: int | None, workers: int) -> None:
     """Migrate the database to the latest revision, then serve APP until SIGTERM."""
+    from addon_core.serving import check_workers_allowed, serve_app
+
     settings = _settings(app, **({"port": port} if port else {}))
     configure_logging(settings.log_level_number, settings.log_format)
     try:
+        check_workers_allowed(settings, workers)
         application = create_addon_app(APP_SPECS[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)
     _migrate_or_fail(settings)
-    tune_garbage_collector()
-    server = _GracefulServer(
-        uvicorn.Config(
-            application,
-            host=host,
-            port=settings.port,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-        )
-    )
-    server.run()
-    if not server.started:
+    if not serve_app(application, settings, host=host, workers=workers):
         sys.exit(1)
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cyclic GC off the request path's tail latency.
-
-    Everything alive after start-up (modules, the app) is frozen out of collection,
-    and young collections run less often: full collections over the whole heap were
-    what set the webhook path's p99 (docs/performance.md).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
-
-
-class _GracefulServer(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after a graceful shutdown; here that shutdown exits 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
 
 
 @main.command()

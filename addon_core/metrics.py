@@ -1,7 +1,13 @@
-"""Prometheus metrics of one app, in a registry of its own, with bounded labels only."""
+"""Prometheus metrics of one app, in a registry of its own, with bounded labels only.
+
+With several worker processes (`serve --workers N`), the client library writes every
+value to the pod's multiprocess directory and `render` reads all workers' files, so one
+scrape sums counters and histograms; each gauge says how its per-process values combine.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import (
@@ -12,6 +18,9 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from addon_core.settings import MULTIPROC_DIR_VARIABLE
 
 # `*_created` series double the output and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -74,7 +83,7 @@ class Metrics:
         )  # fmt: skip
         self.intake_queue = Gauge(
             "addon_intake_queue_depth", "Webhook deliveries waiting for their commit.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.jobs = Counter(
             "addon_jobs", "Background job attempts by kind and outcome: done, retry or dead.",
@@ -82,15 +91,15 @@ class Metrics:
         )  # fmt: skip
         self.job_queue_depth = Gauge(
             "addon_job_queue_depth", "Background jobs waiting or running, by kind.",
-            ["addon", "kind"], registry=r,
+            ["addon", "kind"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.job_oldest_age = Gauge(
             "addon_job_oldest_age_seconds", "Age of the oldest job waiting to run.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.jobs_dead = Gauge(
             "addon_jobs_dead", "Jobs that ran out of attempts and wait for a replay.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.bootstrap_items = Counter(
             "addon_bootstrap_items", "Entities stored by bootstrap, by list operation.",
@@ -125,6 +134,13 @@ class Metrics:
         return child
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
-        """Encode every metric as the `Accept` header asks (Prometheus text by default)."""
+        """Encode every metric as the `Accept` header asks (Prometheus text by default).
+
+        In multiprocess mode the values of every worker of the pod are read and combined.
+        """
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        registry = self.registry
+        if os.environ.get(MULTIPROC_DIR_VARIABLE):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return encoder(registry), content_type

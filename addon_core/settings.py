@@ -209,6 +209,13 @@ def describe_validation_error(settings_class: type[AddonSettings], exc: Validati
 REFERENCE_DIR_VARIABLE = "CLOCKIFY_REFERENCE_DIR"
 
 
+#: Prometheus client's multiprocess directory: set, metrics of every worker process of a
+#: pod are written there and `/metrics` reads them all (addon_core.serving prepares it).
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: Which app a `serve --workers N` worker process builds (set by the parent for its workers).
+SERVED_APP_VARIABLE = "CLOCKIFY_ADDONS_SERVED_APP"
+
+
 def reference_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """Return the configured reference-data folder, or None if the variable is unset."""
     value = (os.environ if environ is None else environ).get(REFERENCE_DIR_VARIABLE)
