@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.api import provide_caller
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
+from addon_core.correlation import with_request_id
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
@@ -93,7 +94,8 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
-        middleware=[lambda app: timed(app, runtime)],
+        middleware=[lambda app: with_request_id(app, runtime.addon_key),
+                    lambda app: timed(app, runtime)],
         lifespan=[lifespan],
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,

@@ -297,6 +297,14 @@ class ClockifyClient:
             raise self._unavailable(request, exhausted.last_attempt.exception()) from None
         except (httpx.HTTPError, _RetryableStatusError) as error:
             raise self._unavailable(request, error) from None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "Clockify %s %s (%s) answered %d",
+                method,
+                redact_text(url),
+                operation,
+                response.status_code,
+            )
         return ClockifyResponse(
             status=response.status_code,
             body=_body(response),

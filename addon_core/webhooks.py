@@ -11,6 +11,7 @@ active and the token is the one Clockify issued for this path at install.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
+from addon_core.correlation import bind
 from addon_core.errors import AddonError, NotFoundError
 from addon_core.event_types import (
     CLOCKIFY_EVENT_TYPES,
@@ -38,6 +40,8 @@ from addon_core.security import ClaimMismatchError, TokenKind
 
 SIGNATURE_HEADER = "clockify-signature"
 EVENT_TYPE_HEADER = "clockify-webhook-event-type"
+
+log = logging.getLogger(__name__)
 
 
 def dedupe_key(workspace_id: str, event_type: str, body: bytes) -> str:
@@ -69,6 +73,8 @@ async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIRespo
         metrics.count_rejection(runtime.addon_key, exc.reason)
         raise
     metrics.count_webhook(runtime.addon_key, event_type, outcome.value)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("webhook %s %s", event_type, outcome.value)
     return ASGIResponse(body=_BODIES[outcome], media_type="application/json")
 
 
@@ -90,6 +96,7 @@ async def _verify_and_parse(
     headers = header_map(request)
     token = headers.get(SIGNATURE_HEADER)
     claims = runtime.verify_token(token, TokenKind.WEBHOOK)
+    bind(workspace_id=claims.workspace_id)
     header_event = headers.get(EVENT_TYPE_HEADER)
     if header_event != event_type:
         raise ClaimMismatchError(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
+import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from litestar import Litestar
 from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.engine import DISPATCH_JOB, signing_secret_context
+from addon_core.logs import configure_logging
 from addon_core.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
@@ -612,3 +615,56 @@ async def test_an_http_action_to_a_private_address_is_refused(running: HarnessFa
             assert (execution.status, step.status) == ("failed", "failed")
             assert step.error is not None
             assert "loopback" in step.error
+
+
+# --- traceable logs --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Route every log line, as the JSON lines operators read, into a buffer (DEBUG and up)."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(logging.DEBUG, "json", stream=stream)
+    try:
+        yield stream
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+
+
+async def test_one_webhook_is_followed_by_request_id_to_its_clockify_call(
+    running: HarnessFactory, json_log: io.StringIO
+) -> None:
+    async with running() as harness:
+        await harness.add_flow(RETAG_ONLY)
+        entry = harness.entry()
+        entry["description"] = "Weekly meeting"
+        json_log.seek(0)
+        json_log.truncate()
+        response = await harness.fire("NEW_TIME_ENTRY", entry)
+        await harness.settle()
+        [put_entry] = harness.calls("PUT", f"/time-entries/{entry['id']}")
+        assert put_entry.status == 200
+
+    request_id = response.headers["x-request-id"]
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    ours = [line for line in lines if line["logger"].startswith("addon_core.")]
+    path = [line for line in ours if line.get("request_id") == request_id]
+    assert [line["logger"] for line in path if "webhook" in line["message"]] == [
+        "addon_core.webhooks"
+    ]
+    assert any(line["message"].startswith("jobs: flow.dispatch") for line in path)
+    assert any(
+        line["logger"] == "addon_core.clockify_client"
+        and line["message"].startswith("Clockify PUT")
+        for line in path
+    ), ours
+    for line in path:
+        assert (line["workspace_id"], line["addon"]) == (harness.workspace_id, ADDON_KEY), line
+    # Nothing else happened in the app meanwhile: every line it wrote belongs to the webhook.
+    assert [line for line in ours if line.get("request_id") != request_id] == []
