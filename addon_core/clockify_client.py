@@ -320,6 +320,9 @@ class ClockifyClient:
     async def _send(self, request: _Request, waited: float) -> httpx.Response:
         addon = self.metrics.addon
         self.metrics.clockify_pacing_wait.labels(addon, request.lane).observe(waited)
+        self.metrics.clockify_budget_use.labels(addon).observe(
+            self.pacer.window_use(request.installation.workspace_id)
+        )
         started = time.perf_counter()
         try:
             response = await self.http.request(

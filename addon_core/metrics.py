@@ -27,6 +27,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _CLOCKIFY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _WAIT_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_USE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -72,6 +73,11 @@ class Metrics:
         self.clockify_pacing_wait = Histogram(
             "addon_clockify_pacing_wait_seconds", "Time waited for the workspace's request budget.",
             ["addon", "lane"], buckets=_WAIT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.clockify_budget_use = Histogram(
+            "addon_clockify_budget_use_ratio", "Share of the workspace's per-second Clockify "
+            "budget in use as a call starts (a distribution over workspaces, no workspace label).",
+            ["addon"], buckets=_USE_BUCKETS, registry=r,
         )  # fmt: skip
         self.request_duration = Histogram(
             "addon_http_request_duration_seconds", "Time to answer an HTTP request.",
