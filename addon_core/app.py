@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from addon_core.api import provide_caller
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
 from addon_core.correlation import with_request_id
+from addon_core.database import DatabaseUnavailableError
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
@@ -130,6 +131,9 @@ def _error_response(status_code: int, detail: str, extra: Any = None) -> Respons
 
 
 def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Response[Any]:
+    if isinstance(exc, DatabaseUnavailableError):
+        runtime: AddonRuntime = request.app.state.runtime
+        runtime.metrics.database_errors.labels(runtime.addon_key, "request").inc()
     level = logging.WARNING if exc.status_code >= 500 else logging.INFO
     log.log(level, "%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
     return _error_response(exc.status_code, exc.detail, exc.extra)

@@ -273,6 +273,7 @@ class JobQueue:
                     self._spawn(job)
                 await self._sample()
             except DATABASE_ERRORS as exc:
+                self._metrics.database_errors.labels(self.addon_key, "jobs").inc()
                 log.warning("jobs: claiming failed (%s); retrying", exc.__class__.__name__)
             except Exception:
                 log.exception("jobs: claiming failed; retrying at the next poll")
@@ -412,6 +413,7 @@ class JobQueue:
                 await self._settle(job, DONE, "done")
         except DATABASE_ERRORS as exc:
             # The outcome could not be written: the lease expires and the job runs again.
+            self._metrics.database_errors.labels(self.addon_key, "jobs").inc()
             log.warning(
                 "jobs: %s %d: recording its outcome failed (%s); it runs again after its lease",
                 job.kind,

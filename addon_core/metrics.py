@@ -107,6 +107,15 @@ class Metrics:
             "addon_jobs_dead", "Jobs that ran out of attempts and wait for a replay.",
             ["addon"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
+        self.database_errors = Counter(
+            "addon_database_errors", "Database failures by where they were met: request or jobs.",
+            ["addon", "where"], registry=r,
+        )  # fmt: skip
+        self.ready = Gauge(
+            "addon_ready", "1 while the database answers at the latest migration and the "
+            "intake runs (what /readyz checks), as of the last scrape.",
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
         self.bootstrap_items = Counter(
             "addon_bootstrap_items", "Entities stored by bootstrap, by list operation.",
             ["addon", "operation"], registry=r,
