@@ -74,11 +74,13 @@ def main() -> None:
 def serve(app: str, host: str, port: int | None, workers: int) -> None:
     """Migrate the database to the latest revision, then serve APP until SIGTERM."""
     from addon_core.serving import check_workers_allowed, serve_app
+    from addon_core.tracing import configure_tracing
 
     settings = _settings(app, **({"port": port} if port else {}))
     configure_logging(settings.log_level_number, settings.log_format)
     try:
         check_workers_allowed(settings, workers)
+        configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))
         application = create_addon_app(APP_SPECS[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)

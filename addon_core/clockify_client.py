@@ -35,6 +35,7 @@ from addon_core.hosts import HostAllowlist
 from addon_core.metrics import Metrics
 from addon_core.pacing import Lane, Pacer
 from addon_core.redaction import redact_text
+from addon_core.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,23 @@ class ClockifyClient:
         Raises `HostNotAllowedError` before any socket if the URL's host is not allowed,
         `ClockifyAPIError` on a 3xx or 4xx, `ClockifyUnavailableError` when retries run out.
         """
+        attributes = {"clockify.operation": operation, "http.method": method.upper()}
+        with span(f"clockify {operation}", attributes=attributes):
+            return await self._call(
+                installation, method, url, operation=operation, lane=lane, json=json, params=params
+            )
+
+    async def _call(
+        self,
+        installation: InstallationContext,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        lane: Lane = "interactive",
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ClockifyResponse:
         self.allowlist.check_url(url, what="Clockify URL")
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS

@@ -92,7 +92,8 @@ _JOB_COLUMNS = (
 _SQLITE_INSERT_JOBS = (
     _JOB_COLUMNS + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', "
     "e.workspace_id || ':' || COALESCE(json_extract(e.payload, '$.id'), 'event-' || e.id), "
-    "json_object('event_id', e.id, 'request_id', json_extract(e.headers, '$.\"x-request-id\"')), "
+    "json_object('event_id', e.id, 'request_id', json_extract(e.headers, '$.\"x-request-id\"'), "
+    "'traceparent', json_extract(e.headers, '$.traceparent')), "
     "'queued', 0, ?, ?, ?, ? "
     f"FROM events AS e WHERE e.id > ? AND {_FLOW_WORKSPACE}"
 )
@@ -262,7 +263,8 @@ class PostgresEventStore:
                 + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', e.workspace_id || ':' || "
                 "COALESCE(e.payload::json ->> 'id', 'event-' || e.id), "
                 "json_build_object('event_id', e.id, "
-                "'request_id', e.headers::json ->> 'x-request-id'), "
+                "'request_id', e.headers::json ->> 'x-request-id', "
+                "'traceparent', e.headers::json ->> 'traceparent'), "
                 "'queued', 0, $10, $9, $9, $9 "
                 f"FROM e WHERE {_FLOW_WORKSPACE}",
                 *(list(c) for c in columns),

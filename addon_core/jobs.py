@@ -34,6 +34,7 @@ from addon_core.errors import AddonError, ConflictError, NotFoundError
 from addon_core.metrics import Metrics
 from addon_core.models import Job
 from addon_core.redaction import redact_text
+from addon_core.tracing import TRACEPARENT, current_traceparent, span
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ def new_job(
     request_id = current_request_id()
     if request_id is not None:
         payload.setdefault(REQUEST_ID_FIELD, request_id)
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        payload.setdefault(TRACEPARENT, traceparent)
     return Job(
         addon_key=addon_key,
         workspace_id=workspace_id,
@@ -398,6 +402,13 @@ class JobQueue:
             addon=self.addon_key,
         )
         log.debug("jobs: %s %d starts (attempt %d)", job.kind, job.id, job.attempts)
+        parent = job.payload.get(TRACEPARENT)
+        attributes = {"job.kind": job.kind, "job.id": job.id, "job.attempt": job.attempts}
+        with span(f"job {job.kind}", parent=parent if isinstance(parent, str) else None,
+                  attributes=attributes):  # fmt: skip
+            await self._run_handler(job)
+
+    async def _run_handler(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)
         heartbeat = asyncio.create_task(self._heartbeat(job.id))
         try:

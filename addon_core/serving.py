@@ -91,10 +91,12 @@ def worker_app() -> Litestar:
     from addon_core.apps import APP_SPECS
     from addon_core.logs import configure_logging
     from addon_core.settings import load_settings
+    from addon_core.tracing import configure_tracing
 
     spec = APP_SPECS[os.environ[SERVED_APP_VARIABLE]]
     settings = load_settings(spec.settings_class)
     configure_logging(settings.log_level_number, settings.log_format)
+    configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))
     application = create_addon_app(spec, settings)
     application.on_shutdown.append(_forget_live_gauges)
     tune_garbage_collector()

@@ -54,6 +54,9 @@ class AddonSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
+    #: OpenTelemetry spans over OTLP (needs the `otel` extra); the endpoint comes from
+    #: the standard OTEL_EXPORTER_OTLP_* variables, read by the exporter itself
+    tracing: Literal["off", "otlp"] = "off"
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)
     intake_batch_size: int = Field(default=256, ge=1, le=5000)
     dedupe_window_seconds: int = Field(default=600, ge=1)

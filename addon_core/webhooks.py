@@ -37,6 +37,7 @@ from addon_core.intake import Delivery, Outcome
 from addon_core.redaction import safe_headers
 from addon_core.runtime import AddonRuntime
 from addon_core.security import ClaimMismatchError, TokenKind
+from addon_core.tracing import TRACEPARENT, current_traceparent, enabled, span
 
 SIGNATURE_HEADER = "clockify-signature"
 EVENT_TYPE_HEADER = "clockify-webhook-event-type"
@@ -63,6 +64,17 @@ async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIRespo
     # no response conversion per request (docs/performance.md).
     runtime: AddonRuntime = request.app.state.runtime
     event_type = _EVENT_BY_PATH[request.scope["path_template"]]
+    if enabled():
+        parent = header_map(request).get(TRACEPARENT)
+        attributes = {"addon": runtime.addon_key, "event_type": event_type}
+        with span("webhook intake", parent=parent, attributes=attributes):
+            return await _receive(request, runtime, event_type)
+    return await _receive(request, runtime, event_type)
+
+
+async def _receive(
+    request: Request[Any, Any, Any], runtime: AddonRuntime, event_type: str
+) -> ASGIResponse:
     metrics = runtime.metrics
     try:
         delivery = await _verify_and_parse(request, runtime, event_type)
@@ -94,6 +106,9 @@ async def _verify_and_parse(
     request: Request[Any, Any, Any], runtime: AddonRuntime, event_type: str
 ) -> Delivery:
     headers = header_map(request)
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        headers[TRACEPARENT] = traceparent  # stored with the event: its job joins the trace
     token = headers.get(SIGNATURE_HEADER)
     claims = runtime.verify_token(token, TokenKind.WEBHOOK)
     bind(workspace_id=claims.workspace_id)
