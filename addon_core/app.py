@@ -20,8 +20,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.api import provide_caller
 from addon_core.api_docs import openapi_config
-from addon_core.audit import AUDIT_ROUTES, REQUEST_ID
+from addon_core.audit import AUDIT_ROUTES
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
+from addon_core.correlation import with_request_id
+from addon_core.database import DatabaseUnavailableError
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
@@ -100,7 +102,11 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
-        middleware=[lambda app: timed(app, runtime), lambda app: idempotent(app, runtime)],
+        middleware=[
+            lambda app: with_request_id(app, runtime.addon_key),
+            lambda app: timed(app, runtime),
+            lambda app: idempotent(app, runtime),
+        ],
         lifespan=[lifespan],
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,
@@ -142,6 +148,9 @@ def _error_response(status_code: int, detail: str, extra: Any = None) -> Respons
 
 
 def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Response[Any]:
+    if isinstance(exc, DatabaseUnavailableError):
+        runtime: AddonRuntime = request.app.state.runtime
+        runtime.metrics.database_errors.labels(runtime.addon_key, "request").inc()
     level = logging.WARNING if exc.status_code >= 500 else logging.INFO
     log.log(level, "%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
     return _error_response(exc.status_code, exc.detail, exc.extra)
@@ -156,13 +165,6 @@ def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> 
     return _error_response(500, "internal error; the details are in the server log")
 
 
-def _request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            return value.decode("latin-1")[:100]
-    return None
-
-
 def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
     """Measure each HTTP request by route template (bounded), method and status class."""
     histogram = runtime.metrics.request_duration
@@ -175,7 +177,6 @@ def timed(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             return
         started = time.perf_counter()
         status = 500
-        REQUEST_ID.set(_request_id(scope))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

@@ -4,16 +4,16 @@ Flows (created, each new version, resumed, deleted, secret rotated), custom endp
 (created, rotated, deleted), lifecycle calls and settings from Clockify, event and
 dead-job replays, and key rotation by the operator each add one `AuditEntry`: the actor
 (the user id and role of the verified token, or `clockify` / `operator`), the time, the
-kind, the object, the request id, and the fields that changed, redacted. Entries written
-with the change share its transaction (`add`); route-level ones commit on their own
-(`record`). `GET /api/audit` shows them to OWNER and ADMIN; retention keeps them for
-`{P}RETENTION_AUDIT_DAYS`, and uninstall erases them with the workspace's data.
+kind, the object, the request id (from `correlation`), and the fields that changed,
+redacted. Entries written with the change share its transaction (`add`); route-level
+ones commit on their own (`record`). `GET /api/audit` shows them to OWNER and ADMIN;
+retention keeps them for `{P}RETENTION_AUDIT_DAYS`, and uninstall erases them with the
+workspace's data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -25,13 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.api import Caller, CallerDep, decode_int_cursor, page_limit, page_of
+from addon_core.correlation import current_request_id
 from addon_core.errors import BadRequestError
 from addon_core.models import AuditEntry
 from addon_core.redaction import redact
 from addon_core.runtime import AddonRuntime, Runtime
 
-#: The id of the request being served, for the entries it writes (set by the app).
-REQUEST_ID: ContextVar[str | None] = ContextVar("audit_request_id", default=None)
 #: A value larger than this (as text) is stored as a note, not in full.
 MAX_VALUE_CHARS: Final = 4000
 
@@ -104,7 +103,7 @@ def values(
     after: Any = None,
 ) -> dict[str, Any]:
     """The column values of one entry (for an INSERT outside the ORM session)."""
-    request_id = REQUEST_ID.get()
+    request_id = current_request_id()
     return {
         "addon_key": addon_key,
         "workspace_id": workspace_id,

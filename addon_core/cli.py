@@ -6,16 +6,14 @@ reaches the operator as one line.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    import uvicorn
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from addon_core.settings import AddonSettings
@@ -98,74 +96,33 @@ def main(traceback: bool) -> None:
 @click.option(
     "--port", type=int, default=None, help=f"Port (default: {variable('PORT')}, else 8100 / 8200)."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (more than 1 needs PostgreSQL).",
+)
 @click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited socket.")
-def serve(app: str, host: str, port: int | None, fd: int | None) -> None:
-    import socket
-
-    import uvicorn
-
+def serve(app: str, host: str, port: int | None, workers: int, fd: int | None) -> None:
     from addon_core.app import create_addon_app
     from addon_core.apps import APP_SPECS
     from addon_core.errors import ConfigError
     from addon_core.logs import configure_logging
+    from addon_core.serving import check_workers_allowed, serve_app
+    from addon_core.tracing import configure_tracing
 
     settings = _settings(app, **({"port": port} if port else {}))
     configure_logging(settings.log_level_number, settings.log_format)
     try:
+        check_workers_allowed(settings, workers)
+        configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))
         application = create_addon_app(APP_SPECS[app], settings)
     except ConfigError as exc:
         _fail(exc.detail)
     _migrate_or_fail(settings)
-    tune_garbage_collector()
-    server = _graceful_server_class()(
-        uvicorn.Config(
-            application,
-            host=host,
-            port=settings.port,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-        )
-    )
-    # The sandbox binds the port itself and hands it over, so nothing can take it between.
-    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
-    if not server.started:
+    if not serve_app(application, settings, host=host, workers=workers, fd=fd):
         sys.exit(1)
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cyclic GC off the request path's tail latency.
-
-    Everything alive after start-up (modules, the app) is frozen out of collection,
-    and young collections run less often: full collections over the whole heap were
-    what set the webhook path's p99 (docs/performance.md).
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
-
-
-@functools.cache
-def _graceful_server_class() -> type[uvicorn.Server]:
-    """uvicorn re-raises SIGTERM after a graceful shutdown; this server's shutdown exits 0."""
-    import contextlib
-
-    import uvicorn
-
-    class GracefulServer(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            with super().capture_signals():
-                yield
-                self._captured_signals.clear()
-
-    return GracefulServer
 
 
 @main.command(help="Bring APP's database to the latest migration.")

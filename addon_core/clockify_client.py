@@ -35,6 +35,7 @@ from addon_core.hosts import HostAllowlist
 from addon_core.metrics import Metrics
 from addon_core.pacing import Lane, Pacer
 from addon_core.redaction import redact_text
+from addon_core.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,23 @@ class ClockifyClient:
         Raises `HostNotAllowedError` before any socket if the URL's host is not allowed,
         `ClockifyAPIError` on a 3xx or 4xx, `ClockifyUnavailableError` when retries run out.
         """
+        attributes = {"clockify.operation": operation, "http.method": method.upper()}
+        with span(f"clockify {operation}", attributes=attributes):
+            return await self._call(
+                installation, method, url, operation=operation, lane=lane, json=json, params=params
+            )
+
+    async def _call(
+        self,
+        installation: InstallationContext,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        lane: Lane = "interactive",
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ClockifyResponse:
         self.allowlist.check_url(url, what="Clockify URL")
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS
@@ -297,6 +315,14 @@ class ClockifyClient:
             raise self._unavailable(request, exhausted.last_attempt.exception()) from None
         except (httpx.HTTPError, _RetryableStatusError) as error:
             raise self._unavailable(request, error) from None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "Clockify %s %s (%s) answered %d",
+                method,
+                redact_text(url),
+                operation,
+                response.status_code,
+            )
         return ClockifyResponse(
             status=response.status_code,
             body=_body(response),
@@ -312,6 +338,9 @@ class ClockifyClient:
     async def _send(self, request: _Request, waited: float) -> httpx.Response:
         addon = self.metrics.addon
         self.metrics.clockify_pacing_wait.labels(addon, request.lane).observe(waited)
+        self.metrics.clockify_budget_use.labels(addon).observe(
+            self.pacer.window_use(request.installation.workspace_id)
+        )
         started = time.perf_counter()
         try:
             response = await self.http.request(

@@ -79,7 +79,8 @@ _SQLITE_INSERT_EVENT = (
 )
 #: A `flow.dispatch` job per event stored, in the same transaction, for workspaces with a
 #: live flow: the event is then processed even if the process dies right after the commit.
-#: Jobs of one entity (the payload's `id`) run in order.
+#: Jobs of one entity (the payload's `id`) run in order. The job carries the request id
+#: the event's request came with (addon_core.correlation keeps it in the stored headers).
 _FLOW_WORKSPACE = (
     "EXISTS (SELECT 1 FROM flows AS f WHERE f.addon_key = e.addon_key "
     "AND f.workspace_id = e.workspace_id AND f.enabled AND f.paused_reason IS NULL)"
@@ -91,7 +92,9 @@ _JOB_COLUMNS = (
 _SQLITE_INSERT_JOBS = (
     _JOB_COLUMNS + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', "
     "e.workspace_id || ':' || COALESCE(json_extract(e.payload, '$.id'), 'event-' || e.id), "
-    "json_object('event_id', e.id), 'queued', 0, ?, ?, ?, ? "
+    "json_object('event_id', e.id, 'request_id', json_extract(e.headers, '$.\"x-request-id\"'), "
+    "'traceparent', json_extract(e.headers, '$.traceparent')), "
+    "'queued', 0, ?, ?, ?, ? "
     f"FROM events AS e WHERE e.id > ? AND {_FLOW_WORKSPACE}"
 )
 _SQLITE_REMEMBER_KEY = (
@@ -254,11 +257,15 @@ class PostgresEventStore:
                 f"WITH e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
                 "SELECT a, w, e, s, d, p, h, n, $9 FROM unnest($1::text[], $2::text[], "
                 "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) "
-                "AS t(a, w, e, s, d, p, h, n) RETURNING id, addon_key, workspace_id, payload) "
+                "AS t(a, w, e, s, d, p, h, n) "
+                "RETURNING id, addon_key, workspace_id, payload, headers) "
                 + _JOB_COLUMNS
                 + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', e.workspace_id || ':' || "
                 "COALESCE(e.payload::json ->> 'id', 'event-' || e.id), "
-                "json_build_object('event_id', e.id), 'queued', 0, $10, $9, $9, $9 "
+                "json_build_object('event_id', e.id, "
+                "'request_id', e.headers::json ->> 'x-request-id', "
+                "'traceparent', e.headers::json ->> 'traceparent'), "
+                "'queued', 0, $10, $9, $9, $9 "
                 f"FROM e WHERE {_FLOW_WORKSPACE}",
                 *(list(c) for c in columns),
                 now,

@@ -77,6 +77,9 @@ async def healthz(runtime: Runtime) -> Response[dict[str, Any]]:
 @get("/metrics", name="metrics")
 async def metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response[bytes]:
     """Expose the app's Prometheus metrics in the format the scraper asks for."""
+    database = await database_status(runtime)
+    ready = database["status"] == "ok" and _intake_status(runtime) == "ok"
+    runtime.metrics.ready.labels(runtime.addon_key).set(1 if ready else 0)
     if runtime.jobs is not None:
         # The queue gauges are read at each scrape; a database that cannot answer leaves
         # them as last sampled rather than failing the scrape.

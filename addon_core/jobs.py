@@ -28,11 +28,13 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from addon_core.correlation import bind, current_request_id
 from addon_core.database import DATABASE_ERRORS, is_sqlite
 from addon_core.errors import AddonError, ConflictError, NotFoundError
 from addon_core.metrics import Metrics
 from addon_core.models import Job
 from addon_core.redaction import redact_text
+from addon_core.tracing import TRACEPARENT, current_traceparent, span
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ class ClaimedJob:
 
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
+#: The payload field that carries the id of the request a job comes from (event_store
+#: writes it too, for the flow jobs it makes from stored webhooks).
+REQUEST_ID_FIELD = "request_id"
 
 
 def default_worker_id() -> str:
@@ -93,14 +98,24 @@ def new_job(
     max_attempts: int = 8,
     delay: float = 0.0,
 ) -> Job:
-    """Build a job row to add to the caller's session, so it commits with the caller's work."""
+    """Build a job row to add to the caller's session, so it commits with the caller's work.
+
+    The request id of the request (or job) that makes it goes along, for its log lines.
+    """
     now = datetime.now(UTC)
+    payload = dict(payload)
+    request_id = current_request_id()
+    if request_id is not None:
+        payload.setdefault(REQUEST_ID_FIELD, request_id)
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        payload.setdefault(TRACEPARENT, traceparent)
     return Job(
         addon_key=addon_key,
         workspace_id=workspace_id,
         kind=kind,
         ordering_key=ordering_key,
-        payload=dict(payload),
+        payload=payload,
         status=QUEUED,
         attempts=0,
         max_attempts=max_attempts,
@@ -262,6 +277,7 @@ class JobQueue:
                     self._spawn(job)
                 await self._sample()
             except DATABASE_ERRORS as exc:
+                self._metrics.database_errors.labels(self.addon_key, "jobs").inc()
                 log.warning("jobs: claiming failed (%s); retrying", exc.__class__.__name__)
             except Exception:
                 log.exception("jobs: claiming failed; retrying at the next poll")
@@ -378,6 +394,21 @@ class JobQueue:
         self._wake.set()  # a successor with the same ordering key may be ready now
 
     async def _run(self, job: ClaimedJob) -> None:
+        # A task of its own: the ids bound here are this job's only.
+        request_id = job.payload.get(REQUEST_ID_FIELD)
+        bind(
+            request_id=request_id if isinstance(request_id, str) else f"job-{job.id}",
+            workspace_id=job.workspace_id,
+            addon=self.addon_key,
+        )
+        log.debug("jobs: %s %d starts (attempt %d)", job.kind, job.id, job.attempts)
+        parent = job.payload.get(TRACEPARENT)
+        attributes = {"job.kind": job.kind, "job.id": job.id, "job.attempt": job.attempts}
+        with span(f"job {job.kind}", parent=parent if isinstance(parent, str) else None,
+                  attributes=attributes):  # fmt: skip
+            await self._run_handler(job)
+
+    async def _run_handler(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)
         heartbeat = asyncio.create_task(self._heartbeat(job.id))
         try:
@@ -393,6 +424,7 @@ class JobQueue:
                 await self._settle(job, DONE, "done")
         except DATABASE_ERRORS as exc:
             # The outcome could not be written: the lease expires and the job runs again.
+            self._metrics.database_errors.labels(self.addon_key, "jobs").inc()
             log.warning(
                 "jobs: %s %d: recording its outcome failed (%s); it runs again after its lease",
                 job.kind,

@@ -1,4 +1,8 @@
-"""Logging set-up: one redacting formatter for every handler, text or JSON lines."""
+"""Logging set-up: one redacting formatter for every handler, text or JSON lines.
+
+Every line carries the request id, add-on and workspace bound in its context
+(addon_core.correlation), so one webhook can be followed to the Clockify calls it causes.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,30 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
+from addon_core.correlation import ContextFilter
 from addon_core.redaction import redact_text
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+#: Context ids appended to a text line when the record has them.
+_CONTEXT_FIELDS = ("request_id", "addon", "workspace_id")
 
 
 class RedactingFormatter(logging.Formatter):
     """Format a record, then mask tokens and secrets in the whole line (traceback included)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
+        line = super().format(record)
+        ids = [
+            f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if hasattr(record, name)
+        ]
+        if ids:
+            head, newline, rest = line.partition("\n")
+            line = f"{head} [{' '.join(ids)}]{newline}{rest}"
+        return redact_text(line)
 
 
 class JsonFormatter(RedactingFormatter):
@@ -36,9 +52,12 @@ class JsonFormatter(RedactingFormatter):
         return redact_text(json.dumps(entry, default=str))
 
 
-def configure_logging(level: int, fmt: Literal["text", "json"]) -> None:
+def configure_logging(
+    level: int, fmt: Literal["text", "json"], stream: TextIO | None = None
+) -> None:
     """Route every logger through one redacting handler (uvicorn and Litestar propagate)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

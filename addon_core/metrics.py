@@ -1,7 +1,13 @@
-"""Prometheus metrics of one app, in a registry of its own, with bounded labels only."""
+"""Prometheus metrics of one app, in a registry of its own, with bounded labels only.
+
+With several worker processes (`serve --workers N`), the client library writes every
+value to the pod's multiprocess directory and `render` reads all workers' files, so one
+scrape sums counters and histograms; each gauge says how its per-process values combine.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import (
@@ -12,12 +18,16 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from addon_core.settings import MULTIPROC_DIR_VARIABLE
 
 # `*_created` series double the output and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _CLOCKIFY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _WAIT_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_USE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -64,6 +74,11 @@ class Metrics:
             "addon_clockify_pacing_wait_seconds", "Time waited for the workspace's request budget.",
             ["addon", "lane"], buckets=_WAIT_BUCKETS, registry=r,
         )  # fmt: skip
+        self.clockify_budget_use = Histogram(
+            "addon_clockify_budget_use_ratio", "Share of the workspace's per-second Clockify "
+            "budget in use as a call starts (a distribution over workspaces, no workspace label).",
+            ["addon"], buckets=_USE_BUCKETS, registry=r,
+        )  # fmt: skip
         self.request_duration = Histogram(
             "addon_http_request_duration_seconds", "Time to answer an HTTP request.",
             ["addon", "method", "route", "status_class"], buckets=_LATENCY_BUCKETS, registry=r,
@@ -74,7 +89,7 @@ class Metrics:
         )  # fmt: skip
         self.intake_queue = Gauge(
             "addon_intake_queue_depth", "Webhook deliveries waiting for their commit.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.jobs = Counter(
             "addon_jobs", "Background job attempts by kind and outcome: done, retry or dead.",
@@ -82,15 +97,24 @@ class Metrics:
         )  # fmt: skip
         self.job_queue_depth = Gauge(
             "addon_job_queue_depth", "Background jobs waiting or running, by kind.",
-            ["addon", "kind"], registry=r,
+            ["addon", "kind"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.job_oldest_age = Gauge(
             "addon_job_oldest_age_seconds", "Age of the oldest job waiting to run.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.jobs_dead = Gauge(
             "addon_jobs_dead", "Jobs that ran out of attempts and wait for a replay.",
-            ["addon"], registry=r,
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
+        )  # fmt: skip
+        self.database_errors = Counter(
+            "addon_database_errors", "Database failures by where they were met: request or jobs.",
+            ["addon", "where"], registry=r,
+        )  # fmt: skip
+        self.ready = Gauge(
+            "addon_ready", "1 while the database answers at the latest migration and the "
+            "intake runs (what /readyz checks), as of the last scrape.",
+            ["addon"], registry=r, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.bootstrap_items = Counter(
             "addon_bootstrap_items", "Entities stored by bootstrap, by list operation.",
@@ -125,6 +149,13 @@ class Metrics:
         return child
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
-        """Encode every metric as the `Accept` header asks (Prometheus text by default)."""
+        """Encode every metric as the `Accept` header asks (Prometheus text by default).
+
+        In multiprocess mode the values of every worker of the pod are read and combined.
+        """
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        registry = self.registry
+        if os.environ.get(MULTIPROC_DIR_VARIABLE):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return encoder(registry), content_type

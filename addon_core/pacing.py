@@ -111,6 +111,15 @@ class Pacer:
             if grant is not None and self.shared is not None:
                 await self.shared.release(workspace_id, grant)
 
+    def window_use(self, workspace_id: str) -> float:
+        """The share of the workspace's 1-second window taken now (in flight or recent), 0-1."""
+        bucket = self._buckets.get(workspace_id)
+        if bucket is None:
+            return 0.0
+        now = self._clock()
+        recent = sum(1 for stamp in bucket.recent if now - stamp < _WINDOW)
+        return min(1.0, (bucket.in_flight + recent) / self.window_cap)
+
     async def acquire(self, workspace_id: str, lane: Lane = "interactive") -> float:
         """Wait for the workspace's next call slot, counted from now; return the seconds waited.
 

@@ -57,6 +57,9 @@ class AddonSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
+    #: OpenTelemetry spans over OTLP (needs the `otel` extra); the endpoint comes from
+    #: the standard OTEL_EXPORTER_OTLP_* variables, read by the exporter itself
+    tracing: Literal["off", "otlp"] = "off"
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)
     intake_batch_size: int = Field(default=256, ge=1, le=5000)
     dedupe_window_seconds: int = Field(default=600, ge=1)
@@ -224,6 +227,13 @@ def describe_validation_error(settings_class: type[AddonSettings], exc: Validati
 #: Where Clockify's reference data (manifest schemas, OpenAPI document, samples) lives
 #: for tools and tests; never copied into the project.
 REFERENCE_DIR_VARIABLE = "CLOCKIFY_REFERENCE_DIR"
+
+
+#: Prometheus client's multiprocess directory: set, metrics of every worker process of a
+#: pod are written there and `/metrics` reads them all (addon_core.serving prepares it).
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: Which app a `serve --workers N` worker process builds (set by the parent for its workers).
+SERVED_APP_VARIABLE = "CLOCKIFY_ADDONS_SERVED_APP"
 
 
 def reference_dir(environ: Mapping[str, str] | None = None) -> Path | None:

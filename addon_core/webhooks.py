@@ -11,6 +11,7 @@ active and the token is the one Clockify issued for this path at install.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
+from addon_core.correlation import bind
 from addon_core.errors import AddonError, NotFoundError
 from addon_core.event_types import (
     CLOCKIFY_EVENT_TYPES,
@@ -35,9 +37,12 @@ from addon_core.intake import Delivery, Outcome
 from addon_core.redaction import safe_headers
 from addon_core.runtime import AddonRuntime
 from addon_core.security import ClaimMismatchError, TokenKind
+from addon_core.tracing import TRACEPARENT, current_traceparent, enabled, span
 
 SIGNATURE_HEADER = "clockify-signature"
 EVENT_TYPE_HEADER = "clockify-webhook-event-type"
+
+log = logging.getLogger(__name__)
 
 
 def dedupe_key(workspace_id: str, event_type: str, body: bytes) -> str:
@@ -59,6 +64,17 @@ async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIRespo
     # no response conversion per request (docs/performance.md).
     runtime: AddonRuntime = request.app.state.runtime
     event_type = _EVENT_BY_PATH[request.scope["path_template"]]
+    if enabled():
+        parent = header_map(request).get(TRACEPARENT)
+        attributes = {"addon": runtime.addon_key, "event_type": event_type}
+        with span("webhook intake", parent=parent, attributes=attributes):
+            return await _receive(request, runtime, event_type)
+    return await _receive(request, runtime, event_type)
+
+
+async def _receive(
+    request: Request[Any, Any, Any], runtime: AddonRuntime, event_type: str
+) -> ASGIResponse:
     metrics = runtime.metrics
     try:
         delivery = await _verify_and_parse(request, runtime, event_type)
@@ -69,6 +85,8 @@ async def receive_clockify_webhook(request: Request[Any, Any, Any]) -> ASGIRespo
         metrics.count_rejection(runtime.addon_key, exc.reason)
         raise
     metrics.count_webhook(runtime.addon_key, event_type, outcome.value)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("webhook %s %s", event_type, outcome.value)
     return ASGIResponse(body=_BODIES[outcome], media_type="application/json")
 
 
@@ -88,8 +106,12 @@ async def _verify_and_parse(
     request: Request[Any, Any, Any], runtime: AddonRuntime, event_type: str
 ) -> Delivery:
     headers = header_map(request)
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        headers[TRACEPARENT] = traceparent  # stored with the event: its job joins the trace
     token = headers.get(SIGNATURE_HEADER)
     claims = runtime.verify_token(token, TokenKind.WEBHOOK)
+    bind(workspace_id=claims.workspace_id)
     header_event = headers.get(EVENT_TYPE_HEADER)
     if header_event != event_type:
         raise ClaimMismatchError(

@@ -44,6 +44,7 @@ from addon_core.jobs import ClaimedJob, RetryJobError
 from addon_core.models import Event, Installation
 from addon_core.runtime import AddonRuntime
 from addon_core.standard_webhooks import generate_secret
+from addon_core.tracing import span
 from addon_core.vault import token_context
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,11 @@ class FlowEngine:
             return exc.detail
 
     async def _send(self, run: _Run, flow: _Flow, planned: PlannedRequest) -> StepOutcome:
+        attributes = {"flow.id": flow.id, "step.id": planned.step_id, "step.type": planned.type}
+        with span(f"flow step {planned.step_id}", attributes=attributes):
+            return await self._send_step(run, flow, planned)
+
+    async def _send_step(self, run: _Run, flow: _Flow, planned: PlannedRequest) -> StepOutcome:
         if planned.type == "http":
             secret = await self._signing_secret(run, flow)
             hosts = parse_allowed_hosts(run.settings.get(ALLOWED_HOSTS_SETTING))

@@ -408,7 +408,8 @@ async def test_a_writer_reruns_and_the_new_run_replaces_the_cache(harness: Harne
     assert {item["operation"] for item in answer["items"]} == DEFAULT_LISTS
     jobs = await harness.settle(workspace)
     assert [job.status for job in jobs] == [DONE, DONE]
-    assert jobs[1].payload == {"run": 2}
+    # The job carries the id of the request that asked for it, for its log lines.
+    assert jobs[1].payload == {"run": 2, "request_id": accepted.headers["x-request-id"]}
     rows = await harness.rows(workspace)
     assert {(row.run, row.status) for row in rows.values()} == {(2, "done")}
     cached = await harness.cached(workspace)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
+import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +24,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.engine import DISPATCH_JOB, signing_secret_context
+from addon_core.logs import configure_logging
 from addon_core.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
@@ -33,6 +39,7 @@ from addon_core.sandbox.gate import RecordedRequest
 from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.workspace import Workspace
 from addon_core.standard_webhooks import verify
+from addon_core.tracing import use_tracer_provider
 
 ADDON_KEY = "universal-webhook"
 SMALL = Sizes(
@@ -646,3 +653,100 @@ async def test_an_http_action_to_a_private_address_is_refused(running: HarnessFa
             assert (execution.status, step.status) == ("failed", "failed")
             assert step.error is not None
             assert "loopback" in step.error
+
+
+# --- traceable logs --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Route every log line, as the JSON lines operators read, into a buffer (DEBUG and up)."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(logging.DEBUG, "json", stream=stream)
+    try:
+        yield stream
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+
+
+async def test_one_webhook_is_followed_by_request_id_to_its_clockify_call(
+    running: HarnessFactory, json_log: io.StringIO
+) -> None:
+    async with running() as harness:
+        await harness.add_flow(RETAG_ONLY)
+        entry = harness.entry()
+        entry["description"] = "Weekly meeting"
+        json_log.seek(0)
+        json_log.truncate()
+        response = await harness.fire("NEW_TIME_ENTRY", entry)
+        await harness.settle()
+        [put_entry] = harness.calls("PUT", f"/time-entries/{entry['id']}")
+        assert put_entry.status == 200
+
+    request_id = response.headers["x-request-id"]
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    ours = [line for line in lines if line["logger"].startswith("addon_core.")]
+    path = [line for line in ours if line.get("request_id") == request_id]
+    assert [line["logger"] for line in path if "webhook" in line["message"]] == [
+        "addon_core.webhooks"
+    ]
+    assert any(line["message"].startswith("jobs: flow.dispatch") for line in path)
+    assert any(
+        line["logger"] == "addon_core.clockify_client"
+        and line["message"].startswith("Clockify PUT")
+        for line in path
+    ), ours
+    for line in path:
+        assert (line["workspace_id"], line["addon"]) == (harness.workspace_id, ADDON_KEY), line
+    # Nothing else happened in the app meanwhile: every line it wrote belongs to the webhook.
+    assert [line for line in ours if line.get("request_id") != request_id] == []
+
+
+# --- tracing (the optional OpenTelemetry spans) ---------------------------------------------
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Record spans in memory for the test, then turn tracing off again."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        use_tracer_provider(None)
+        provider.shutdown()
+
+
+async def test_a_webhook_trace_continues_through_its_job_flow_step_and_clockify_call(
+    running: HarnessFactory, spans: InMemorySpanExporter
+) -> None:
+    async with running() as harness:
+        await harness.add_flow(RETAG_ONLY)
+        entry = harness.entry()
+        entry["description"] = "Weekly meeting"
+        spans.clear()
+        await harness.fire("NEW_TIME_ENTRY", entry)
+        await harness.settle()
+
+    by_name = {span.name: span for span in spans.get_finished_spans()}
+    intake = by_name["webhook intake"]
+    job = by_name["job flow.dispatch"]
+    step = by_name["flow step retag"]
+    call = by_name["clockify updateTimeEntry"]
+    assert intake.attributes is not None
+    assert intake.attributes["event_type"] == "NEW_TIME_ENTRY"
+    assert {s.context.trace_id for s in (intake, job, step, call)} == {intake.context.trace_id}
+    assert job.parent is not None
+    assert job.parent.span_id == intake.context.span_id
+    assert step.parent is not None
+    assert step.parent.span_id == job.context.span_id
+    assert call.parent is not None
+    assert call.parent.span_id == step.context.span_id

@@ -354,3 +354,19 @@ async def test_a_shared_budget_failure_fails_that_call_and_the_queue_moves_on() 
     assert isinstance(results[0], ServiceUnavailableError)
     assert results[1] == 0.0
     assert len(budget.granted) == 1
+
+
+async def test_window_use_counts_calls_in_flight_and_in_the_last_second() -> None:
+    clock = FakeClock(auto=False)
+    pacer = Pacer(rate=10, burst=10, clock=clock, sleep=clock.sleep)
+    assert pacer.window_use("ws") == 0.0
+
+    for _ in range(3):
+        await pacer.acquire("ws")
+    async with pacer.call("ws"):
+        assert pacer.window_use("ws") == pytest.approx(0.4)
+    assert pacer.window_use("ws") == pytest.approx(0.4)
+    assert pacer.window_use("other") == 0.0
+
+    await clock.advance(1.0)
+    assert pacer.window_use("ws") == 0.0
