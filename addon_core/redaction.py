@@ -52,6 +52,7 @@ _CREDENTIAL_WORDS = frozenset(
 _NAME_WORDS = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#;]+)=([^&#;]*)")
+_URL = re.compile(r"(?i)\bhttps?://[^\s'\"<>]+")
 
 
 def redact_text(text: str) -> str:
@@ -59,6 +60,7 @@ def redact_text(text: str) -> str:
     if not text:
         return text
     text = _JWT.sub(MASK, text)
+    text = _URL.sub(lambda m: _mask_query(m[0]), text)
     text = _HEADER_VALUE.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}{MASK}", text)
     text = _KEY_VALUE.sub(lambda m: f"{m[1]}{_quoted_mask(m[2])}", text)
     return _DSN_PASSWORD.sub(rf"\1{MASK}\2", text)
@@ -91,13 +93,17 @@ def redact_url(url: str) -> str:
     the one stored.
     """
 
+    return redact_text(_mask_query(url))
+
+
+def _mask_query(url: str) -> str:
     def mask(match: re.Match[str]) -> str:
         name = match[2]
         if is_secret_name(unquote(name).strip()) and match[3]:
             return f"{match[1]}{name}={MASK}"
         return match[0]
 
-    return redact_text(_QUERY_PARAM.sub(mask, url))
+    return _QUERY_PARAM.sub(mask, url)
 
 
 def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:

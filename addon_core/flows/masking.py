@@ -45,6 +45,18 @@ def mask_action(action: Any) -> Any:
     return masked
 
 
+def mask_request(request: Any) -> Any:
+    """Mask a stored step's request again as it is read: steps recorded before a rule
+    was added to `addon_core.redaction` are shown by today's rules (masking is idempotent)."""
+    if not isinstance(request, dict):
+        return request
+    masked = dict(request)
+    for part, mask in _MASKERS.items():
+        if part in request:
+            masked[part] = mask(request[part])
+    return masked
+
+
 def keep_masked_secrets(document: Any, stored: Mapping[str, Any]) -> Any:
     """Put stored secrets back where a PUT returns them exactly as a GET masked them.
 

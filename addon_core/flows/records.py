@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.api import find_in_workspace
 from addon_core.errors import UnprocessableError
 from addon_core.flows.engine import DISPATCH_JOB
+from addon_core.flows.masking import mask_request
 from addon_core.flows.service import as_utc, find_flow
 from addon_core.models import Event, Execution, ExecutionStep, Flow
 from addon_core.openapi_schema import ValidationIssue
-from addon_core.redaction import redact
+from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
 
 #: How steps stored by the engine read in the API (CONTRACT.md: succeeded, failed, skipped,
@@ -97,7 +98,7 @@ def render_execution(execution: Execution, steps: Sequence[ExecutionStep]) -> di
         "eventId": execution.event_id,
         "runKey": execution.run_key,
         "status": execution.status,
-        "error": execution.error,
+        "error": redact_text(execution.error) if execution.error else execution.error,
         "createdAt": as_utc(execution.created_at).isoformat(),
         "finishedAt": as_utc(execution.finished_at).isoformat() if execution.finished_at else None,
         "steps": [render_step(step) for step in steps],
@@ -109,9 +110,9 @@ def render_step(step: ExecutionStep) -> dict[str, Any]:
     return {
         "id": step.step_id,
         "status": _STEP_STATUS.get(step.status, step.status),
-        "request": step.request,
+        "request": mask_request(step.request),
         "response": step.response,
-        "error": step.error,
+        "error": redact_text(step.error) if step.error else step.error,
         "durationMs": step.duration_ms,
     }
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.database import create_engine
 from addon_core.manifest import load_manifest
-from addon_core.models import Flow
+from addon_core.models import Execution, ExecutionStep, Flow
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
@@ -850,6 +850,48 @@ async def test_every_reader_of_a_flow_sees_its_secrets_masked(uw: Api) -> None:
     assert step["request"]["body"]["entry"] == time_entry()["id"]
     for shown_document in [*readers, dry.json()]:
         assert_masked(shown_document)
+
+
+async def test_a_step_recorded_before_a_masking_rule_is_read_masked(uw: Api) -> None:
+    created = await uw.create(tag_meetings(actions=[secret_action()]))
+    legacy = {  # as a step was stored when only URL api keys and Authorization were masked
+        "method": "POST",
+        "url": "https://hooks.example.com/in?token=tok-123&key=k-456",
+        "headers": {"Authorization": MASK, "X-Custom-Auth": "custom-789"},
+        "body": {"login": {"password": "pw-000"}, "apiKey": "key-aaa"},
+    }
+    engine = create_engine(uw.database_url)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            execution = Execution(
+                addon_key=uw.app_name,
+                workspace_id=uw.workspace.workspace_id,
+                flow_id=created["id"],
+                flow_version=1,
+                status="failed",
+                error="POST https://hooks.example.com/in?token=tok-123 answered 500",
+            )
+            session.add(execution)
+            await session.flush()
+            session.add(
+                ExecutionStep(
+                    execution_id=execution.id,
+                    position=0,
+                    step_id="notify",
+                    status="failed",
+                    request=legacy,
+                    error="POST https://hooks.example.com/in?token=tok-123 answered 500",
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    listed = await uw.call("GET", f"/api/flows/{created['id']}/executions", role="USER")
+
+    assert listed.status_code == 200, listed.text
+    [shown] = listed.json()["items"]
+    assert shown["steps"][0]["request"]["headers"]["X-Custom-Auth"] == MASK
+    assert_masked(listed.json())
 
 
 async def test_secrets_sent_back_masked_are_kept_and_new_values_replace_them(uw: Api) -> None:

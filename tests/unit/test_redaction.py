@@ -148,3 +148,10 @@ def test_header_and_parameter_names_that_mark_credentials(name: str, secret: boo
 def test_redact_headers_masks_credential_headers_only() -> None:
     shown = redact_headers({"X-Custom-Auth": "a", "X-Team": "ops", "X-Empty-Key": None})
     assert shown == {"X-Custom-Auth": MASK, "X-Team": "ops", "X-Empty-Key": None}
+
+
+def test_urls_in_free_text_have_their_secret_query_values_masked() -> None:
+    text = "POST https://hooks.example.com/in?token=tok-1&page=2 answered 500"
+    assert (
+        redact_text(text) == f"POST https://hooks.example.com/in?token={MASK}&page=2 answered 500"
+    )
