@@ -79,6 +79,9 @@ class AddonSettings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # --- flows ---
     flow_pause_after_failures: int = Field(default=5, ge=0, le=1000)
+    #: the most one rendered template value, and all of one action's, may hold
+    flow_template_max_value_chars: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    flow_template_max_request_chars: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     #: test only: let outbound http actions reach loopback and private addresses
     outbound_allow_private_networks: bool = False

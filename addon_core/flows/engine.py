@@ -38,6 +38,7 @@ from addon_core.flows.plan import (
     PlannedRequest,
     installation_settings,
     plan_action,
+    template_limits,
 )
 from addon_core.flows.templates import make_context
 from addon_core.jobs import ClaimedJob, RetryJobError
@@ -117,6 +118,7 @@ class FlowEngine:
     def __init__(self, runtime: AddonRuntime) -> None:
         self.runtime = runtime
         self.store = ExecutionStore(runtime)
+        self.limits = template_limits(runtime.settings)
         self._documents: OrderedDict[tuple[str, int], FlowDocument] = OrderedDict()
 
     async def dispatch(self, job: ClaimedJob) -> None:
@@ -295,6 +297,7 @@ class FlowEngine:
                 workspace_id=run.workspace_id,
                 base_urls=run.installation.api_urls,
                 position=position,
+                limits=self.limits,
             )
         except ServiceUnavailableError:
             raise  # the OpenAPI document is missing: not the flow's fault; the job retries

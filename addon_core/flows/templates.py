@@ -8,6 +8,12 @@ JSON data), so a template never runs code. Tokens and secrets cannot be reached:
 never puts one in the context, a path with a secret-sounding segment (`settings.apiToken`, per
 `addon_core.redaction.is_secret_key`) is refused at save and at render, and values under secret
 keys inside a rendered object are masked.
+
+Rendering is bounded: each rendered value and the sum over one request (all values of one
+action) have a size limit (`TemplateLimits`, from settings), checked piece by piece while
+rendering, before anything is joined or copied. A template cannot make the add-on allocate
+more than the limit, and the work is linear in what is kept, so rendering stays on the
+event loop.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ _PATH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_$@:-]+|\[[0-9]{1,9
 _STEP = re.compile(r"\.([A-Za-z0-9_$@:-]+)|\[([0-9]{1,9})\]")
 _PATH_HINT = "expected dotted keys from a root, such as event.timeInterval.start or event.tagIds.0"
 
+#: Rendered size limits (characters of text, or of compact JSON for other values).
+DEFAULT_VALUE_LIMIT: Final = 64 * 1024
+DEFAULT_REQUEST_LIMIT: Final = 1024 * 1024
+
 
 class TemplateError(UnprocessableError):
     """A template is malformed, reaches for a secret, or names a path the context lacks."""
@@ -41,6 +51,51 @@ class TemplateError(UnprocessableError):
         super().__init__(detail, extra={"field": field, "placeholder": placeholder})
         self.field = field
         self.placeholder = placeholder
+
+
+class TemplateSizeError(TemplateError):
+    """A rendered value, or all of one request's, would pass its size limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateLimits:
+    """The most one rendered value and one request's rendered values may hold."""
+
+    value: int = DEFAULT_VALUE_LIMIT
+    request: int = DEFAULT_REQUEST_LIMIT
+
+
+class RenderBudget:
+    """What is left of one request's size limit; share one across the values of a request."""
+
+    __slots__ = ("limits", "used")
+
+    def __init__(self, limits: TemplateLimits | None = None) -> None:
+        self.limits = limits or TemplateLimits()
+        self.used = 0
+
+    @property
+    def room(self) -> int:
+        """The most the next value may hold: its own limit or what the request has left."""
+        return min(self.limits.value, self.limits.request - self.used)
+
+    def charge(self, size: int) -> None:
+        if size > self.limits.value:
+            raise _Unfilled(
+                f"the rendered value is over {self.limits.value} characters, the limit of "
+                "one value; send less (a field of the event rather than all of it) or raise "
+                "the limit (docs/configuration.md)",
+                None,
+                too_large=True,
+            )
+        if self.used + size > self.limits.request:
+            raise _Unfilled(
+                f"the rendered request is over {self.limits.request} characters, the limit "
+                "of one request; send less or raise the limit (docs/configuration.md)",
+                None,
+                too_large=True,
+            )
+        self.used += size
 
 
 class _Missing:
@@ -210,6 +265,34 @@ def check_template(
     return issues
 
 
+def check_static_size(
+    value: Any, limits: TemplateLimits, *, field: str = ""
+) -> tuple[list[ValidationIssue], int]:
+    """List the strings whose literal text alone passes the value limit; return the total.
+
+    What a placeholder adds is known only at render; the literal part is known at save.
+    """
+    issues: list[ValidationIssue] = []
+    total = 0
+    for where, text in _strings(value, field):
+        size = len(text)
+        if _OPEN in text:
+            try:
+                size = sum(len(part) for part in parse(text).parts if isinstance(part, str))
+            except TemplateError:
+                continue  # check_template reports it
+        total += size
+        if size > limits.value:
+            issues.append(
+                ValidationIssue(
+                    where,
+                    f"the text is {size} characters; one rendered value may hold at most "
+                    f"{limits.value} (docs/configuration.md)",
+                )
+            )
+    return issues, total
+
+
 def _strings(value: Any, field: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield field, value
@@ -294,43 +377,55 @@ def _kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "not JSON"
 
 
-def render(value: Any, context: Mapping[str, Any], *, field: str = "") -> Any:
+def render(
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    field: str = "",
+    budget: RenderBudget | None = None,
+) -> Any:
     """Fill every placeholder of a JSON value; raise `TemplateError` naming the field.
 
     A string that is exactly one placeholder becomes the value it names, keeping its JSON
     type; placeholders in a longer string are formatted into it (text as is, anything else
     as compact JSON). A missing path is an error, never an empty string. `field` names the
-    value in messages (`body` gives `body.description`).
+    value in messages (`body` gives `body.description`). `budget` bounds the rendered size
+    (a fresh default one when None); a value past it raises `TemplateSizeError`.
     """
     try:
-        return _render(value, context)
+        return _render(value, context, budget or RenderBudget())
     except _Unfilled as exc:
         where = field
         for step in reversed(exc.steps):
             where = f"{where}[{step}]" if isinstance(step, int) else _key_field(where, step)
         message = f"{where}: {exc.message}" if where else exc.message
-        raise TemplateError(message, field=where, placeholder=exc.placeholder) from None
+        error = TemplateSizeError if exc.too_large else TemplateError
+        raise error(message, field=where, placeholder=exc.placeholder) from None
 
 
 class _Unfilled(Exception):
     """A placeholder that could not be filled; the steps to it are gathered on the way out."""
 
-    def __init__(self, message: str, placeholder: str | None) -> None:
+    def __init__(self, message: str, placeholder: str | None, *, too_large: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.placeholder = placeholder
+        self.too_large = too_large
         self.steps: list[str | int] = []
 
 
-def _render(value: Any, context: Mapping[str, Any]) -> Any:
+def _render(value: Any, context: Mapping[str, Any], budget: RenderBudget) -> Any:
     # The hot path: field names are only worked out when something fails.
     if isinstance(value, str):
-        return _render_text(value, context) if _OPEN in value else value
+        if _OPEN in value:
+            return _render_text(value, context, budget)
+        budget.charge(len(value))
+        return value
     if isinstance(value, dict):
         rendered = {}
         for key, item in value.items():
             try:
-                rendered[key] = _render(item, context)
+                rendered[key] = _render(item, context, budget)
             except _Unfilled as exc:
                 exc.steps.append(key)
                 raise
@@ -339,7 +434,7 @@ def _render(value: Any, context: Mapping[str, Any]) -> Any:
         items = []
         for index, item in enumerate(value):
             try:
-                items.append(_render(item, context))
+                items.append(_render(item, context, budget))
             except _Unfilled as exc:
                 exc.steps.append(index)
                 raise
@@ -347,17 +442,33 @@ def _render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def _render_text(text: str, context: Mapping[str, Any]) -> Any:
+def _render_text(text: str, context: Mapping[str, Any], budget: RenderBudget) -> Any:
     try:
         template = parse(text)
     except TemplateError as exc:
         raise _Unfilled(exc.detail, exc.placeholder) from None
     whole = template.whole
     if whole is not None:
-        return _fill(whole, context)
-    return "".join(
-        part if isinstance(part, str) else _format(_fill(part, context)) for part in template.parts
-    )
+        value = _fill(whole, context)
+        budget.charge(_json_size(value, budget.room))
+        return _mask_secrets(value) if isinstance(value, dict | list) else value
+    # Measure every piece before joining: the string built is never over the budget.
+    pieces: list[str] = []
+    size = 0
+    for part in template.parts:
+        if isinstance(part, str):
+            piece = part
+        else:
+            value = _fill(part, context)
+            if not isinstance(value, str) and _json_size(value, budget.room) > budget.room - size:
+                budget.charge(budget.room + 1)  # raises, naming the limit passed
+            piece = _format(_mask_secrets(value) if isinstance(value, dict | list) else value)
+        size += len(piece)
+        if size > budget.room:
+            budget.charge(size)
+        pieces.append(piece)
+    budget.charge(size)
+    return "".join(pieces)
 
 
 def _fill(placeholder: Placeholder, context: Mapping[str, Any]) -> Any:
@@ -365,13 +476,36 @@ def _fill(placeholder: Placeholder, context: Mapping[str, Any]) -> Any:
     if value is MISSING:
         why = _why_missing(placeholder.path, context)
         raise _Unfilled(f"{placeholder.text} cannot be filled: {why}", placeholder.path.text)
-    return _mask_secrets(value) if isinstance(value, dict | list) else value
+    return value
 
 
 def _format(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_size(value: Any, cap: int) -> int:
+    """Estimate a JSON value's compact size, stopping once it passes `cap` (no copy made)."""
+    if isinstance(value, str):
+        return len(value)
+    size = 0
+    stack = [value]
+    while stack and size <= cap:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 3  # quotes and a separator
+        elif isinstance(item, dict):
+            size += 2
+            for key, inner in item.items():
+                size += len(str(key)) + 4
+                stack.append(inner)
+        elif isinstance(item, list):
+            size += 2
+            stack.extend(item)
+        else:
+            size += 8  # a number, a boolean or null; an estimate is enough for a bound
+    return size
 
 
 def _mask_secrets(value: Any) -> Any:
