@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from addon_core.api import provide_caller
+from addon_core.api import provide_caller, refuse_ids_out_of_range
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
 from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
@@ -93,6 +93,7 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
+        before_request=refuse_ids_out_of_range,
         middleware=[lambda app: timed(app, runtime)],
         lifespan=[lifespan],
         state=State({"runtime": runtime, "spec": spec}),

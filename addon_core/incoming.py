@@ -1,8 +1,14 @@
-"""What arrives in a request: its headers, content type, size-limited body and JSON object."""
+"""What arrives in a request: its headers, content type, size-limited body and JSON object.
+
+Every JSON body the add-ons read is decoded here (`decode_json`), so one place bounds its
+nesting depth and turns each kind of bad JSON (syntax, invalid UTF-8, numbers out of range,
+too deep) into a 400 before anything is stored or run.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import msgspec
 from litestar import Request
@@ -52,16 +58,56 @@ async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], li
     return b"".join(chunks)
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+#: A JSON string, escapes included (the unrolled form: no backtracking per character).
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET: Final = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENERS: Final = frozenset(b"[{")
+
+
+def check_json_depth(raw: bytes, limit: int) -> None:
+    """Refuse JSON nested deeper than `limit` arrays and objects, before decoding it.
+
+    Most bodies open fewer containers than the limit in all, which two `bytes.count` calls
+    tell (the webhook path pays only those); otherwise strings are cut out and the brackets
+    left are counted, stopping at the first level past the limit.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET):
+        if byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                raise BadRequestError(
+                    f"the JSON nests arrays and objects more than {limit} levels deep; "
+                    "send flatter JSON",
+                    reason="json_depth",
+                )
+        else:
+            depth -= 1
+
+
+def decode_json(raw: bytes, *, max_depth: int, what: str = "the body") -> Any:
+    """Decode JSON bytes bounded in depth; any bad JSON is a `BadRequestError` (400)."""
+    check_json_depth(raw, max_depth)
+    try:
+        return msgspec.json.decode(raw)
+    except UnicodeDecodeError:
+        raise BadRequestError(
+            f"{what} is not valid JSON: it is not UTF-8; send JSON encoded as UTF-8",
+            reason="json",
+        ) from None
+    except msgspec.DecodeError as exc:  # syntax, or a number out of range
+        raise BadRequestError(f"{what} is not valid JSON: {exc}", reason="json") from None
+    except RecursionError:
+        raise BadRequestError(f"{what} nests JSON too deeply", reason="json_depth") from None
+
+
+def parse_json_object(body: bytes, *, max_depth: int) -> dict[str, Any]:
     """Parse a body that must be one JSON object."""
     if not body:
         raise BadRequestError("the body is empty; a JSON object is expected")
-    try:
-        value = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid JSON in UTF-8: {exc}") from None
-    except RecursionError:
-        raise BadRequestError("the body nests JSON too deeply") from None
+    value = decode_json(body, max_depth=max_depth)
     if not isinstance(value, dict):
         raise BadRequestError(f"the body must be a JSON object, not a {type(value).__name__}")
     return value

@@ -52,6 +52,8 @@ class AddonSettings(BaseSettings):
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: arrays and objects nested in any JSON body; redaction shows deeper stored parts as a marker
+    max_json_depth: int = Field(default=64, ge=8, le=128)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)

@@ -259,7 +259,7 @@ async def _verify_and_parse(
         # of a delivery then arrive less than 2 x tolerance apart: within the dedupe window.
         tolerance=max(replay_safe_tolerance(settings) - 1, 0),
     )
-    payload = parse_json_object(body)
+    payload = parse_json_object(body, max_depth=settings.max_json_depth)
     event_type = _event_type(receiver, headers, payload)
     key = hashlib.sha256(f"custom\n{receiver.endpoint_id}\n{msg_id}".encode()).hexdigest()
     return Delivery(
@@ -324,7 +324,10 @@ async def create_endpoint(
 ) -> dict[str, Any]:
     """Create an endpoint; its secret is shown here and at rotation only."""
     caller.require_writer("creating a custom webhook endpoint")
-    fields = _endpoint_fields(parse_json_object(await request.body()), runtime)
+    raw = await request.body()
+    fields = _endpoint_fields(
+        parse_json_object(raw, max_depth=runtime.settings.max_json_depth), runtime
+    )
     secret = generate_secret()
     _, sessions = runtime.db()
     async with sessions.begin() as session:

@@ -136,7 +136,7 @@ class FlowEngine:
         event, installation, rows = found
         try:
             payload = json.loads(event.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: stored before depth was bounded
             payload = event.payload
         settings = installation_settings(self.runtime.manifest, installation)
         run = _Run(job, event, payload, run_key, installation, settings)

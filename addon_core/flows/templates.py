@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from addon_core.errors import UnprocessableError
 from addon_core.openapi_schema import ValidationIssue
-from addon_core.redaction import MASK, is_secret_key
+from addon_core.redaction import MASK, MAX_DEPTH, TOO_DEEP, is_secret_key
 
 ROOTS: Final = ("event", "eventType", "workspace", "settings", "actions")
 ACTION_RESULT_KEYS: Final = ("status", "body")
@@ -508,13 +508,20 @@ def _json_size(value: Any, cap: int) -> int:
     return size
 
 
-def _mask_secrets(value: Any) -> Any:
-    """Copy a JSON value with the values under secret keys masked (a whole `{{ settings }}`)."""
+def _mask_secrets(value: Any, depth: int = 0) -> Any:
+    """Copy a JSON value with the values under secret keys masked (a whole `{{ settings }}`).
+
+    Parts deeper than redaction's bound become its marker, as when the value is shown.
+    """
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
         return {
-            key: MASK if isinstance(key, str) and is_secret_key(key) else _mask_secrets(item)
+            key: MASK
+            if isinstance(key, str) and is_secret_key(key)
+            else _mask_secrets(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_mask_secrets(item) for item in value]
+        return [_mask_secrets(item, depth + 1) for item in value]
     return value

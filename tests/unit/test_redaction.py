@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from addon_core.redaction import MASK, redact, redact_text, safe_headers
+from addon_core.redaction import MASK, MAX_DEPTH, TOO_DEEP, redact, redact_text, safe_headers
 
 JWT = (
     "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcGktc3R1ZGlvIiwid29ya3NwYWNlSWQiOiJ3cy0xIn0"
@@ -109,3 +111,17 @@ def test_safe_headers_drops_credentials() -> None:
         "clockify-webhook-event-type": "NEW_TAG",
         "content-type": "application/json",
     }
+
+
+def test_a_value_nested_past_the_bound_is_cut_with_a_marker_not_a_crash() -> None:
+    deep: Any = {"token": "t0"}
+    for _ in range(5000):
+        deep = {"inner": [deep], "password": "p"}
+
+    shown = redact(deep)
+
+    level = shown
+    for _ in range(MAX_DEPTH // 2):
+        assert level["password"] == MASK
+        level = level["inner"][0]
+    assert level == TOO_DEEP
