@@ -34,6 +34,7 @@ from addon_core.logs import configure_logging
 from addon_core.manifest import load_manifest, schema_path, validate_against_schema
 from addon_core.redaction import redact_text
 from addon_core.runtime import key_ring_from
+from addon_core.serving import server_config
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings, load_settings, reference_dir
 from addon_core.vault import rotate_secrets
 
@@ -77,20 +78,7 @@ def serve(app: str, host: str, port: int | None) -> None:
         _fail(exc.detail)
     _migrate_or_fail(settings)
     tune_garbage_collector()
-    server = _GracefulServer(
-        uvicorn.Config(
-            application,
-            host=host,
-            port=settings.port,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-        )
-    )
+    server = _GracefulServer(server_config(application, settings, host=host, port=settings.port))
     server.run()
     if not server.started:
         sys.exit(1)

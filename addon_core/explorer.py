@@ -32,7 +32,7 @@ from addon_core.api import (
 from addon_core.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_url
 from addon_core.clockify_client import ClockifyAPIError
 from addon_core.errors import AddonError, BadRequestError, UnprocessableError
-from addon_core.incoming import check_json_depth, decode_json
+from addon_core.incoming import check_json_depth, decode_json, read_api_body
 from addon_core.models import ApiCall, Installation
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import redact, redact_text
@@ -154,7 +154,7 @@ async def execute_operation(
     _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
-    raw = await request.body()
+    raw = await read_api_body(request, runtime.settings)
     # Too deep to even record: refused before a history row is made.
     check_json_depth(raw, runtime.settings.max_json_depth)
     call = ApiCall(

@@ -7,13 +7,22 @@ too deep) into a 400 before anything is stored or run.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from litestar import Request
 
-from addon_core.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from addon_core.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
+
+if TYPE_CHECKING:
+    from addon_core.settings import AddonSettings
 
 
 def header_map(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -38,8 +47,22 @@ def require_json_content_type(headers: dict[str, str]) -> None:
         )
 
 
-async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], limit: int) -> bytes:
-    """Read the body, refusing with 413 as soon as it is known to pass `limit` bytes."""
+async def read_body(
+    request: Request[Any, Any, Any], headers: dict[str, str], limit: int, within: float
+) -> bytes:
+    """Read the body, refusing with 413 as soon as it is known to pass `limit` bytes, and
+    with 408 when it has not all arrived `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            return await _read_body(request, headers, limit)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the body did not arrive within {within:g} seconds; send it at once",
+            reason="body_timeout",
+        ) from None
+
+
+async def _read_body(request: Request[Any, Any, Any], headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         try:
@@ -56,6 +79,16 @@ async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], li
             raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_api_body(request: Request[Any, Any, Any], settings: AddonSettings) -> bytes:
+    """Read an `/api/` request's body within the size and time limits of the settings."""
+    return await read_body(
+        request,
+        header_map(request),
+        settings.max_body_bytes,
+        settings.client_body_timeout_seconds,
+    )
 
 
 #: A JSON string, escapes included (the unrolled form: no backtracking per character).

@@ -125,7 +125,9 @@ async def verify_lifecycle_call(
     require_json_content_type(headers)
     settings = runtime.settings
     body = parse_json_object(
-        await read_body(request, headers, settings.max_body_bytes),
+        await read_body(
+            request, headers, settings.max_body_bytes, settings.client_body_timeout_seconds
+        ),
         max_depth=settings.max_json_depth,
     )
     workspace_id = body.get("workspaceId")

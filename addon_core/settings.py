@@ -54,6 +54,13 @@ class AddonSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: arrays and objects nested in any JSON body; redaction shows deeper stored parts as a marker
     max_json_depth: int = Field(default=64, ge=8, le=128)
+    # --- clients (docs/configuration.md, "Clients") ---
+    max_header_count: int = Field(default=100, ge=10, le=1000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    client_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    client_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    max_connections: int = Field(default=1000, ge=10, le=100_000)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=300)

@@ -50,7 +50,7 @@ from addon_core.errors import (
     NotFoundError,
     UnprocessableError,
 )
-from addon_core.incoming import header_map, parse_json_object, read_body
+from addon_core.incoming import header_map, parse_json_object, read_api_body, read_body
 from addon_core.intake import Delivery, Outcome
 from addon_core.models import Endpoint
 from addon_core.redaction import SECRET_HEADERS, redact, redact_text, safe_headers
@@ -249,7 +249,9 @@ async def _verify_and_parse(
 ) -> Delivery:
     settings = runtime.settings
     headers = header_map(request)
-    body = await read_body(request, headers, settings.max_body_bytes)
+    body = await read_body(
+        request, headers, settings.max_body_bytes, settings.client_body_timeout_seconds
+    )
     msg_id = verify(
         headers,
         body,
@@ -324,7 +326,7 @@ async def create_endpoint(
 ) -> dict[str, Any]:
     """Create an endpoint; its secret is shown here and at rotation only."""
     caller.require_writer("creating a custom webhook endpoint")
-    raw = await request.body()
+    raw = await read_api_body(request, runtime.settings)
     fields = _endpoint_fields(
         parse_json_object(raw, max_depth=runtime.settings.max_json_depth), runtime
     )

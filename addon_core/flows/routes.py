@@ -28,7 +28,7 @@ from addon_core.errors import BadRequestError, UnprocessableError
 from addon_core.flows import records, service
 from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
-from addon_core.incoming import decode_json
+from addon_core.incoming import decode_json, read_api_body
 from addon_core.models import Flow, FlowVersion
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.runtime import AddonRuntime, Runtime
@@ -41,7 +41,7 @@ async def read_json(
     request: Request[Any, Any, Any], runtime: AddonRuntime, *, empty: Any = None
 ) -> Any:
     """Decode a JSON request body; an empty body is `empty`, bad or too deep JSON a 400."""
-    raw = await request.body()
+    raw = await read_api_body(request, runtime.settings)
     if not raw.strip():
         if empty is None:
             raise BadRequestError("the request has no body; send a JSON object")
