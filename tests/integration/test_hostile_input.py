@@ -227,6 +227,9 @@ async def test_foreign_or_huge_cursors_answer_400_on_every_list(target: Target) 
             )
             error = assert_error_shape(response, 400)
             assert "cursor" in error["detail"], (path, cursor)
+        for limit in (BEYOND_64_BITS, "-1", "many"):
+            response = await target.client.get(path, params={"limit": limit}, headers=target.auth())
+            assert_error_shape(response, 400)
 
 
 @pytest.mark.parametrize(
