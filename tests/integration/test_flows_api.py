@@ -303,7 +303,7 @@ async def test_unknown_keys_and_bodies_that_are_not_json_are_refused(api: Api) -
     assert unknown.json()["extra"]["errors"] == [{"field": "colour", "message": "unknown key"}]
     broken = await api.client.post("/api/flows", content=b"{not json", headers=api.headers("OWNER"))
     assert broken.status_code == 400
-    assert "not JSON" in broken.json()["detail"]
+    assert "not valid JSON" in broken.json()["detail"]
 
 
 async def test_http_actions_exist_only_in_universal_webhook(api: Api) -> None:
