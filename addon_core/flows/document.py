@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from addon_core.catalogue import WORKSPACE_PARAM, Catalogue, UnknownOperationError
 from addon_core.errors import UnprocessableError
 from addon_core.flows.conditions import Conditions, check_conditions
+from addon_core.flows.render_budget import TemplateLimits
 from addon_core.flows.templates import (
-    TemplateLimits,
     check_static_size,
     check_template,
     templated_fields,

@@ -20,7 +20,8 @@ from addon_core.catalogue import (
 )
 from addon_core.errors import UnprocessableError
 from addon_core.flows.document import ClockifyAction, HttpAction
-from addon_core.flows.templates import RenderBudget, TemplateLimits, render
+from addon_core.flows.render_budget import RenderBudget, TemplateLimits
+from addon_core.flows.templates import render
 from addon_core.manifest import Manifest
 from addon_core.models import Installation
 from addon_core.redaction import redact, redact_text

@@ -9,11 +9,9 @@ never puts one in the context, a path with a secret-sounding segment (`settings.
 `addon_core.redaction.is_secret_key`) is refused at save and at render, and values under secret
 keys inside a rendered object are masked.
 
-Rendering is bounded: each rendered value and the sum over one request (all values of one
-action) have a size limit (`TemplateLimits`, from settings), checked piece by piece while
-rendering, before anything is joined or copied. A template cannot make the add-on allocate
-more than the limit, and the work is linear in what is kept, so rendering stays on the
-event loop.
+Rendering is bounded (`addon_core.flows.render_budget`): sizes are checked piece by piece
+before anything is joined or copied, so a template cannot make the add-on allocate more
+than the limit, and the work is linear in what is kept: rendering stays on the event loop.
 """
 
 from __future__ import annotations
@@ -26,6 +24,12 @@ from functools import lru_cache
 from typing import Any, Final
 
 from addon_core.errors import UnprocessableError
+from addon_core.flows.render_budget import (
+    OverBudgetError,
+    RenderBudget,
+    TemplateLimits,
+    json_size,
+)
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import MASK, MAX_DEPTH, TOO_DEEP, is_secret_key
 
@@ -39,10 +43,6 @@ _PATH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_$@:-]+|\[[0-9]{1,9
 _STEP = re.compile(r"\.([A-Za-z0-9_$@:-]+)|\[([0-9]{1,9})\]")
 _PATH_HINT = "expected dotted keys from a root, such as event.timeInterval.start or event.tagIds.0"
 
-#: Rendered size limits (characters of text, or of compact JSON for other values).
-DEFAULT_VALUE_LIMIT: Final = 64 * 1024
-DEFAULT_REQUEST_LIMIT: Final = 1024 * 1024
-
 
 class TemplateError(UnprocessableError):
     """A template is malformed, reaches for a secret, or names a path the context lacks."""
@@ -55,47 +55,6 @@ class TemplateError(UnprocessableError):
 
 class TemplateSizeError(TemplateError):
     """A rendered value, or all of one request's, would pass its size limit."""
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateLimits:
-    """The most one rendered value and one request's rendered values may hold."""
-
-    value: int = DEFAULT_VALUE_LIMIT
-    request: int = DEFAULT_REQUEST_LIMIT
-
-
-class RenderBudget:
-    """What is left of one request's size limit; share one across the values of a request."""
-
-    __slots__ = ("limits", "used")
-
-    def __init__(self, limits: TemplateLimits | None = None) -> None:
-        self.limits = limits or TemplateLimits()
-        self.used = 0
-
-    @property
-    def room(self) -> int:
-        """The most the next value may hold: its own limit or what the request has left."""
-        return min(self.limits.value, self.limits.request - self.used)
-
-    def charge(self, size: int) -> None:
-        if size > self.limits.value:
-            raise _Unfilled(
-                f"the rendered value is over {self.limits.value} characters, the limit of "
-                "one value; send less (a field of the event rather than all of it) or raise "
-                "the limit (docs/configuration.md)",
-                None,
-                too_large=True,
-            )
-        if self.used + size > self.limits.request:
-            raise _Unfilled(
-                f"the rendered request is over {self.limits.request} characters, the limit "
-                "of one request; send less or raise the limit (docs/configuration.md)",
-                None,
-                too_large=True,
-            )
-        self.used += size
 
 
 class _Missing:
@@ -394,23 +353,23 @@ def render(
     """
     try:
         return _render(value, context, budget or RenderBudget())
-    except _Unfilled as exc:
+    except (_Unfilled, OverBudgetError) as exc:
         where = field
         for step in reversed(exc.steps):
             where = f"{where}[{step}]" if isinstance(step, int) else _key_field(where, step)
         message = f"{where}: {exc.message}" if where else exc.message
-        error = TemplateSizeError if exc.too_large else TemplateError
-        raise error(message, field=where, placeholder=exc.placeholder) from None
+        if isinstance(exc, OverBudgetError):
+            raise TemplateSizeError(message, field=where) from None
+        raise TemplateError(message, field=where, placeholder=exc.placeholder) from None
 
 
 class _Unfilled(Exception):
     """A placeholder that could not be filled; the steps to it are gathered on the way out."""
 
-    def __init__(self, message: str, placeholder: str | None, *, too_large: bool = False) -> None:
+    def __init__(self, message: str, placeholder: str | None) -> None:
         super().__init__(message)
         self.message = message
         self.placeholder = placeholder
-        self.too_large = too_large
         self.steps: list[str | int] = []
 
 
@@ -426,7 +385,7 @@ def _render(value: Any, context: Mapping[str, Any], budget: RenderBudget) -> Any
         for key, item in value.items():
             try:
                 rendered[key] = _render(item, context, budget)
-            except _Unfilled as exc:
+            except (_Unfilled, OverBudgetError) as exc:
                 exc.steps.append(key)
                 raise
         return rendered
@@ -435,7 +394,7 @@ def _render(value: Any, context: Mapping[str, Any], budget: RenderBudget) -> Any
         for index, item in enumerate(value):
             try:
                 items.append(_render(item, context, budget))
-            except _Unfilled as exc:
+            except (_Unfilled, OverBudgetError) as exc:
                 exc.steps.append(index)
                 raise
         return items
@@ -450,7 +409,7 @@ def _render_text(text: str, context: Mapping[str, Any], budget: RenderBudget) ->
     whole = template.whole
     if whole is not None:
         value = _fill(whole, context)
-        budget.charge(_json_size(value, budget.room))
+        budget.charge(json_size(value, budget.room))
         return _mask_secrets(value) if isinstance(value, dict | list) else value
     # Measure every piece before joining: the string built is never over the budget.
     pieces: list[str] = []
@@ -460,7 +419,7 @@ def _render_text(text: str, context: Mapping[str, Any], budget: RenderBudget) ->
             piece = part
         else:
             value = _fill(part, context)
-            if not isinstance(value, str) and _json_size(value, budget.room) > budget.room - size:
+            if not isinstance(value, str) and json_size(value, budget.room) > budget.room - size:
                 budget.charge(budget.room + 1)  # raises, naming the limit passed
             piece = _format(_mask_secrets(value) if isinstance(value, dict | list) else value)
         size += len(piece)
@@ -483,29 +442,6 @@ def _format(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json_size(value: Any, cap: int) -> int:
-    """Estimate a JSON value's compact size, stopping once it passes `cap` (no copy made)."""
-    if isinstance(value, str):
-        return len(value)
-    size = 0
-    stack = [value]
-    while stack and size <= cap:
-        item = stack.pop()
-        if isinstance(item, str):
-            size += len(item) + 3  # quotes and a separator
-        elif isinstance(item, dict):
-            size += 2
-            for key, inner in item.items():
-                size += len(str(key)) + 4
-                stack.append(inner)
-        elif isinstance(item, list):
-            size += 2
-            stack.extend(item)
-        else:
-            size += 8  # a number, a boolean or null; an estimate is enough for a bound
-    return size
 
 
 def _mask_secrets(value: Any, depth: int = 0) -> Any:

@@ -21,7 +21,7 @@ from addon_core.flows.document import (
     HttpAction,
     validate_flow,
 )
-from addon_core.flows.templates import TemplateLimits
+from addon_core.flows.render_budget import TemplateLimits
 
 WORKSPACE = "64a687e29ae1f428e7ebe303"
 ENDPOINT = "ep_01HZX"

@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 
 from addon_core.errors import UnprocessableError
+from addon_core.flows.render_budget import DEFAULT_VALUE_LIMIT, RenderBudget, TemplateLimits
 from addon_core.flows.templates import (
-    DEFAULT_VALUE_LIMIT,
     MISSING,
-    RenderBudget,
     TemplateError,
-    TemplateLimits,
     TemplateSizeError,
     check_template,
     find_placeholders,
