@@ -43,6 +43,11 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: The largest id a row can have: a signed 64-bit integer on SQLite and PostgreSQL.
 MAX_ROW_ID = 2**63 - 1
+#: Our cursors are a few dozen characters; anything far longer was not one of ours.
+MAX_CURSOR_LENGTH = 512
+_FOREIGN_CURSOR = (
+    "the cursor is not one this API returned; pass the 'next' value of the previous page"
+)
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -163,6 +168,19 @@ def page_limit(limit: int | None) -> int:
     return limit
 
 
+def refuse_ids_out_of_range(request: Request[Any, Any, Any]) -> None:
+    """Refuse (400) an integer path parameter no row can have, before any handler runs.
+
+    The database drivers cannot even bind an integer past 64 bits: left alone, it is a 500.
+    """
+    for name, value in request.path_params.items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
+            raise BadRequestError(
+                f"{name} {value} is out of range: ids are whole numbers from 0 to {MAX_ROW_ID}",
+                reason="path",
+            )
+
+
 def encode_cursor(value: int | str) -> str:
     return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
 
@@ -171,12 +189,12 @@ def decode_cursor(cursor: str | None) -> str | None:
     """Read a `next` cursor back; a cursor that was not ours is a 400, not a crash."""
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise BadRequestError(_FOREIGN_CURSOR)
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequestError(
-            "the cursor is not one this API returned; pass the 'next' value of the previous page"
-        ) from None
+        raise BadRequestError(_FOREIGN_CURSOR) from None
 
 
 def decode_int_cursor(cursor: str | None) -> int | None:
@@ -184,10 +202,9 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     text = decode_cursor(cursor)
     if text is None:
         return None
-    if not text.isdigit():
-        raise BadRequestError(
-            "the cursor is not one this API returned; pass the 'next' value of the previous page"
-        )
+    # isdigit() alone admits digits such as "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ROW_ID:
+        raise BadRequestError(_FOREIGN_CURSOR)
     return int(text)
 
 

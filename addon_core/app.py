@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from addon_core.api import provide_caller
+from addon_core.api import provide_caller, refuse_ids_out_of_range
 from addon_core.api_docs import openapi_config
 from addon_core.audit import AUDIT_ROUTES
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
@@ -102,6 +102,7 @@ def create_addon_app(
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
+        before_request=refuse_ids_out_of_range,
         middleware=[
             lambda app: with_request_id(app, runtime.addon_key),
             lambda app: timed(app, runtime),

@@ -7,6 +7,7 @@
     ├── UnauthorizedError            401, a missing or invalid Clockify token
     ├── ForbiddenError               403, a valid token that may not do this
     ├── NotFoundError                404
+    ├── RequestTimeoutError          408, the client took too long to send its request
     ├── ConflictError                409, the state does not allow it (not installed, inactive)
     ├── PayloadTooLargeError         413
     ├── UnsupportedMediaTypeError    415
@@ -61,6 +62,10 @@ class ForbiddenError(AddonError):
 
 class NotFoundError(AddonError):
     status_code = 404
+
+
+class RequestTimeoutError(AddonError):
+    status_code = 408
 
 
 class ConflictError(AddonError):

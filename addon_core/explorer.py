@@ -36,6 +36,7 @@ from addon_core.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_ur
 from addon_core.clockify_client import ClockifyAPIError
 from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
 from addon_core.flows.plan import installation_settings
+from addon_core.incoming import check_json_depth, decode_json, read_api_body
 from addon_core.models import ApiCall, Installation
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import redact, redact_text
@@ -159,7 +160,9 @@ async def execute_operation(
     _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
-    raw = await request.body()
+    raw = await read_api_body(request, runtime.settings)
+    # Too deep to even record: refused before a history row is made.
+    check_json_depth(raw, runtime.settings.max_json_depth)
     call = ApiCall(
         addon_key=runtime.addon_key,
         workspace_id=caller.workspace_id,
@@ -189,7 +192,7 @@ async def _run(
     installation: Installation,
 ) -> dict[str, Any]:
     """Check, send and record one call on `call`; raise what refuses it."""
-    params, body = read_execute_request(raw)
+    params, body = read_execute_request(raw, max_depth=runtime.settings.max_json_depth)
     call.params, call.body = redact(params), redact(body)
     if operation.writes:
         caller.require_writer(f"running {operation.operation_id}, which writes to Clockify,")
@@ -252,14 +255,14 @@ def require_writes_allowed(
         )
 
 
-def read_execute_request(raw: bytes) -> tuple[dict[str, Any], Any]:
+def read_execute_request(raw: bytes, *, max_depth: int) -> tuple[dict[str, Any], Any]:
     """Read `{"params": {...}, "body": ...}`; an empty request means no params and no body."""
     if not raw.strip():
         return {}, None
     try:
-        document = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequestError(f"the request is not JSON ({exc}); send {_REQUEST_SHAPE}") from None
+        document = decode_json(raw, max_depth=max_depth, what="the request")
+    except BadRequestError as exc:
+        raise BadRequestError(f"{exc.detail}; send {_REQUEST_SHAPE}", reason=exc.reason) from None
     if not isinstance(document, dict):
         raise _invalid(
             "the request was not sent",

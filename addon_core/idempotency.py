@@ -54,8 +54,6 @@ KEPT_FOR = IDEMPOTENCY_KEPT_FOR
 #: A claim whose request has run this long without an answer is taken as abandoned.
 STALE_CLAIM = timedelta(minutes=2)
 MAX_KEY_LENGTH = 255
-#: How long a client may take to send the body of a keyed request.
-BODY_SECONDS = 30
 #: Answers larger than this are not kept: a retry runs the request again.
 MAX_STORED_ANSWER = 256 * 1024
 
@@ -87,12 +85,11 @@ def idempotent(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             await app(scope, receive, send)
             return
         try:
-            with anyio.fail_after(BODY_SECONDS):
+            with anyio.fail_after(runtime.settings.client_body_timeout_seconds):
                 body = await _read_body(receive, runtime.settings.max_body_bytes)
         except TimeoutError:
-            await _refuse(
-                send, 408, f"the request body took longer than {BODY_SECONDS} s to arrive"
-            )
+            seconds = runtime.settings.client_body_timeout_seconds
+            await _refuse(send, 408, f"the request body took longer than {seconds} s to arrive")
             return
         if body is None:
             limit = runtime.settings.max_body_bytes

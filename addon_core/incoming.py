@@ -1,13 +1,27 @@
-"""What arrives in a request: its headers, content type, size-limited body and JSON object."""
+"""What arrives in a request: its headers, content type, size-limited body and JSON object.
+
+Every JSON body the add-ons read is decoded here (`decode_json`), so one place bounds its
+nesting depth and turns each kind of bad JSON (syntax, invalid UTF-8, numbers out of range,
+too deep) into a 400 before anything is stored or run.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from litestar import Request
 
-from addon_core.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from addon_core.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
+
+if TYPE_CHECKING:
+    from addon_core.settings import AddonSettings
 
 
 def header_map(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -32,8 +46,22 @@ def require_json_content_type(headers: dict[str, str]) -> None:
         )
 
 
-async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], limit: int) -> bytes:
-    """Read the body, refusing with 413 as soon as it is known to pass `limit` bytes."""
+async def read_body(
+    request: Request[Any, Any, Any], headers: dict[str, str], limit: int, within: float
+) -> bytes:
+    """Read the body, refusing with 413 as soon as it is known to pass `limit` bytes, and
+    with 408 when it has not all arrived `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            return await _read_body(request, headers, limit)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the body did not arrive within {within:g} seconds; send it at once",
+            reason="body_timeout",
+        ) from None
+
+
+async def _read_body(request: Request[Any, Any, Any], headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         try:
@@ -52,16 +80,68 @@ async def read_body(request: Request[Any, Any, Any], headers: dict[str, str], li
     return b"".join(chunks)
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+async def read_api_body(request: Request[Any, Any, Any], settings: AddonSettings) -> bytes:
+    """Read an `/api/` request's body within the size and time limits of the settings."""
+    return await read_body(
+        request,
+        header_map(request),
+        settings.max_body_bytes,
+        settings.client_body_timeout_seconds,
+    )
+
+
+#: Openers become "(", closers ")", everything else is dropped.
+_AS_PARENS: Final = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKET: Final = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+def check_json_depth(raw: bytes, limit: int) -> None:
+    """Refuse JSON nested deeper than `limit` arrays and objects, before decoding it.
+
+    Most bodies open fewer containers than the limit in all, which two `bytes.count` calls
+    tell (the webhook path pays only those). Otherwise, in C-speed passes: escapes and
+    strings are cut out, brackets kept as parentheses, then each pass removes every
+    innermost `()`; the number of passes is the depth, so at most `limit + 1` are made.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    # An escaped backslash first, then an escaped quote: what is left has no `\"`.
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Split at the quotes left, every other piece is outside the strings.
+    outside = b"".join(text.split(b'"')[::2])
+    brackets = outside.translate(_AS_PARENS, _NOT_BRACKET)
+    for _ in range(limit):
+        if not brackets:
+            return
+        brackets = brackets.replace(b"()", b"")
+    if b"(" in brackets and b")" in brackets:  # unbalanced is for the decoder to refuse
+        raise BadRequestError(
+            f"the JSON nests arrays and objects more than {limit} levels deep; send flatter JSON",
+            reason="json_depth",
+        )
+
+
+def decode_json(raw: bytes, *, max_depth: int, what: str = "the body") -> Any:
+    """Decode JSON bytes bounded in depth; any bad JSON is a `BadRequestError` (400)."""
+    check_json_depth(raw, max_depth)
+    try:
+        return msgspec.json.decode(raw)
+    except UnicodeDecodeError:
+        raise BadRequestError(
+            f"{what} is not valid JSON: it is not UTF-8; send JSON encoded as UTF-8",
+            reason="json",
+        ) from None
+    except msgspec.DecodeError as exc:  # syntax, or a number out of range
+        raise BadRequestError(f"{what} is not valid JSON: {exc}", reason="json") from None
+    except RecursionError:
+        raise BadRequestError(f"{what} nests JSON too deeply", reason="json_depth") from None
+
+
+def parse_json_object(body: bytes, *, max_depth: int) -> dict[str, Any]:
     """Parse a body that must be one JSON object."""
     if not body:
         raise BadRequestError("the body is empty; a JSON object is expected")
-    try:
-        value = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid JSON in UTF-8: {exc}") from None
-    except RecursionError:
-        raise BadRequestError("the body nests JSON too deeply") from None
+    value = decode_json(body, max_depth=max_depth)
     if not isinstance(value, dict):
         raise BadRequestError(f"the body must be a JSON object, not a {type(value).__name__}")
     return value

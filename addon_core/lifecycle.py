@@ -152,7 +152,13 @@ async def verify_lifecycle_call(
     token = headers.get(LIFECYCLE_HEADER)
     claims = runtime.verify_token(token, TokenKind.LIFECYCLE)
     require_json_content_type(headers)
-    body = parse_json_object(await read_body(request, headers, runtime.settings.max_body_bytes))
+    settings = runtime.settings
+    body = parse_json_object(
+        await read_body(
+            request, headers, settings.max_body_bytes, settings.client_body_timeout_seconds
+        ),
+        max_depth=settings.max_json_depth,
+    )
     workspace_id = body.get("workspaceId")
     if not isinstance(workspace_id, str) or not workspace_id:
         raise BadRequestError("the body has no workspaceId")

@@ -14,6 +14,10 @@ from typing import Any
 from urllib.parse import unquote
 
 MASK = "[redacted]"
+#: What stands for the part of a value nested deeper than `MAX_DEPTH` (stored before the
+#: intake bounded JSON depth): shown, never recursed into, so no reader can overflow.
+TOO_DEEP = "[nested too deep]"
+MAX_DEPTH = 128
 
 #: Headers whose values are credentials; never stored, never logged.
 SECRET_HEADERS = frozenset(
@@ -114,17 +118,27 @@ def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def redact(value: Any) -> Any:
-    """Return a copy of a JSON-like value with secrets masked, keys and shape kept."""
+def redact(value: Any, _depth: int = 0) -> Any:
+    """Return a copy of a JSON-like value with secrets masked, keys and shape kept.
+
+    Arrays and objects deeper than `MAX_DEPTH` become `TOO_DEEP`: the recursion is bounded
+    whatever was stored.
+    """
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, Mapping | list | tuple) and _depth >= MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and is_secret_key(k) and v is not None else redact(v))
+            k: (
+                MASK
+                if isinstance(k, str) and is_secret_key(k) and v is not None
+                else redact(v, _depth + 1)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
+        return [redact(v, _depth + 1) for v in value]
     return value
 
 

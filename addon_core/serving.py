@@ -23,6 +23,7 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
+from addon_core.client_limits import ClientLimits, GuardedHttpToolsProtocol
 from addon_core.errors import ConfigError
 from addon_core.settings import MULTIPROC_DIR_VARIABLE, SERVED_APP_VARIABLE, AddonSettings
 
@@ -68,6 +69,11 @@ def serve_app(
     return True
 
 
+def server_config(app: Any, settings: AddonSettings, *, host: str, port: int) -> uvicorn.Config:
+    """The uvicorn configuration of one in-process server (tests serve on port 0)."""
+    return uvicorn.Config(app, **{**_server_options(settings, host), "port": port})
+
+
 def check_workers_allowed(settings: AddonSettings, workers: int) -> None:
     """Raise `ConfigError` when the database cannot take several writing processes."""
     if workers > 1 and settings.database_url.startswith("sqlite"):
@@ -109,6 +115,7 @@ def worker_app() -> Litestar:
     settings = load_settings(spec.settings_class)
     configure_logging(settings.log_level_number, settings.log_format)
     configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))
+    GuardedHttpToolsProtocol.limits = ClientLimits.from_settings(settings)
     application = create_addon_app(spec, settings)
     application.on_shutdown.append(_forget_live_gauges)
     tune_garbage_collector()
@@ -123,11 +130,17 @@ def _forget_live_gauges() -> None:
 
 
 def _server_options(settings: AddonSettings, host: str) -> dict[str, Any]:
+    """uvicorn's options: uvloop, httptools behind the client guard, keep-alive and
+    connection bounds. The guard's limits are a class attribute (a worker process sets
+    them again from its settings: the class crosses to it by name)."""
+    GuardedHttpToolsProtocol.limits = ClientLimits.from_settings(settings)
     return {
         "host": host,
         "port": settings.port,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
+        "http": GuardedHttpToolsProtocol,
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        "limit_concurrency": settings.max_connections,
         "lifespan": "on",
         "access_log": False,
         "log_config": None,

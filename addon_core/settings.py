@@ -55,6 +55,15 @@ class AddonSettings(BaseSettings):
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: arrays and objects nested in any JSON body; redaction shows deeper stored parts as a marker
+    max_json_depth: int = Field(default=64, ge=8, le=128)
+    # --- clients (docs/configuration.md, "Clients") ---
+    max_header_count: int = Field(default=100, ge=10, le=1000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    client_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    client_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    max_connections: int = Field(default=1000, ge=10, le=100_000)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
     #: OpenTelemetry spans over OTLP (needs the `otel` extra); the endpoint comes from
@@ -85,6 +94,9 @@ class AddonSettings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # --- flows ---
     flow_pause_after_failures: int = Field(default=5, ge=0, le=1000)
+    #: the most one rendered template value, and all of one action's, may hold
+    flow_template_max_value_chars: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    flow_template_max_request_chars: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     #: test only: let outbound http actions reach loopback and private addresses
     outbound_allow_private_networks: bool = False

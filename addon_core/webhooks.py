@@ -119,8 +119,11 @@ async def _verify_and_parse(
             f"header {EVENT_TYPE_HEADER} is {header_event!r}; this endpoint receives {event_type}",
         )
     require_json_content_type(headers)
-    body = await read_body(request, headers, runtime.settings.max_body_bytes)
-    payload = parse_json_object(body)
+    settings = runtime.settings
+    body = await read_body(
+        request, headers, settings.max_body_bytes, settings.client_body_timeout_seconds
+    )
+    payload = parse_json_object(body, max_depth=runtime.settings.max_json_depth)
     workspace_id = payload.get("workspaceId")
     if workspace_id is None:
         # 12 of Clockify's event payloads carry no workspaceId: the token's is the one.

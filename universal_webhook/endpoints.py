@@ -53,7 +53,7 @@ from addon_core.errors import (
     NotFoundError,
     UnprocessableError,
 )
-from addon_core.incoming import header_map, parse_json_object, read_body
+from addon_core.incoming import header_map, parse_json_object, read_api_body, read_body
 from addon_core.intake import Delivery, Outcome
 from addon_core.models import Endpoint
 from addon_core.redaction import SECRET_HEADERS, redact, redact_text, safe_headers
@@ -237,7 +237,7 @@ async def receive_custom_webhook(
             _charge(runtime, f"endpoint-invalid:{endpoint_id}", receiver.rate_limit, "invalid ")
             raise
         rate_headers = _charge(runtime, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
-        delivery = _parse(receiver, *verified)
+        delivery = _parse(receiver, *verified, max_depth=runtime.settings.max_json_depth)
         assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
@@ -270,7 +270,9 @@ async def _verify(
     """Read the body and check its signature: the `webhook-id`, headers and body."""
     settings = runtime.settings
     headers = header_map(request)
-    body = await read_body(request, headers, settings.max_body_bytes)
+    body = await read_body(
+        request, headers, settings.max_body_bytes, settings.client_body_timeout_seconds
+    )
     msg_id = verify(
         headers,
         body,
@@ -283,9 +285,11 @@ async def _verify(
     return msg_id, headers, body
 
 
-def _parse(receiver: Receiver, msg_id: str, headers: dict[str, str], body: bytes) -> Delivery:
+def _parse(
+    receiver: Receiver, msg_id: str, headers: dict[str, str], body: bytes, *, max_depth: int
+) -> Delivery:
     """Turn a verified delivery into what the intake stores."""
-    payload = parse_json_object(body)
+    payload = parse_json_object(body, max_depth=max_depth)
     event_type = _event_type(receiver, headers, payload)
     key = hashlib.sha256(f"custom\n{receiver.endpoint_id}\n{msg_id}".encode()).hexdigest()
     return Delivery(
@@ -350,7 +354,10 @@ async def create_endpoint(
 ) -> dict[str, Any]:
     """Create an endpoint; its secret is shown here and at rotation only."""
     caller.require_writer("creating a custom webhook endpoint")
-    fields = _endpoint_fields(parse_json_object(await request.body()), runtime)
+    raw = await read_api_body(request, runtime.settings)
+    fields = _endpoint_fields(
+        parse_json_object(raw, max_depth=runtime.settings.max_json_depth), runtime
+    )
     secret = generate_secret()
     _, sessions = runtime.db()
     async with sessions.begin() as session:

@@ -2,18 +2,23 @@
 
 Comparisons are type-aware: numbers (numeric text included), ISO-8601 instants and durations,
 then text; booleans only by equality. A missing path never raises: only `not_exists` holds.
+
+`matches` runs on RE2 (`google-re2`), whose time is linear in the subject: with the pattern
+and the subject both bounded, a match cannot hold the event loop however the pattern is
+written (no catastrophic backtracking). RE2 has no backreferences or lookaround; such a
+pattern is refused at save with a message saying so.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Final, Literal, get_args
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field
 
 from addon_core.flows.templates import (
@@ -49,8 +54,10 @@ OPERATORS: Final[tuple[str, ...]] = get_args(Operator)
 Mode = Literal["all", "any"]
 MAX_RULES: Final = 50
 MAX_PATTERN_LENGTH: Final = 500
-# `re` has no timeout: a bounded subject keeps a careless pattern from stalling a worker.
+#: RE2 is linear in the subject; bounding the subject bounds the time of one match.
 MAX_MATCH_INPUT: Final = 10_000
+#: RE2's memory budget for one compiled pattern (its default is 8 MiB).
+_PATTERN_MEMORY: Final = 1 << 20
 
 _ORDERED = frozenset({"gt", "gte", "lt", "lte"})
 _TEXT_ONLY = frozenset({"starts_with", "ends_with", "matches"})
@@ -314,23 +321,42 @@ _OPERATIONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is reported to its author, not to stderr
+    options.max_mem = _PATTERN_MEMORY
+    return options
+
+
+_RE2_OPTIONS: Final = _options()
+
+
 @lru_cache(maxsize=512)
-def _pattern(pattern: str) -> re.Pattern[str] | None:
-    return None if pattern_problem(pattern) else re.compile(pattern)
-
-
-def pattern_problem(pattern: str) -> str | None:
-    """Say why a `matches` pattern is refused (too long, invalid), or None if it compiles."""
+def _compile(pattern: str) -> Any:
+    """Compile with RE2, or return the reason it refuses the pattern (as text)."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         return f"the regular expression is longer than {MAX_PATTERN_LENGTH} characters"
     try:
-        with warnings.catch_warnings():
-            # FutureWarnings about nested sets are not errors in the pattern.
-            warnings.simplefilter("ignore")
-            re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        return f"invalid regular expression: {exc}"
-    return None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        return (
+            f"invalid regular expression: {text}; patterns run on RE2, which has no "
+            "backreferences (\\1) or lookaround ((?=...), (?<=...)): rewrite the pattern "
+            "without them"
+        )
+
+
+def _pattern(pattern: str) -> Any:
+    compiled = _compile(pattern)
+    return None if isinstance(compiled, str) else compiled
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Say why a `matches` pattern is refused (too long, not RE2 syntax), or None if it compiles."""
+    compiled = _compile(pattern)
+    return compiled if isinstance(compiled, str) else None
 
 
 def _json_type(value: Any) -> str:

@@ -16,7 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from addon_core.catalogue import WORKSPACE_PARAM, Catalogue, UnknownOperationError
 from addon_core.errors import UnprocessableError
 from addon_core.flows.conditions import Conditions, check_conditions
-from addon_core.flows.templates import check_template, templated_fields
+from addon_core.flows.render_budget import TemplateLimits
+from addon_core.flows.templates import (
+    check_static_size,
+    check_template,
+    templated_fields,
+)
 from addon_core.openapi_schema import ValidationIssue
 
 ACTION_ID_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -118,6 +123,7 @@ def validate_flow(
     endpoints: Collection[str],
     action_types: Collection[str],
     workspace_id: str | None = None,
+    limits: TemplateLimits | None = None,
 ) -> FlowDocument:
     """Check a flow document in full; raise `FlowValidationError` listing every problem."""
     flow: FlowDocument | None = None
@@ -134,6 +140,7 @@ def validate_flow(
         issues.extend(
             _actions_issues(document.get("actions"), catalogue, action_types, workspace_id)
         )
+        issues.extend(_size_issues(document.get("actions"), limits or TemplateLimits()))
     unique = sorted(dict.fromkeys(issues), key=_position)
     if unique or flow is None:
         raise FlowValidationError(unique or [ValidationIssue("document", "not a flow document")])
@@ -244,6 +251,30 @@ def _actions_issues(
                 )
             else:
                 earlier[action_id] = index
+    return issues
+
+
+def _size_issues(actions: Any, limits: TemplateLimits) -> list[ValidationIssue]:
+    """Refuse at save what no event can make smaller: literal text past the render limits."""
+    issues: list[ValidationIssue] = []
+    for index, action in enumerate(actions if isinstance(actions, list) else ()):
+        if not isinstance(action, dict):
+            continue
+        total, before = 0, len(issues)
+        for key in ("url", "headers", "params", "body"):
+            found, size = check_static_size(
+                action.get(key), limits, field=f"actions[{index}].{key}"
+            )
+            issues.extend(found)
+            total += size
+        if total > limits.request and len(issues) == before:
+            issues.append(
+                ValidationIssue(
+                    f"actions[{index}]",
+                    f"the action's text is {total} characters; one request may hold at most "
+                    f"{limits.request} (docs/configuration.md)",
+                )
+            )
     return issues
 
 

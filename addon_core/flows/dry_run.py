@@ -23,8 +23,13 @@ from addon_core.flows.actions import excerpt, kept_result
 from addon_core.flows.conditions import explain
 from addon_core.flows.document import ClockifyAction, FlowDocument, HttpAction
 from addon_core.flows.engine import ANY_EVENT
-from addon_core.flows.plan import PlannedRequest, installation_settings, plan_action
-from addon_core.flows.templates import TemplateError, make_context
+from addon_core.flows.plan import (
+    PlannedRequest,
+    installation_settings,
+    plan_action,
+    template_limits,
+)
+from addon_core.flows.templates import TemplateError, TemplateSizeError, make_context
 from addon_core.models import Installation
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
@@ -122,7 +127,10 @@ class _Rehearsal:
                 workspace_id=self.installation.workspace_id,
                 base_urls=self.installation.api_urls,
                 position=position,
+                limits=template_limits(self.runtime.settings),
             )
+        except TemplateSizeError:
+            raise  # a 422 for the whole dry run: the event makes a request past the limit
         except TemplateError as exc:
             shown["error"] = self._template_problem(exc)
             self.absent[action.id] = "it could not be rendered"

@@ -38,6 +38,7 @@ from addon_core.flows.plan import (
     PlannedRequest,
     installation_settings,
     plan_action,
+    template_limits,
 )
 from addon_core.flows.templates import make_context
 from addon_core.jobs import ClaimedJob, RetryJobError
@@ -118,6 +119,7 @@ class FlowEngine:
     def __init__(self, runtime: AddonRuntime) -> None:
         self.runtime = runtime
         self.store = ExecutionStore(runtime)
+        self.limits = template_limits(runtime.settings)
         self._documents: OrderedDict[tuple[str, int], FlowDocument] = OrderedDict()
 
     async def dispatch(self, job: ClaimedJob) -> None:
@@ -135,7 +137,7 @@ class FlowEngine:
         event, installation, rows = found
         try:
             payload = json.loads(event.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: stored before depth was bounded
             payload = event.payload
         settings = installation_settings(self.runtime.manifest, installation)
         run = _Run(job, event, payload, run_key, installation, settings)
@@ -296,6 +298,7 @@ class FlowEngine:
                 workspace_id=run.workspace_id,
                 base_urls=run.installation.api_urls,
                 position=position,
+                limits=self.limits,
             )
         except ServiceUnavailableError:
             raise  # the OpenAPI document is missing: not the flow's fault; the job retries

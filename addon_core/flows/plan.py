@@ -20,10 +20,12 @@ from addon_core.catalogue import (
 )
 from addon_core.errors import UnprocessableError
 from addon_core.flows.document import ClockifyAction, HttpAction
+from addon_core.flows.render_budget import RenderBudget, TemplateLimits
 from addon_core.flows.templates import render
 from addon_core.manifest import Manifest
 from addon_core.models import Installation
 from addon_core.redaction import redact, redact_headers, redact_url
+from addon_core.settings import AddonSettings
 
 #: Methods that may be sent again after a crash left their result unknown (CONTRACT.md).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "PUT", "DELETE"})
@@ -83,13 +85,18 @@ def plan_action(
     workspace_id: str,
     base_urls: Mapping[str, str],
     position: int | None = None,
+    limits: TemplateLimits | None = None,
 ) -> PlannedRequest:
     """Render an action into a request; raise `TemplateError` or `UnprocessableError` naming
-    the field (`actions[1].body.description` when `position` is given)."""
+    the field (`actions[1].body.description` when `position` is given).
+
+    `limits` bounds each rendered value and the whole request (`TemplateSizeError` past it).
+    """
     where = f"actions[{position}]" if position is not None else f"action {action.id}"
+    budget = RenderBudget(limits)
     if isinstance(action, HttpAction):
-        return _plan_http(action, context, where)
-    return _plan_clockify(action, context, where, catalogue, workspace_id, base_urls)
+        return _plan_http(action, context, where, budget)
+    return _plan_clockify(action, context, where, catalogue, workspace_id, base_urls, budget)
 
 
 def _plan_clockify(
@@ -99,9 +106,10 @@ def _plan_clockify(
     catalogue: Catalogue,
     workspace_id: str,
     base_urls: Mapping[str, str],
+    budget: RenderBudget,
 ) -> PlannedRequest:
-    params = render(action.params, context, field=f"{where}.params")
-    body = render(action.body, context, field=f"{where}.body")
+    params = render(action.params, context, field=f"{where}.params", budget=budget)
+    body = render(action.body, context, field=f"{where}.body", budget=budget)
     if not isinstance(params, dict):
         raise PlanError(f"{where}.params must render to an object")
     operation = catalogue.get(action.operation)
@@ -130,13 +138,15 @@ def _plan_clockify(
     )
 
 
-def _plan_http(action: HttpAction, context: Mapping[str, Any], where: str) -> PlannedRequest:
-    url = render(action.url, context, field=f"{where}.url")
+def _plan_http(
+    action: HttpAction, context: Mapping[str, Any], where: str, budget: RenderBudget
+) -> PlannedRequest:
+    url = render(action.url, context, field=f"{where}.url", budget=budget)
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         raise PlanError(f"{where}.url must render to an http:// or https:// URL, not {url!r}")
     headers: dict[str, str] = {}
     for name, value in action.headers.items():
-        rendered = render(value, context, field=f"{where}.headers.{name}")
+        rendered = render(value, context, field=f"{where}.headers.{name}", budget=budget)
         text = rendered if isinstance(rendered, str) else json.dumps(rendered, ensure_ascii=False)
         if "\r" in text or "\n" in text:
             raise PlanError(f"{where}.headers.{name}: the rendered value holds a line break")
@@ -147,8 +157,16 @@ def _plan_http(action: HttpAction, context: Mapping[str, Any], where: str) -> Pl
         method=action.method,
         url=url,
         operation=None,
-        body=render(action.body, context, field=f"{where}.body"),
+        body=render(action.body, context, field=f"{where}.body", budget=budget),
         headers=headers,
+    )
+
+
+def template_limits(settings: AddonSettings) -> TemplateLimits:
+    """Return the rendered-size limits the settings give."""
+    return TemplateLimits(
+        value=settings.flow_template_max_value_chars,
+        request=settings.flow_template_max_request_chars,
     )
 
 

@@ -34,7 +34,7 @@ async def import_flow(
 ) -> dict[str, Any]:
     """Save an exported flow in this workspace, with the values its `needs` list bound."""
     caller.require_writer("importing a flow")
-    document = portable.prepare_import(await read_json(request))
+    document = portable.prepare_import(await read_json(request, runtime))
     return await _save(runtime, caller, document)
 
 
@@ -51,7 +51,7 @@ async def import_from_gallery(
     """Import one gallery flow; the body may bind its needs: `{"bind": {"<field>": value}}`."""
     caller.require_writer("importing a flow")
     item = portable.gallery_item(item_id, runtime.flow_action_types)
-    body = await read_json(request, empty={})
+    body = await read_json(request, runtime, empty={})
     bind = body.get("bind", {}) if isinstance(body, dict) else body
     document = portable.prepare_import({**item, "bind": bind})
     return await _save(runtime, caller, document)

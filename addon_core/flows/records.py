@@ -159,10 +159,11 @@ async def find_event(
 
 
 def event_payload(event: Event) -> Any:
-    """Return an event's body as JSON when it is JSON, else as text."""
+    """Return an event's body as JSON when it is JSON, else as text (also when it nests too
+    deeply to parse: stored before the intake bounded depth)."""
     try:
         return json.loads(event.payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return event.payload
 
 

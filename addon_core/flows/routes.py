@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -33,6 +32,7 @@ from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
 from addon_core.flows.masking import mask_document
 from addon_core.flows.review import dry_run_warnings, save_warnings
+from addon_core.incoming import decode_json, read_api_body
 from addon_core.models import Flow, FlowVersion
 from addon_core.openapi_schema import ValidationIssue
 from addon_core.runtime import AddonRuntime, Runtime
@@ -41,17 +41,16 @@ _TEST_KEYS = ("eventType", "event")
 _REPLAY_KEYS = ("flowIds",)
 
 
-async def read_json(request: Request[Any, Any, Any], *, empty: Any = None) -> Any:
-    """Decode a JSON request body; an empty body is `empty`, malformed JSON a 400."""
-    raw = await request.body()
+async def read_json(
+    request: Request[Any, Any, Any], runtime: AddonRuntime, *, empty: Any = None
+) -> Any:
+    """Decode a JSON request body; an empty body is `empty`, bad or too deep JSON a 400."""
+    raw = await read_api_body(request, runtime.settings)
     if not raw.strip():
         if empty is None:
             raise BadRequestError("the request has no body; send a JSON object")
         return empty
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequestError(f"the request is not JSON ({exc})") from None
+    return decode_json(raw, max_depth=runtime.settings.max_json_depth, what="the request")
 
 
 def render_flow(flow: Flow) -> dict[str, Any]:
@@ -93,7 +92,7 @@ async def create_flow(
 ) -> dict[str, Any]:
     """Validate and store a flow; Universal Webhook returns its signing secret this once."""
     caller.require_writer("creating a flow")
-    document = service.strip_read_only(await read_json(request))
+    document = service.strip_read_only(await read_json(request, runtime))
     saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
     await audit.record(
         runtime,
@@ -138,7 +137,7 @@ async def update_flow(
 ) -> dict[str, Any]:
     """Replace a flow's document with a new version; a paused flow resumes."""
     caller.require_writer("changing a flow")
-    document = await read_json(request)
+    document = await read_json(request, runtime)
     before = await _stored_document(runtime, caller.workspace_id, flow_id)
     flow = await service.update_flow(
         runtime, caller.workspace_id, caller.user_id, flow_id, document
@@ -276,7 +275,7 @@ async def dry_run_flow(
     Only clockify GETs are sent (see `addon_core.flows.dry_run`); nothing is stored.
     `eventType` defaults to the first event the trigger lists.
     """
-    body = await read_json(request)
+    body = await read_json(request, runtime)
     _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
@@ -340,7 +339,7 @@ async def replay_event(
 ) -> dict[str, Any]:
     """Run the flows on an event again, as a new run; `{"flowIds": [...]}` picks flows."""
     caller.require_writer("replaying an event")
-    body = await read_json(request, empty={})
+    body = await read_json(request, runtime, empty={})
     flow_ids = _read_replay_request(body)
     replay = await records.replay_event(runtime, caller.workspace_id, event_id, flow_ids)
     await audit.record(

@@ -21,6 +21,7 @@ from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import FlowDocument, validate_flow
 from addon_core.flows.engine import ANY_EVENT, signing_secret_context
 from addon_core.flows.masking import keep_masked_secrets
+from addon_core.flows.plan import template_limits
 from addon_core.flows.review import refuse_undeclared_settings
 from addon_core.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
 from addon_core.runtime import AddonRuntime
@@ -80,6 +81,7 @@ async def check_document(
         endpoints=await endpoint_ids(session, runtime, workspace_id),
         action_types=runtime.flow_action_types,
         workspace_id=workspace_id,
+        limits=template_limits(runtime.settings),
     )
     refuse_undeclared_settings(_canonical(checked), runtime)
     return checked

@@ -8,6 +8,10 @@ JSON data), so a template never runs code. Tokens and secrets cannot be reached:
 never puts one in the context, a path with a secret-sounding segment (`settings.apiToken`, per
 `addon_core.redaction.is_secret_key`) is refused at save and at render, and values under secret
 keys inside a rendered object are masked.
+
+Rendering is bounded (`addon_core.flows.render_budget`): sizes are checked piece by piece
+before anything is joined or copied, so a template cannot make the add-on allocate more
+than the limit, and the work is linear in what is kept: rendering stays on the event loop.
 """
 
 from __future__ import annotations
@@ -20,8 +24,14 @@ from functools import lru_cache
 from typing import Any, Final
 
 from addon_core.errors import UnprocessableError
+from addon_core.flows.render_budget import (
+    OverBudgetError,
+    RenderBudget,
+    TemplateLimits,
+    json_size,
+)
 from addon_core.openapi_schema import ValidationIssue
-from addon_core.redaction import MASK, is_secret_key
+from addon_core.redaction import MASK, MAX_DEPTH, TOO_DEEP, is_secret_key
 
 ROOTS: Final = ("event", "eventType", "workspace", "settings", "actions")
 ACTION_RESULT_KEYS: Final = ("status", "body")
@@ -41,6 +51,10 @@ class TemplateError(UnprocessableError):
         super().__init__(detail, extra={"field": field, "placeholder": placeholder})
         self.field = field
         self.placeholder = placeholder
+
+
+class TemplateSizeError(TemplateError):
+    """A rendered value, or all of one request's, would pass its size limit."""
 
 
 class _Missing:
@@ -210,6 +224,34 @@ def check_template(
     return issues
 
 
+def check_static_size(
+    value: Any, limits: TemplateLimits, *, field: str = ""
+) -> tuple[list[ValidationIssue], int]:
+    """List the strings whose literal text alone passes the value limit; return the total.
+
+    What a placeholder adds is known only at render; the literal part is known at save.
+    """
+    issues: list[ValidationIssue] = []
+    total = 0
+    for where, text in _strings(value, field):
+        size = len(text)
+        if _OPEN in text:
+            try:
+                size = sum(len(part) for part in parse(text).parts if isinstance(part, str))
+            except TemplateError:
+                continue  # check_template reports it
+        total += size
+        if size > limits.value:
+            issues.append(
+                ValidationIssue(
+                    where,
+                    f"the text is {size} characters; one rendered value may hold at most "
+                    f"{limits.value} (docs/configuration.md)",
+                )
+            )
+    return issues, total
+
+
 def _strings(value: Any, field: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield field, value
@@ -294,21 +336,30 @@ def _kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "not JSON"
 
 
-def render(value: Any, context: Mapping[str, Any], *, field: str = "") -> Any:
+def render(
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    field: str = "",
+    budget: RenderBudget | None = None,
+) -> Any:
     """Fill every placeholder of a JSON value; raise `TemplateError` naming the field.
 
     A string that is exactly one placeholder becomes the value it names, keeping its JSON
     type; placeholders in a longer string are formatted into it (text as is, anything else
     as compact JSON). A missing path is an error, never an empty string. `field` names the
-    value in messages (`body` gives `body.description`).
+    value in messages (`body` gives `body.description`). `budget` bounds the rendered size
+    (a fresh default one when None); a value past it raises `TemplateSizeError`.
     """
     try:
-        return _render(value, context)
-    except _Unfilled as exc:
+        return _render(value, context, budget or RenderBudget())
+    except (_Unfilled, OverBudgetError) as exc:
         where = field
         for step in reversed(exc.steps):
             where = f"{where}[{step}]" if isinstance(step, int) else _key_field(where, step)
         message = f"{where}: {exc.message}" if where else exc.message
+        if isinstance(exc, OverBudgetError):
+            raise TemplateSizeError(message, field=where) from None
         raise TemplateError(message, field=where, placeholder=exc.placeholder) from None
 
 
@@ -322,16 +373,19 @@ class _Unfilled(Exception):
         self.steps: list[str | int] = []
 
 
-def _render(value: Any, context: Mapping[str, Any]) -> Any:
+def _render(value: Any, context: Mapping[str, Any], budget: RenderBudget) -> Any:
     # The hot path: field names are only worked out when something fails.
     if isinstance(value, str):
-        return _render_text(value, context) if _OPEN in value else value
+        if _OPEN in value:
+            return _render_text(value, context, budget)
+        budget.charge(len(value))
+        return value
     if isinstance(value, dict):
         rendered = {}
         for key, item in value.items():
             try:
-                rendered[key] = _render(item, context)
-            except _Unfilled as exc:
+                rendered[key] = _render(item, context, budget)
+            except (_Unfilled, OverBudgetError) as exc:
                 exc.steps.append(key)
                 raise
         return rendered
@@ -339,25 +393,41 @@ def _render(value: Any, context: Mapping[str, Any]) -> Any:
         items = []
         for index, item in enumerate(value):
             try:
-                items.append(_render(item, context))
-            except _Unfilled as exc:
+                items.append(_render(item, context, budget))
+            except (_Unfilled, OverBudgetError) as exc:
                 exc.steps.append(index)
                 raise
         return items
     return value
 
 
-def _render_text(text: str, context: Mapping[str, Any]) -> Any:
+def _render_text(text: str, context: Mapping[str, Any], budget: RenderBudget) -> Any:
     try:
         template = parse(text)
     except TemplateError as exc:
         raise _Unfilled(exc.detail, exc.placeholder) from None
     whole = template.whole
     if whole is not None:
-        return _fill(whole, context)
-    return "".join(
-        part if isinstance(part, str) else _format(_fill(part, context)) for part in template.parts
-    )
+        value = _fill(whole, context)
+        budget.charge(json_size(value, budget.room))
+        return _mask_secrets(value) if isinstance(value, dict | list) else value
+    # Measure every piece before joining: the string built is never over the budget.
+    pieces: list[str] = []
+    size = 0
+    for part in template.parts:
+        if isinstance(part, str):
+            piece = part
+        else:
+            value = _fill(part, context)
+            if not isinstance(value, str) and json_size(value, budget.room) > budget.room - size:
+                budget.charge(budget.room + 1)  # raises, naming the limit passed
+            piece = _format(_mask_secrets(value) if isinstance(value, dict | list) else value)
+        size += len(piece)
+        if size > budget.room:
+            budget.charge(size)
+        pieces.append(piece)
+    budget.charge(size)
+    return "".join(pieces)
 
 
 def _fill(placeholder: Placeholder, context: Mapping[str, Any]) -> Any:
@@ -365,7 +435,7 @@ def _fill(placeholder: Placeholder, context: Mapping[str, Any]) -> Any:
     if value is MISSING:
         why = _why_missing(placeholder.path, context)
         raise _Unfilled(f"{placeholder.text} cannot be filled: {why}", placeholder.path.text)
-    return _mask_secrets(value) if isinstance(value, dict | list) else value
+    return value
 
 
 def _format(value: Any) -> str:
@@ -374,13 +444,20 @@ def _format(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _mask_secrets(value: Any) -> Any:
-    """Copy a JSON value with the values under secret keys masked (a whole `{{ settings }}`)."""
+def _mask_secrets(value: Any, depth: int = 0) -> Any:
+    """Copy a JSON value with the values under secret keys masked (a whole `{{ settings }}`).
+
+    Parts deeper than redaction's bound become its marker, as when the value is shown.
+    """
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
         return {
-            key: MASK if isinstance(key, str) and is_secret_key(key) else _mask_secrets(item)
+            key: MASK
+            if isinstance(key, str) and is_secret_key(key)
+            else _mask_secrets(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_mask_secrets(item) for item in value]
+        return [_mask_secrets(item, depth + 1) for item in value]
     return value

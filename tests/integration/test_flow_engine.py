@@ -499,6 +499,27 @@ async def test_a_missing_template_path_fails_the_step_before_sending(
         assert execution.status == "failed"
 
 
+async def test_a_template_rendering_past_the_size_limit_fails_the_step_before_sending(
+    running: HarnessFactory,
+) -> None:
+    # 1,000 placeholders of a 100 KB description would render 100 MB.
+    document = copy.deepcopy(TAG_MEETINGS)
+    document["actions"][0]["params"]["projectId"] = "{{ event.description }}" * 1000
+    async with running() as harness:
+        flow_id = await harness.add_flow(document)
+        entry = {**harness.entry(), "description": "meeting " + "x" * 100_000}
+        await harness.fire("NEW_TIME_ENTRY", entry)
+        await harness.settle()
+
+        assert harness.sandbox.requests == []
+        [(execution, [step])] = await harness.executions(flow_id)
+        assert step.status == "failed"
+        assert step.error is not None
+        assert "actions[0].params.projectId" in step.error
+        assert "the limit of one value" in step.error
+        assert execution.status == "failed"
+
+
 async def test_a_flow_pauses_after_failures_in_a_row(running: HarnessFactory) -> None:
     async with running(flow_pause_after_failures=2) as harness:
         flow_id = await harness.add_flow(RETAG_ONLY)

@@ -308,7 +308,7 @@ async def test_unknown_keys_and_bodies_that_are_not_json_are_refused(api: Api) -
     assert unknown.json()["extra"]["errors"] == [{"field": "colour", "message": "unknown key"}]
     broken = await api.client.post("/api/flows", content=b"{not json", headers=api.headers("OWNER"))
     assert broken.status_code == 400
-    assert "not JSON" in broken.json()["detail"]
+    assert "not valid JSON" in broken.json()["detail"]
 
 
 async def test_http_actions_exist_only_in_universal_webhook(api: Api) -> None:
@@ -597,6 +597,40 @@ async def test_a_dry_run_request_is_checked(api: Api) -> None:
         assert response.status_code == 422, response.text
         assert field_name in {e["field"] for e in response.json()["extra"]["errors"]}
     assert api.sent_for_flows() == []
+
+
+async def test_a_dry_run_rendering_past_the_size_limit_is_a_422(api: Api) -> None:
+    document = tag_meetings()
+    document["actions"][1]["body"]["description"] = "{{ event.description }}" * 1000
+    flow_id = (await api.create(document))["id"]
+
+    response = await api.call(
+        "POST",
+        f"/api/flows/{flow_id}/test",
+        {"eventType": EVENT, "event": time_entry(description="meeting " + "x" * 100_000)},
+    )
+
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert "the limit of one value" in error["detail"]
+    assert error["extra"]["field"] == "actions[1].body.description"
+
+
+async def test_a_flow_with_literal_text_past_the_value_limit_is_refused_at_save(
+    api: Api,
+) -> None:
+    document = tag_meetings()
+    document["actions"][1]["body"]["description"] = "d" * 70_000
+
+    response = await api.call("POST", "/api/flows", document)
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["extra"]["errors"]
+    assert any(
+        e["field"] == "actions[1].body.description" and "70000 characters" in e["message"]
+        for e in errors
+    ), errors
+    assert await count(api.database_url, "flows") == 0
 
 
 # --- events and replays --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from addon_core.flows.conditions import (
+    MAX_MATCH_INPUT,
     MAX_PATTERN_LENGTH,
     OPERATORS,
     Conditions,
@@ -373,3 +374,59 @@ def test_check_conditions_leaves_shape_errors_to_the_schema() -> None:
     assert check_conditions(None) == []
     assert check_conditions({"rules": "all"}) == []
     assert check_conditions({"rules": [5, {"op": "eq"}]}) == []
+
+
+# --- linear-time matching -----------------------------------------------------------------
+
+
+def context_of(event: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    return make_context(
+        event=event, event_type="NEW_TIME_ENTRY", workspace_id="ws-1", settings=settings or {}
+    )
+
+
+def test_a_catastrophic_pattern_is_matched_in_linear_time() -> None:
+    # With a backtracking engine `^(a+)+$` against "aaa...!" takes 2^n steps: 40 characters
+    # alone would hold the loop for days; RE2 answers at once for the whole bounded subject.
+    context = context_of({"description": "a" * (MAX_MATCH_INPUT - 1) + "!"})
+
+    assert holds(context, "event.description", "matches", "^(a+)+$") is False
+    assert holds(context, "event.description", "matches", "^(a+)+!$") is True
+
+
+def test_a_subject_is_matched_up_to_the_bound_only() -> None:
+    context = context_of({"description": "a" * MAX_MATCH_INPUT + "tail"})
+
+    assert holds(context, "event.description", "matches", "^a+$") is True
+    assert holds(context, "event.description", "matches", "tail") is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [
+        (r"(a)\1", "backreferences"),
+        (r"foo(?=bar)", "lookaround"),
+        (r"(?<=x)y", "lookaround"),
+        ("(unclosed", "missing )"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_at_save_saying_why(pattern: str, hint: str) -> None:
+    raw = {"rules": [{"path": "event.description", "op": "matches", "value": pattern}]}
+
+    [issue] = check_conditions(raw)
+
+    assert issue.field == "conditions.rules[0].value"
+    assert issue.message.startswith("invalid regular expression")
+    assert hint in issue.message
+    assert "RE2" in issue.message
+
+
+def test_a_templated_pattern_re2_refuses_makes_the_rule_false() -> None:
+    context = context_of({"description": "aa"}, {"pattern": r"(a)\1"})
+
+    result = judge(
+        Rule(path="event.description", op="matches", value="{{ settings.pattern }}"), context
+    )
+
+    assert result.outcome is False
+    assert result.reason == "the value is not a valid regular expression"

@@ -21,6 +21,7 @@ from addon_core.flows.document import (
     HttpAction,
     validate_flow,
 )
+from addon_core.flows.render_budget import TemplateLimits
 
 WORKSPACE = "64a687e29ae1f428e7ebe303"
 ENDPOINT = "ep_01HZX"
@@ -503,3 +504,43 @@ def test_header_names_and_values_cannot_smuggle_lines(catalogue: Catalogue) -> N
     found = problems(catalogue, minimal(actions=[action]), action_types=("http",))
 
     assert set(found) == {"actions[0].headers.Bad Name", "actions[0].headers.X-Ok"}
+
+
+def test_literal_text_past_the_value_limit_is_refused_at_its_field(catalogue: Catalogue) -> None:
+    action = {
+        "id": "hook",
+        "type": "http",
+        "method": "POST",
+        "url": "https://example.com",
+        "body": {"note": "n" * 70_000, "short": "{{ event.id }} " + "s" * 100},
+    }
+
+    found = problems(catalogue, minimal(actions=[action]), action_types=("http",))
+
+    assert set(found) == {"actions[0].body.note"}
+    assert "70000 characters" in found["actions[0].body.note"]
+
+
+def test_literal_text_past_the_request_limit_is_refused_at_the_action(
+    catalogue: Catalogue,
+) -> None:
+    action = {
+        "id": "hook",
+        "type": "http",
+        "method": "POST",
+        "url": "https://example.com",
+        "body": {f"part{i}": "p" * 4000 for i in range(3)},
+    }
+
+    with pytest.raises(FlowValidationError) as caught:
+        validate_flow(
+            minimal(actions=[action]),
+            catalogue=catalogue,
+            event_types=CLOCKIFY_EVENT_TYPES,
+            endpoints=set(),
+            action_types=("http",),
+            limits=TemplateLimits(value=4096, request=10_000),
+        )
+
+    assert caught.value.issues[0].field == "actions[0]"
+    assert "one request may hold at most 10000" in caught.value.issues[0].message

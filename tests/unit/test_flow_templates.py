@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from typing import Any
 
 import pytest
 
 from addon_core.errors import UnprocessableError
+from addon_core.flows.render_budget import DEFAULT_VALUE_LIMIT, RenderBudget, TemplateLimits
 from addon_core.flows.templates import (
     MISSING,
     TemplateError,
+    TemplateSizeError,
     check_template,
     find_placeholders,
     is_templated,
@@ -318,3 +321,73 @@ def test_make_context_holds_exactly_the_five_roots() -> None:
         "settings": {"a": 1},
         "actions": {"one": {"status": 201, "body": {"id": "x"}}},
     }
+
+
+# --- rendered size bounds -----------------------------------------------------------------
+
+
+def big_context(description: str) -> dict[str, Any]:
+    return make_context(
+        event={**EVENT, "description": description},
+        event_type="NEW_TIME_ENTRY",
+        workspace_id="ws-1",
+        settings={},
+    )
+
+
+def test_a_thousand_placeholders_of_a_large_value_are_refused_before_any_is_joined() -> None:
+    # 1,000 copies of a 100 KB value would be 100 MB; refused at the first piece.
+    ctx = big_context("x" * 100_000)
+    template = {"description": "{{ event.description }} " * 1000}
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateSizeError) as caught:
+            render(template, ctx, field="body")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert caught.value.field == "body.description"
+    assert caught.value.status_code == 422
+    assert f"over {DEFAULT_VALUE_LIMIT} characters, the limit of one value" in caught.value.detail
+    assert peak < 1_000_000
+
+
+def test_many_values_within_the_value_limit_are_refused_past_the_request_limit() -> None:
+    ctx = big_context("x" * 60_000)
+    body = {f"field{i}": "{{ event.description }}" for i in range(20)}
+
+    with pytest.raises(TemplateSizeError) as caught:
+        render(body, ctx, field="body", budget=RenderBudget(TemplateLimits(65536, 500_000)))
+
+    assert "the limit of one request" in caught.value.detail
+    assert caught.value.field == "body.field8"  # 9 x 60,000 passes 500,000
+
+
+def test_a_budget_is_shared_by_the_values_of_one_request() -> None:
+    ctx = big_context("x" * 3000)
+    budget = RenderBudget(TemplateLimits(4096, 8192))
+
+    assert render("{{ event.description }}", ctx, budget=budget) == "x" * 3000
+    assert render("a{{ event.description }}", ctx, budget=budget) == "a" + "x" * 3000
+    with pytest.raises(TemplateSizeError, match="the limit of one request"):
+        render("{{ event.description }}", ctx, budget=budget)
+
+
+def test_a_whole_object_placeholder_counts_its_json_size() -> None:
+    ctx = big_context("x" * 5000)
+    limits = TemplateLimits(4096, 1 << 20)
+
+    with pytest.raises(TemplateSizeError, match="the limit of one value"):
+        render("{{ event }}", ctx, budget=RenderBudget(limits))
+    with pytest.raises(TemplateSizeError, match="the limit of one value"):
+        render("event: {{ event }}", ctx, budget=RenderBudget(limits))
+
+
+def test_values_within_the_limits_render_as_before() -> None:
+    ctx = big_context("y" * 1000)
+
+    rendered = render({"a": "{{ event.description }}", "b": "{{ event.tagIds }}!"}, ctx)
+
+    assert rendered == {"a": "y" * 1000, "b": '["tag-a","tag-b"]!'}

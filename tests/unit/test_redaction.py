@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from addon_core.redaction import (
     MASK,
+    MAX_DEPTH,
+    TOO_DEEP,
     is_secret_name,
     redact,
     redact_headers,
@@ -155,3 +159,17 @@ def test_urls_in_free_text_have_their_secret_query_values_masked() -> None:
     assert (
         redact_text(text) == f"POST https://hooks.example.com/in?token={MASK}&page=2 answered 500"
     )
+
+
+def test_a_value_nested_past_the_bound_is_cut_with_a_marker_not_a_crash() -> None:
+    deep: Any = {"token": "t0"}
+    for _ in range(5000):
+        deep = {"inner": [deep], "password": "p"}
+
+    shown = redact(deep)
+
+    level = shown
+    for _ in range(MAX_DEPTH // 2):
+        assert level["password"] == MASK
+        level = level["inner"][0]
+    assert level == TOO_DEEP
