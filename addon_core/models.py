@@ -192,6 +192,22 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Worker(Base):
+    """A process that runs jobs, and when it last beat: a silent one's jobs are taken over."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_addon", "addon_key", "heartbeat_at"),)
+
+    #: the id its job leases record in `jobs.worker`
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    #: host name and pid namespace: where `pid` names a process
+    machine: Mapped[str] = mapped_column(String(120))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class BudgetSlot(Base):
     """The start times of a workspace's latest Clockify calls, one row per call allowed per
     second: a call may start when the oldest is more than a second old (shared pacing)."""
