@@ -103,6 +103,20 @@ class WebhookRegistration(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CoverageGap(Base):
+    """An event type the add-on could not register through Clockify's webhooks API, and
+    the reason Clockify gave, shown by `GET /api/coverage`."""
+
+    __tablename__ = "coverage_gaps"
+
+    installation_id: Mapped[int] = mapped_column(
+        ForeignKey("installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
     """One accepted webhook delivery, stored before it is acknowledged."""
 
