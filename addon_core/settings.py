@@ -161,7 +161,8 @@ class AddonSettings(BaseSettings):
         if beat is not None and value < 3 * beat:
             raise ValueError(
                 f"must be at least three heartbeats ({3 * beat:g} s with "
-                f"JOB_HEARTBEAT_SECONDS at {beat:g}): raise it or beat more often"
+                f"{cls.model_config.get('env_prefix', '')}JOB_HEARTBEAT_SECONDS at {beat:g}): "
+                "raise it or beat more often"
             )
         return value
 
