@@ -168,3 +168,46 @@ async def test_a_server_stopped_with_sigterm_mid_burst_leaves_no_job_held_and_lo
         database_url, sandbox, workspace, payloads, acknowledged, in_flight_bound=0
     )
     assert await app.stop() == 0, app.log()
+
+
+async def test_a_live_servers_long_steps_are_never_taken_by_another_server(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    # Each step outlives the lease and the worker timeout twice over: only the running
+    # server's heartbeats keep its jobs, and the other server keeps claiming meanwhile.
+    environment = app_environment(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        JOB_LEASE_SECONDS="3",
+        JOB_HEARTBEAT_SECONDS="0.2",
+        JOB_WORKER_TIMEOUT_SECONDS="3",
+    )
+    first = AppProcess(environment, tmp_path / "first.log")
+    second = AppProcess(environment, tmp_path / "second.log")
+    processes.extend([first, second])
+    await first.start()
+    await second.start()
+    workspace = await install_with_flow(sandbox, first)
+    payloads = burst_payloads(sandbox, workspace, 4)
+    sandbox.inject(None, times=None, method="PUT", latency=6.0)
+
+    answers = await fire_all(sandbox, lambda n: (first, second)[n % 2].url, workspace, payloads)
+    assert all(status == 200 for status in answers.values()), answers
+    await wait_until_idle(database_url)
+
+    jobs = await fetch_all(
+        database_url, "SELECT status, attempts FROM jobs WHERE kind = 'flow.dispatch'"
+    )
+    assert len(jobs) == len(payloads)
+    assert all(job == {"status": "done", "attempts": 1} for job in jobs), jobs
+    await assert_exactly_once(
+        database_url, sandbox, workspace, payloads, set(payloads), in_flight_bound=0
+    )
+    assert await first.stop() == 0, first.log()
+    assert await second.stop() == 0, second.log()
