@@ -213,13 +213,15 @@ async def _register_in_order(
     job: ClaimedJob,
     installation_id: int,
     context: InstallationContext,
-    hooks: Mapping[str, dict[str, Any]],
+    hooks: dict[str, dict[str, Any]],
     stored: Mapping[str, WebhookRegistration],
 ) -> dict[str, str] | None:
     """Register the wanted types in order until Clockify refuses one; return the gaps.
 
-    The gaps are the refused type and those after it that are not registered already,
-    each with its reason; None means the installation went away meanwhile.
+    A refused type takes the place of one of ours lower in the order, if any (the order
+    changed since those were registered). The gaps are the refused type and those after
+    it that are not registered, each with its reason; None means the installation went
+    away meanwhile.
     """
     wanted = wanted_event_types(runtime)
     for position, event_type in enumerate(wanted):
@@ -237,7 +239,9 @@ async def _register_in_order(
             if hook is not None:  # ours, but its token is not listed: start it over
                 await _delete_webhook(runtime, context, str(hook.get("id")))
             try:
-                hook = await _create_webhook(runtime, context, event_type, path)
+                hook = await _create_making_room(
+                    runtime, installation_id, context, event_type, hooks, wanted[position + 1 :]
+                )
             except ClockifyAPIError as exc:
                 if not _is_refusal(exc):
                     raise
@@ -251,6 +255,50 @@ async def _register_in_order(
         if not await _store(runtime, installation_id, job, context, event_type, path, hook):
             return None
     return {}
+
+
+async def _create_making_room(
+    runtime: AddonRuntime,
+    installation_id: int,
+    context: InstallationContext,
+    event_type: str,
+    hooks: dict[str, dict[str, Any]],
+    lower: Sequence[str],
+) -> dict[str, Any]:
+    """Create the webhook; if refused, drop ours lowest in the order and try again.
+
+    Raises the last refusal when none of ours is lower in the order than `event_type`.
+    """
+    path = webhook_path(event_type)
+    while True:
+        try:
+            return await _create_webhook(runtime, context, event_type, path)
+        except ClockifyAPIError as exc:
+            held = [e for e in lower if runtime.settings.base_url + webhook_path(e) in hooks]
+            if not _is_refusal(exc) or not held:
+                raise
+            dropped = held[-1]
+            url = runtime.settings.base_url + webhook_path(dropped)
+            await _delete_webhook(runtime, context, str(hooks.pop(url).get("id")))
+            await _forget_registration(runtime, installation_id, webhook_path(dropped))
+            log.info(
+                "coverage: dropped %s in workspace %s to make room for %s, first in the order",
+                dropped,
+                context.workspace_id,
+                event_type,
+            )
+
+
+async def _forget_registration(runtime: AddonRuntime, installation_id: int, path: str) -> None:
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(WebhookRegistration).where(
+                WebhookRegistration.installation_id == installation_id,
+                WebhookRegistration.source == "api",
+                WebhookRegistration.path == path,
+            )
+        )
 
 
 def _is_refusal(exc: ClockifyAPIError) -> bool:

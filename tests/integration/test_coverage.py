@@ -410,3 +410,42 @@ def test_a_coverage_priority_naming_an_unknown_event_type_is_refused_with_the_fi
 def test_a_coverage_priority_is_read_comma_separated_in_any_case() -> None:
     settings = load_settings(UniversalWebhookSettings, coverage_priority=" new_task , TAG_UPDATED")
     assert settings.coverage_priority == ("NEW_TASK", "TAG_UPDATED")
+
+
+async def test_a_changed_priority_takes_the_place_of_the_lowest_registered_type(
+    sandbox: Sandbox,
+    workspace: Workspace,
+    make_uw: Callable[..., tuple[Litestar, int]],
+    database_url: str,
+) -> None:
+    app, port = make_uw(bootstrap_enabled=False)
+    wanted = wanted_event_types(app.state.runtime)
+    room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
+    async with serving(app, port=port) as app_url:
+        manifest = await sandbox.fetch_manifest(app_url)
+        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
+        await _job_settled(database_url)
+    assert {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)} == set(wanted[:room])
+
+    # The operator moves a type that did not fit to the front, and the job runs again.
+    promoted = wanted[room + 3]
+    again, _ = make_uw(bootstrap_enabled=False, coverage_priority=(promoted,), base_url=app_url)
+    async with serving(again, port=port) as again_url, httpx.AsyncClient() as http:
+        await again.state.runtime.queue().enqueue(
+            JOB_KIND, workspace.workspace_id, {"addon_id": workspace.addon_id}
+        )
+        jobs = await _job_settled(database_url, count=2)
+        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        body = (await http.get(f"{again_url}/api/coverage", headers=auth)).json()
+
+    assert jobs[-1]["status"] == "done"
+    dropped = wanted[room - 1]  # the lowest in the old order
+    expected = {promoted, *wanted[: room - 1]}
+    assert {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)} == expected
+    assert {row["event_type"] for row in await _registrations(database_url)} == expected
+    items = {item["eventType"]: item for item in body["items"]}
+    assert items[promoted]["delivery"] == "api"
+    assert items[dropped]["delivery"] == "none"
+    # Tried again in its new place, after the others: refused, and the ones after it not tried.
+    assert items[dropped]["reason"].startswith("Clockify refused its webhook: 400 ")
+    assert f"Clockify refused {dropped}" in items[wanted[room]]["reason"]
