@@ -430,7 +430,8 @@ class JobQueue:
         back = await session.execute(
             update(Job)
             .where(*expired)
-            .values(status=QUEUED, lease_until=None, worker=None, updated_at=now, run_at=now)
+            # `run_at` is kept: these are older than what was queued since, so they go first.
+            .values(status=QUEUED, lease_until=None, worker=None, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         if dead.rowcount:  # type: ignore[attr-defined]
