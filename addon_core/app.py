@@ -158,7 +158,20 @@ def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Resp
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return _error_response(exc.status_code, exc.detail, exc.extra or None)
+    return _error_response(exc.status_code, exc.detail, _as_object(exc.extra))
+
+
+def _as_object(extra: Any) -> Any:
+    """Give Litestar's list of parameter errors the shape of ours: `{"errors": [...]}`."""
+    if not isinstance(extra, list):
+        return extra or None
+    errors = [
+        {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
+        if isinstance(item, dict)
+        else {"field": "", "message": str(item)}
+        for item in extra
+    ]
+    return {"errors": errors} if errors else None
 
 
 def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -5,9 +5,11 @@ A job is enqueued in the transaction that makes it necessary (the intake stores 
 (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the claim is one UPDATE under the
 write lock, so one claimer wins), and finished, retried after an exponential backoff
 with jitter, or declared dead after its last attempt. Jobs sharing an ordering key
-(workspace and entity) run one at a time, oldest first. A lease that expires (its
-process died) puts the job back in the queue. Enqueuing in this process wakes the
-claimer at once; other processes notice within the poll interval.
+(workspace and entity) run one at a time, oldest first. Each queue beats in `workers`
+and extends its leases with each beat; the jobs of a worker that stopped beating (or
+whose process is gone from this machine) go back to the queue at once, and a lease
+that expires does too. Enqueuing in this process wakes the claimer at once; other
+processes notice within the poll interval.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -35,6 +38,7 @@ from addon_core.metrics import Metrics
 from addon_core.models import Job
 from addon_core.redaction import redact_text
 from addon_core.tracing import TRACEPARENT, current_traceparent, span
+from addon_core.workers import WorkerIdentity, beat, find_dead_workers, forget_workers
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,9 @@ REQUEST_ID_FIELD = "request_id"
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+    """Name this process's worker uniquely: a restarted process never reuses its predecessor's
+    id, even with the same pid (pid 1 in a container)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def new_job(
@@ -141,6 +147,8 @@ class JobQueue:
         backoff_seconds: float = 1.0,
         backoff_max_seconds: float = 300.0,
         poll_seconds: float = 1.0,
+        heartbeat_seconds: float = 2.0,
+        worker_timeout_seconds: float = 10.0,
         worker_id: str | None = None,
     ) -> None:
         self._engine = engine
@@ -154,6 +162,11 @@ class JobQueue:
         self._backoff_max = backoff_max_seconds
         self._poll = poll_seconds
         self.worker_id = worker_id or default_worker_id()
+        self._identity = WorkerIdentity.of_this_process(self.worker_id, addon_key)
+        # Several beats fit in a lease, so a late beat never lets a live job's lease lapse.
+        self._beat_every = min(heartbeat_seconds, lease_seconds / 3)
+        self._worker_timeout = timedelta(seconds=worker_timeout_seconds)
+        self._beater: asyncio.Task[None] | None = None
         self._skip_locked = not is_sqlite(engine)
         self._handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
@@ -209,8 +222,13 @@ class JobQueue:
         self._wake.set()
 
     async def start(self) -> None:
-        """Start claiming in the background (the worker tasks are spawned per job)."""
+        """Beat once (taking over dead workers' jobs), then claim and beat in the background."""
         self._stopping = False
+        try:
+            await self.beat()
+        except DATABASE_ERRORS as exc:
+            log.warning("jobs: the first heartbeat failed (%s); retrying", type(exc).__name__)
+        self._beater = asyncio.create_task(self._beat_loop(), name=f"beat:{self.addon_key}")
         self._claimer = asyncio.create_task(self._claim_loop(), name=f"jobs:{self.addon_key}")
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -227,6 +245,12 @@ class JobQueue:
                 claimer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await claimer
+        try:
+            await self._finish_running(deadline)
+        finally:
+            await self._stop_beating()
+
+    async def _finish_running(self, deadline: float) -> None:
         running = dict(self._running)
         if not running:
             return
@@ -247,6 +271,20 @@ class JobQueue:
             except DATABASE_ERRORS as exc:
                 log.warning("jobs: releasing failed (%s); the leases expire", type(exc).__name__)
 
+    async def _stop_beating(self) -> None:
+        """Stop beating and forget this worker: what it still holds falls to its leases."""
+        if self._beater is None:
+            return
+        beater, self._beater = self._beater, None
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
+        try:
+            async with self._sessions.begin() as session:
+                await forget_workers(session, [self.worker_id])
+        except DATABASE_ERRORS as exc:
+            log.warning("jobs: forgetting this worker failed (%s)", type(exc).__name__)
+
     async def run_until_idle(self, limit_seconds: float = 30.0) -> None:
         """Claim and run jobs until none is ready (for tests and one-shot commands)."""
         deadline = time.monotonic() + limit_seconds
@@ -265,6 +303,39 @@ class JobQueue:
         raise TimeoutError("jobs still running after the timeout")
 
     # --- claiming ------------------------------------------------------------------------------
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._beat_every)
+            try:
+                await self.beat()
+            except DATABASE_ERRORS as exc:
+                log.warning("jobs: heartbeat failed (%s); retrying", type(exc).__name__)
+            except Exception:
+                log.exception("jobs: heartbeat failed; retrying at the next beat")
+
+    async def beat(self) -> None:
+        """Say this worker lives, extend its leases and take over the jobs of dead workers."""
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await beat(session, self._identity, now, sqlite=not self._skip_locked)
+            await session.execute(
+                update(Job)
+                .where(Job.worker == self.worker_id, Job.status == RUNNING)
+                .values(lease_until=now + self._lease)
+                .execution_options(synchronize_session=False)
+            )
+            dead = await find_dead_workers(session, self._identity, now, self._worker_timeout)
+            if dead:
+                count = await self._requeue_abandoned(session, now, Job.worker.in_(dead))
+                await forget_workers(session, dead)
+                log.warning(
+                    "jobs: %d worker(s) stopped beating; %d of their job(s) taken over",
+                    len(dead),
+                    count,
+                )
+        if dead:
+            self.wake()
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -346,16 +417,20 @@ class JobQueue:
         return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
     async def _reclaim_expired(self, session: AsyncSession, now: datetime) -> None:
-        """Put back jobs whose worker died (their lease ran out while running).
+        """Put back jobs whose lease ran out while running (a worker that did not beat)."""
+        count = await self._requeue_abandoned(session, now, Job.lease_until < now)
+        if count:
+            log.warning("jobs: %d expired lease(s) reclaimed", count)
+
+    async def _requeue_abandoned(
+        self, session: AsyncSession, now: datetime, abandoned: ColumnElement[bool]
+    ) -> int:
+        """Put back the running jobs that match `abandoned`; return how many.
 
         A job whose last attempt was cut short that way goes dead instead: a job that
         kills its process must not be claimed forever.
         """
-        expired = (
-            Job.addon_key == self.addon_key,
-            Job.status == RUNNING,
-            Job.lease_until < now,
-        )
+        expired = (Job.addon_key == self.addon_key, Job.status == RUNNING, abandoned)
         dead = await session.execute(
             update(Job)
             .where(*expired, Job.attempts >= Job.max_attempts)
@@ -371,16 +446,16 @@ class JobQueue:
         back = await session.execute(
             update(Job)
             .where(*expired)
-            .values(status=QUEUED, lease_until=None, worker=None, updated_at=now, run_at=now)
+            # `run_at` is kept: these are older than what was queued since, so they go first.
+            .values(status=QUEUED, lease_until=None, worker=None, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        count = back.rowcount + dead.rowcount  # type: ignore[attr-defined]
-        if count:
+        if dead.rowcount:  # type: ignore[attr-defined]
             log.warning(
-                "jobs: %d expired lease(s) reclaimed, %d of them dead",
-                count,
+                "jobs: %d job(s) dead: their last attempt lost its worker",
                 dead.rowcount,  # type: ignore[attr-defined]
             )
+        return int(back.rowcount + dead.rowcount)  # type: ignore[attr-defined]
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -410,7 +485,6 @@ class JobQueue:
 
     async def _run_handler(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)
-        heartbeat = asyncio.create_task(self._heartbeat(job.id))
         try:
             try:
                 if handler is None:
@@ -423,7 +497,7 @@ class JobQueue:
             else:
                 await self._settle(job, DONE, "done")
         except DATABASE_ERRORS as exc:
-            # The outcome could not be written: the lease expires and the job runs again.
+            # The outcome could not be written: the job runs again once taken over.
             self._metrics.database_errors.labels(self.addon_key, "jobs").inc()
             log.warning(
                 "jobs: %s %d: recording its outcome failed (%s); it runs again after its lease",
@@ -431,27 +505,6 @@ class JobQueue:
                 job.id,
                 type(exc).__name__,
             )
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-
-    async def _heartbeat(self, job_id: int) -> None:
-        """Extend the lease while the job runs, so a long job is not taken from a live worker."""
-        interval: float = self._lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            now = datetime.now(UTC)
-            with contextlib.suppress(*DATABASE_ERRORS):
-                async with self._sessions.begin() as session:
-                    await session.execute(
-                        update(Job)
-                        .where(
-                            Job.id == job_id, Job.worker == self.worker_id, Job.status == RUNNING
-                        )
-                        .values(lease_until=now + self._lease)
-                        .execution_options(synchronize_session=False)
-                    )
 
     async def _fail(self, job: ClaimedJob, exc: Exception) -> None:
         error = redact_text(f"{exc.__class__.__name__}: {exc}")[:_ERROR_LIMIT]

@@ -129,8 +129,10 @@ class Metrics:
             ["addon", "outcome"], registry=r,
         )  # fmt: skip
         self.outbound_requests = Counter(
-            "addon_outbound_requests", "Outbound http actions by status class (or refused).",
-            ["addon", "status_class"], registry=r,
+            "addon_outbound_requests",
+            "Outbound http actions by outcome: the answer's status class (2xx to 5xx), "
+            "refused (nothing sent), timeout or unreachable.",
+            ["addon", "outcome"], registry=r,
         )  # fmt: skip
 
         self._children: dict[tuple[str, ...], Any] = {}

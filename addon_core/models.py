@@ -103,6 +103,20 @@ class WebhookRegistration(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CoverageGap(Base):
+    """An event type the add-on could not register through Clockify's webhooks API, and
+    the reason Clockify gave, shown by `GET /api/coverage`."""
+
+    __tablename__ = "coverage_gaps"
+
+    installation_id: Mapped[int] = mapped_column(
+        ForeignKey("installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
     """One accepted webhook delivery, stored before it is acknowledged."""
 
@@ -190,6 +204,22 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Worker(Base):
+    """A process that runs jobs, and when it last beat: a silent one's jobs are taken over."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_addon", "addon_key", "heartbeat_at"),)
+
+    #: the id its job leases record in `jobs.worker`
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    addon_key: Mapped[str] = mapped_column(String(50))
+    #: host name and pid namespace: where `pid` names a process
+    machine: Mapped[str] = mapped_column(String(120))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class BudgetSlot(Base):

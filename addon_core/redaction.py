@@ -39,14 +39,16 @@ _SECRET_KEY = re.compile(
     r"encryption[_-]?key|private[_-]?key|credential"
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+#: A placeholder in a hint (`Authorization: Bearer <token>`): nothing to hide, so left as is.
+_PLACEHOLDER = r"<[A-Za-z][\w .-]{0,40}>(?![^\s'\",;}&])"
 _HEADER_VALUE = re.compile(
     r"(?i)\b(authorization|proxy-authorization|x-addon-token|x-addon-lifecycle-token|"
     r"clockify-signature|webhook-signature|x-api-key)(['\"]?\s*[:=]\s*['\"]?)"
-    r"((?:bearer|basic)\s+)?[^\s'\",;}]+"
+    rf"(?!(?:(?:bearer|basic)\s+)?{_PLACEHOLDER})((?:bearer|basic)\s+)?[^\s'\",;}}]+"
 )
 _KEY_VALUE = re.compile(
     r"(?i)([\"']?\b[\w-]*(?:auth_?token|authToken|secret|password|api_?key|encryption_keys)"
-    r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}&]+)"
+    rf"[\"']?\s*[:=]\s*)(?![\"']?{_PLACEHOLDER})(\"[^\"]*\"|'[^']*'|[^\s,}}&]+)"
 )
 _DSN_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)")
 #: Words that make a header or query parameter name a credential's (`apiKey`, `X-Auth`).

@@ -124,6 +124,8 @@ class AddonRuntime:
             backoff_seconds=settings.job_backoff_seconds,
             backoff_max_seconds=settings.job_backoff_max_seconds,
             poll_seconds=settings.job_poll_seconds,
+            heartbeat_seconds=settings.job_heartbeat_seconds,
+            worker_timeout_seconds=settings.job_worker_timeout_seconds,
         )
         for kind, handler in self.job_handlers.items():
             self.jobs.register(kind, handler)

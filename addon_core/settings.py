@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from addon_core.errors import ConfigError
@@ -92,6 +99,9 @@ class AddonSettings(BaseSettings):
     job_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
     job_backoff_max_seconds: float = Field(default=300.0, ge=0, le=86400)
     job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    job_heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: silence after which a worker is dead and its jobs are taken over
+    job_worker_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     # --- flows ---
     flow_pause_after_failures: int = Field(default=5, ge=0, le=1000)
     #: the most one rendered template value, and all of one action's, may hold
@@ -159,6 +169,19 @@ class AddonSettings(BaseSettings):
             raise ValueError(
                 "must be a SQLAlchemy async URL: sqlite+aiosqlite:///path.db "
                 "or postgresql+asyncpg://user:password@host/db"
+            )
+        return value
+
+    @field_validator("job_worker_timeout_seconds")
+    @classmethod
+    def _check_worker_timeout(cls, value: float, info: ValidationInfo) -> float:
+        # A live worker must be able to miss a beat or two without losing its jobs.
+        beat = info.data.get("job_heartbeat_seconds")
+        if beat is not None and value < 3 * beat:
+            raise ValueError(
+                f"must be at least three heartbeats ({3 * beat:g} s with "
+                f"{cls.model_config.get('env_prefix', '')}JOB_HEARTBEAT_SECONDS at {beat:g}): "
+                "raise it or beat more often"
             )
         return value
 

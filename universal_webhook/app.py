@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
+from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
 from addon_core.app import AppSpec, create_addon_app
 from addon_core.runtime import AddonRuntime
-from addon_core.settings import AddonSettings, load_settings
-from universal_webhook.coverage import COVERAGE_ROUTES, setup_coverage
+from addon_core.settings import AddonSettings, CommaList, load_settings
+from universal_webhook.coverage import COVERAGE_ROUTES, check_priority, setup_coverage
 from universal_webhook.endpoints import ENDPOINT_ROUTES, setup_endpoints
 
 
@@ -16,6 +19,20 @@ class UniversalWebhookSettings(AddonSettings):
     model_config = SettingsConfigDict(env_prefix="UNIVERSAL_WEBHOOK_")
     app_name = "universal-webhook"
     default_port = 8200
+    #: event types to register through Clockify's webhooks API before the default order
+    coverage_priority: CommaList = ()
+
+    @field_validator("coverage_priority", mode="before")
+    @classmethod
+    def _split_priority(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip().upper() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("coverage_priority")
+    @classmethod
+    def _check_priority(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_priority(value)
 
 
 def allow_http_actions(runtime: AddonRuntime) -> None:

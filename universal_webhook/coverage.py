@@ -2,13 +2,16 @@
 
 The manifest subscribes to 10 event types (Clockify's cap). At INSTALLED a
 `coverage.register` job registers further types through the workspace webhooks API
-(`createWebhook`, with the installation token), up to `MAX_API_WEBHOOKS`: Clockify
-allows 10 webhooks per admin and 100 per workspace (PLATFORM.md, "Webhooks"), and the
-installation's webhooks all count against the one admin it acts as. Types are taken in
-`PRIORITY` order: first those that complete the life cycle of the entities the manifest
-follows (time entries, projects, clients, approvals), then the tasks and tags time
-entries refer to, then users, then the rest. Each webhook points at the type's own
-path, so its deliveries are verified like the manifest's: by path and token digest.
+(`createWebhook`, with the installation token) until Clockify refuses one: its docs give
+10 webhooks per admin and 100 per workspace (PLATFORM.md, "Webhooks"), but what is
+left depends on the webhooks the admin already has, so the add-on takes what Clockify
+allows and records, for each type left out, the reason Clockify gave (`coverage_gaps`,
+shown by `GET /api/coverage`). Types are taken in the order of the
+`COVERAGE_PRIORITY` setting, then `PRIORITY`: first those that complete the life cycle
+of the entities the manifest follows (time entries, projects, clients, approvals), then
+the tasks and tags time entries refer to, then users, then the rest. Each webhook
+points at the type's own path, so its deliveries are verified like the manifest's: by
+path and token digest.
 The job is idempotent: it lists the workspace's webhooks and keeps or adopts those
 whose URL is ours, so a re-run creates nothing twice. At DELETED the registered
 webhooks are deleted, best effort, within `DELETE_TIMEOUT_SECONDS`.
@@ -20,7 +23,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from litestar import get
@@ -33,7 +36,7 @@ from addon_core.clockify_client import ClockifyAPIError, InstallationContext
 from addon_core.errors import AddonError
 from addon_core.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
 from addon_core.jobs import ClaimedJob, PermanentJobError
-from addon_core.models import Installation, Job, WebhookRegistration
+from addon_core.models import CoverageGap, Installation, Job, WebhookRegistration
 from addon_core.pacing import Lane
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime
@@ -42,9 +45,8 @@ from addon_core.vault import token_context
 log = logging.getLogger(__name__)
 
 JOB_KIND = "coverage.register"
-#: How many event types the add-on registers through the API per workspace: Clockify's
-#: per-admin limit (the add-on's webhooks are all created as one admin).
-MAX_API_WEBHOOKS = 10
+#: How much of Clockify's refusal is kept as the reason a type is not covered.
+REASON_LIMIT = 300
 #: The uninstall waits at most this long for Clockify before going on without it.
 DELETE_TIMEOUT_SECONDS = 5.0
 
@@ -121,11 +123,32 @@ def setup_coverage(runtime: AddonRuntime) -> None:
     runtime.on_deleted.append(delete_registered_webhooks)
 
 
+def check_priority(event_types: Sequence[str]) -> tuple[str, ...]:
+    """Check a `COVERAGE_PRIORITY` list: event types the webhooks API offers, each once."""
+    unknown = [e for e in event_types if e not in PRIORITY]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)} cannot be registered through Clockify's webhooks API; "
+            "name event types such as NEW_TASK,TAG_UPDATED (docs/configuration.md)"
+        )
+    repeated = sorted({e for e in event_types if event_types.count(e) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} named more than once; name each type once")
+    return tuple(event_types)
+
+
+def priority_order(first: Iterable[str] = ()) -> list[str]:
+    """Every event type the webhooks API offers: `first`, then the rest in `PRIORITY` order."""
+    ahead = list(first)
+    return ahead + [e for e in PRIORITY if e not in ahead]
+
+
 def wanted_event_types(runtime: AddonRuntime) -> list[str]:
-    """The event types to register through the API, in priority order, at most the limit."""
+    """The event types to register through the API, in priority order (the manifest's left out)."""
     manifest = set(runtime.manifest.webhook_events.values())
-    candidates = [e for e in PRIORITY if e not in manifest and e not in NOT_IN_WEBHOOKS_API]
-    return candidates[:MAX_API_WEBHOOKS]
+    # Only Universal Webhook's settings have the field; the default order serves the rest.
+    first: tuple[str, ...] = getattr(runtime.settings, "coverage_priority", ())
+    return [e for e in priority_order(first) if e not in manifest]
 
 
 # --- install -----------------------------------------------------------------------------------
@@ -173,43 +196,138 @@ async def register_webhooks(runtime: AddonRuntime, job: ClaimedJob) -> None:
         for url, listed in hooks.items():
             if _path_of(runtime, url) not in wanted_paths:
                 await _delete_webhook(runtime, context, str(listed.get("id")))
-        for event_type in wanted:
-            path = webhook_path(event_type)
-            hook = hooks.get(runtime.settings.base_url + path)
-            registration = stored.get(path)
-            if (
-                hook is not None
-                and registration is not None
-                and registration.clockify_webhook_id == hook.get("id")
-                and _same_token(registration, hook)
-            ):
-                continue  # registered and stored: nothing to do
-            if hook is None or not isinstance(hook.get("authToken"), str):
-                if hook is not None:  # ours, but its token is not listed: start it over
-                    await _delete_webhook(runtime, context, str(hook.get("id")))
-                try:
-                    hook = await _create_webhook(runtime, context, event_type, path)
-                except ClockifyAPIError as exc:
-                    # Most likely a limit (10 per admin, 100 per workspace): later ones
-                    # would be refused the same way.
-                    log.warning(
-                        "coverage: Clockify refused a webhook for %s in workspace %s (%d: %s); "
-                        "stopping here",
-                        event_type,
-                        workspace_id,
-                        exc.status,
-                        redact_text(exc.message),
-                    )
-                    break
-            if not await _store(runtime, installation.id, job, context, event_type, path, hook):
-                return
-        await _forget_unwanted(runtime, installation.id, set(wanted_paths))
+        gaps = await _register_in_order(runtime, job, installation.id, context, hooks, stored)
+        if gaps is None:
+            return
+        await _record_outcome(runtime, installation.id, set(wanted_paths), gaps)
     except AddonError as exc:
         if isinstance(exc, ClockifyAPIError) or exc.status_code < 500:
             # A host outside the allowlist, a refused token, a missing permission:
             # retrying cannot help. Clockify being down (503) is retried.
             raise PermanentJobError(f"coverage registration failed: {exc.detail}") from None
         raise
+
+
+async def _register_in_order(
+    runtime: AddonRuntime,
+    job: ClaimedJob,
+    installation_id: int,
+    context: InstallationContext,
+    hooks: dict[str, dict[str, Any]],
+    stored: Mapping[str, WebhookRegistration],
+) -> dict[str, str] | None:
+    """Register the wanted types in order until Clockify refuses one; return the gaps.
+
+    A refused type takes the place of one of ours lower in the order, if any (the order
+    changed since those were registered). The gaps are the refused type and those after
+    it that are not registered, each with its reason; None means the installation went
+    away meanwhile.
+    """
+    wanted = wanted_event_types(runtime)
+    for position, event_type in enumerate(wanted):
+        path = webhook_path(event_type)
+        hook = hooks.get(runtime.settings.base_url + path)
+        registration = stored.get(path)
+        if (
+            hook is not None
+            and registration is not None
+            and registration.clockify_webhook_id == hook.get("id")
+            and _same_token(registration, hook)
+        ):
+            continue  # registered and stored: nothing to do
+        if hook is None or not isinstance(hook.get("authToken"), str):
+            if hook is not None:  # ours, but its token is not listed: start it over
+                await _delete_webhook(runtime, context, str(hook.get("id")))
+            try:
+                hook = await _create_making_room(
+                    runtime, installation_id, context, event_type, hooks, wanted[position + 1 :]
+                )
+            except ClockifyAPIError as exc:
+                if not _is_refusal(exc):
+                    raise
+                later = [
+                    e
+                    for e in wanted[position + 1 :]
+                    if webhook_path(e) not in stored
+                    or runtime.settings.base_url + webhook_path(e) not in hooks
+                ]
+                return _refused(context.workspace_id, event_type, exc, later)
+        if not await _store(runtime, installation_id, job, context, event_type, path, hook):
+            return None
+    return {}
+
+
+async def _create_making_room(
+    runtime: AddonRuntime,
+    installation_id: int,
+    context: InstallationContext,
+    event_type: str,
+    hooks: dict[str, dict[str, Any]],
+    lower: Sequence[str],
+) -> dict[str, Any]:
+    """Create the webhook; if refused, drop ours lowest in the order and try again.
+
+    Raises the last refusal when none of ours is lower in the order than `event_type`.
+    """
+    path = webhook_path(event_type)
+    while True:
+        try:
+            return await _create_webhook(runtime, context, event_type, path)
+        except ClockifyAPIError as exc:
+            held = [e for e in lower if runtime.settings.base_url + webhook_path(e) in hooks]
+            if not _is_refusal(exc) or not held:
+                raise
+            dropped = held[-1]
+            url = runtime.settings.base_url + webhook_path(dropped)
+            await _delete_webhook(runtime, context, str(hooks.pop(url).get("id")))
+            await _forget_registration(runtime, installation_id, webhook_path(dropped))
+            log.info(
+                "coverage: dropped %s in workspace %s to make room for %s, first in the order",
+                dropped,
+                context.workspace_id,
+                event_type,
+            )
+
+
+async def _forget_registration(runtime: AddonRuntime, installation_id: int, path: str) -> None:
+    _, sessions = runtime.db()
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(WebhookRegistration).where(
+                WebhookRegistration.installation_id == installation_id,
+                WebhookRegistration.source == "api",
+                WebhookRegistration.path == path,
+            )
+        )
+
+
+def _is_refusal(exc: ClockifyAPIError) -> bool:
+    """Clockify said no to this webhook (a limit, a permission), not to the token or the rate."""
+    return 400 <= exc.status < 500 and exc.status not in (401, 429)
+
+
+def _refused(
+    workspace_id: str, event_type: str, exc: ClockifyAPIError, later: list[str]
+) -> dict[str, str]:
+    """The reasons for the refused type and the ones never tried after it."""
+    said = redact_text(f"{exc.status} {exc.message}")[:REASON_LIMIT]
+    # Expected: Clockify caps webhooks per admin and per workspace; coverage reports it.
+    log.info(
+        "coverage: Clockify refused a webhook for %s in workspace %s (%s); "
+        "%d type(s) left uncovered",
+        event_type,
+        workspace_id,
+        said,
+        len(later) + 1,
+    )
+    gaps = {event_type: f"Clockify refused its webhook: {said}"}
+    for other in later:
+        gaps[other] = (
+            f"not registered: Clockify refused {event_type}, which comes first in the "
+            f"priority order ({said}); free webhooks in Clockify or set COVERAGE_PRIORITY, "
+            "then reinstall"
+        )
+    return gaps
 
 
 def _same_token(registration: WebhookRegistration, hook: Mapping[str, Any]) -> bool:
@@ -359,7 +477,10 @@ async def _store(
     return True
 
 
-async def _forget_unwanted(runtime: AddonRuntime, installation_id: int, wanted: set[str]) -> None:
+async def _record_outcome(
+    runtime: AddonRuntime, installation_id: int, wanted: set[str], gaps: Mapping[str, str]
+) -> None:
+    """Forget registrations no longer wanted, and replace the recorded gaps."""
     _, sessions = runtime.db()
     async with sessions.begin() as session:
         await session.execute(
@@ -368,6 +489,13 @@ async def _forget_unwanted(runtime: AddonRuntime, installation_id: int, wanted: 
                 WebhookRegistration.source == "api",
                 WebhookRegistration.path.not_in(wanted),
             )
+        )
+        await session.execute(
+            delete(CoverageGap).where(CoverageGap.installation_id == installation_id)
+        )
+        session.add_all(
+            CoverageGap(installation_id=installation_id, event_type=event_type, reason=reason)
+            for event_type, reason in gaps.items()
         )
 
 
@@ -443,6 +571,12 @@ async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
                 )
             )
         }
+        gaps = {
+            gap.event_type: gap.reason
+            for gap in await session.scalars(
+                select(CoverageGap).where(CoverageGap.installation_id == installation.id)
+            )
+        }
         job = (
             await session.execute(
                 select(Job.status, Job.last_error)
@@ -456,9 +590,8 @@ async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
             )
         ).first()
     manifest = set(runtime.manifest.webhook_events.values())
-    wanted = set(wanted_event_types(runtime))
     items = [
-        _coverage_item(event_type, registrations, manifest, wanted, job)
+        _coverage_item(event_type, registrations, manifest, gaps, job)
         for event_type in sorted(CLOCKIFY_EVENT_TYPES)
     ]
     counts = {
@@ -472,7 +605,7 @@ def _coverage_item(
     event_type: str,
     registrations: Mapping[str, str],
     manifest: set[str],
-    wanted: set[str],
+    gaps: Mapping[str, str],
     job: Any,
 ) -> dict[str, Any]:
     path = webhook_path(event_type)
@@ -490,20 +623,14 @@ def _coverage_item(
             "Clockify's webhooks API does not offer this event, and the manifest's "
             "10 webhooks are taken"
         )
-    elif event_type in wanted and job is not None and job.status in ("queued", "running"):
+    elif job is not None and job.status in ("queued", "running"):
         reason = "registration through Clockify's webhooks API is under way"
-    elif event_type in wanted and job is not None and job.status == "dead":
+    elif job is not None and job.status == "dead":
         reason = f"registration failed: {redact_text(job.last_error or 'unknown error')}"
-    elif event_type in wanted:
-        reason = (
-            "Clockify refused the webhook (it allows 10 per admin and 100 per workspace); "
-            "free some and reinstall"
-        )
+    elif event_type in gaps:
+        reason = gaps[event_type]
     else:
-        reason = (
-            f"beyond the {MAX_API_WEBHOOKS} event types the add-on registers through "
-            "Clockify's webhooks API (10 per admin); lower in its priority order"
-        )
+        reason = "not registered through Clockify's webhooks API yet; reinstall the add-on"
     return {**item, "delivery": "none", "reason": reason}
 
 

@@ -99,6 +99,7 @@ async def send_http(
     if runtime.outbound is None:
         raise RuntimeError("the app's lifespan has not started")
     started = time.perf_counter()
+    count = runtime.metrics.outbound_requests
     try:
         result = await runtime.outbound.send(
             method=planned.method,
@@ -109,9 +110,13 @@ async def send_http(
             allowed_hosts=allowed_hosts,
         )
     except OutboundRefusedError as exc:
+        count.labels(runtime.addon_key, "refused").inc()
         return StepOutcome("failed", error=exc.detail, duration_ms=_since(started))
     except OutboundError as exc:
+        outcome = "timeout" if exc.reason == "timeout" else "unreachable"
+        count.labels(runtime.addon_key, outcome).inc()
         return _unavailable(planned, exc.detail, exc.maybe_delivered, started)
+    count.labels(runtime.addon_key, result.status_class).inc()
     return _answered(planned, result)
 
 

@@ -33,7 +33,7 @@ from addon_core.sandbox.gate import Fault, Gate, RecordedRequest
 from addon_core.sandbox.loopback import LoopbackServer
 from addon_core.sandbox.routes import api_router, handle_addon_error, handle_http_exception
 from addon_core.sandbox.seed import Sizes
-from addon_core.sandbox.store import SandboxStore
+from addon_core.sandbox.store import MAX_USER_WEBHOOKS, MAX_WORKSPACE_WEBHOOKS, SandboxStore
 from addon_core.sandbox.workspace import Workspace
 from addon_core.security import TokenSigner
 
@@ -54,6 +54,9 @@ class Sandbox:
         private_key: the RSA key tokens are signed with; a fresh one by default.
         reference_dir: the folder with `webhook-samples.json` for default payloads.
         clock: the monotonic clock of the rate limit and the request log.
+        webhooks_per_user / webhooks_per_workspace: how many webhooks `createWebhook`
+            accepts before it refuses with Clockify's error body (Clockify's limits by
+            default).
     """
 
     def __init__(
@@ -68,11 +71,18 @@ class Sandbox:
         clock: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
         port: int = 0,
+        webhooks_per_user: int = MAX_USER_WEBHOOKS,
+        webhooks_per_workspace: int = MAX_WORKSPACE_WEBHOOKS,
     ) -> None:
         self.private_key = private_key or rsa.generate_private_key(
             public_exponent=65537, key_size=2048
         )
-        self.store = SandboxStore(seed, sizes)
+        self.store = SandboxStore(
+            seed,
+            sizes,
+            webhooks_per_user=webhooks_per_user,
+            webhooks_per_workspace=webhooks_per_workspace,
+        )
         self.samples = driver.load_samples(reference_dir)
         self.workspaces: dict[str, Workspace] = {}
         # Imported here: the control endpoints take this class as their dependency.

@@ -68,9 +68,18 @@ def entity_id(entity: Mapping[str, Any]) -> str:
 class SandboxStore:
     """Every workspace the sandbox plays, seeded from one seed."""
 
-    def __init__(self, seed: int = 0, sizes: Sizes | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        sizes: Sizes | None = None,
+        *,
+        webhooks_per_user: int = MAX_USER_WEBHOOKS,
+        webhooks_per_workspace: int = MAX_WORKSPACE_WEBHOOKS,
+    ) -> None:
         self.seed = seed
         self.sizes = sizes or Sizes()
+        self.webhooks_per_user = webhooks_per_user
+        self.webhooks_per_workspace = webhooks_per_workspace
         # Seeded on purpose: the same seed gives the same data; nothing here is a secret.
         self._ids = random.Random(f"{seed}:ids")  # noqa: S311
         self._workspaces: dict[str, WorkspaceData] = {}
@@ -297,12 +306,14 @@ class SandboxStore:
             )
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
             raise BadRequestError("triggerSource is required: a list of ids")
-        if len(self._collection(workspace_id, "webhooks")) >= MAX_WORKSPACE_WEBHOOKS:
-            raise BadRequestError(f"A workspace can have at most {MAX_WORKSPACE_WEBHOOKS} webhooks")
+        # Refused as Clockify refuses: a 400 with its error body (see `clockify_error`).
+        limit = self.webhooks_per_workspace
+        if len(self._collection(workspace_id, "webhooks")) >= limit:
+            raise BadRequestError(f"A workspace can have at most {limit} webhooks")
         hooks = self._collection(workspace_id, "webhooks").values()
         mine = [h for h in hooks if h["userId"] == user_id]
-        if len(mine) >= MAX_USER_WEBHOOKS:
-            raise BadRequestError(f"A user can create at most {MAX_USER_WEBHOOKS} webhooks")
+        if len(mine) >= self.webhooks_per_user:
+            raise BadRequestError(f"A user can create at most {self.webhooks_per_user} webhooks")
         hook: Entity = {
             "id": self.new_id(),
             "name": _text(fields, "name") or event.lower(),

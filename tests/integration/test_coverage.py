@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,16 +16,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
+from addon_core.errors import ConfigError
 from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
 from addon_core.manifest import load_manifest
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.driver import deliver
 from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.store import MAX_USER_WEBHOOKS
+from addon_core.settings import load_settings
 from tests.db import fetch_all
+from universal_webhook.app import UniversalWebhookSettings
 from universal_webhook.coverage import (
     JOB_KIND,
-    MAX_API_WEBHOOKS,
     NOT_IN_WEBHOOKS_API,
     PRIORITY,
     wanted_event_types,
@@ -127,7 +130,8 @@ async def test_install_registers_uncovered_events_and_uninstall_deletes_them(
 ) -> None:
     app, port = make_uw()
     wanted = wanted_event_types(app.state.runtime)
-    assert len(wanted) == MAX_API_WEBHOOKS
+    manifest_events = set(load_manifest(ADDON_KEY).webhook_events.values())
+    assert wanted == [e for e in PRIORITY if e not in manifest_events]  # no cap assumed
     room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS  # Clockify's per-admin limit counts the seeded
     async with serving(app, port=port) as app_url:
         manifest = await sandbox.fetch_manifest(app_url)
@@ -237,9 +241,12 @@ async def test_coverage_lists_every_event_type_and_how_it_arrives(
         "none": len(CLOCKIFY_EVENT_TYPES) - len(manifest_events) - room,
     }
     assert "webhooks API does not offer" in items["TIME_OFF_REQUEST_STARTED"]["reason"]
-    assert "refused" in items[wanted[room]]["reason"]
-    beyond = next(e for e in PRIORITY if e not in manifest_events and e not in wanted)
-    assert "priority" in items[beyond]["reason"]
+    # The refused type carries what Clockify said; the ones after it say why none was tried.
+    refused = items[wanted[room]]["reason"]
+    assert refused.startswith("Clockify refused its webhook: 400 ")
+    assert f"at most {MAX_USER_WEBHOOKS} webhooks" in refused
+    for later in wanted[room + 1 :]:
+        assert f"Clockify refused {wanted[room]}" in items[later]["reason"], later
     assert not_installed.status_code == 404
 
 
@@ -335,3 +342,110 @@ async def test_webhooks_of_ours_already_in_clockify_are_adopted_not_duplicated(
     rows = {row["event_type"]: row for row in await _registrations(database_url)}
     assert rows[wanted[0]]["clockify_webhook_id"] == kept["id"]
     assert json.dumps(sorted(rows)) == json.dumps(sorted(events))
+
+
+async def test_coverage_registers_as_many_webhooks_as_clockify_allows_not_ten(
+    sandbox: Sandbox,
+    workspace: Workspace,
+    make_uw: Callable[..., tuple[Litestar, int]],
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="universal_webhook.coverage")
+    sandbox.store.webhooks_per_user = 25  # this Clockify allows more than the docs say
+    room = 25 - SEEDED_WEBHOOKS
+    app, port = make_uw(bootstrap_enabled=False)
+    wanted = wanted_event_types(app.state.runtime)
+    async with serving(app, port=port) as app_url, httpx.AsyncClient(base_url=app_url) as http:
+        manifest = await sandbox.fetch_manifest(app_url)
+        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
+        [job] = await _job_settled(database_url)
+        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        body = (await http.get("/api/coverage", headers=auth)).json()
+
+    assert job["status"] == "done"
+    assert sorted(h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)) == sorted(
+        wanted[:room]
+    )
+    posts = [r.status for r in sandbox.requests if r.method == "POST" and "/webhooks" in r.route]
+    assert posts == [201] * room + [400]  # registered until Clockify refused, then stopped
+    assert body["summary"]["api"] == room
+    items = {item["eventType"]: item for item in body["items"]}
+    assert "at most 25 webhooks" in items[wanted[room]]["reason"]
+    # An expected limit is information, not a warning.
+    refusals = [r for r in caplog.records if "refused a webhook" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.INFO]
+    coverage_logs = [r for r in caplog.records if r.name == "universal_webhook.coverage"]
+    assert not [r for r in coverage_logs if r.levelno >= logging.WARNING]
+
+
+async def test_the_coverage_priority_setting_registers_its_event_types_first(
+    sandbox: Sandbox,
+    workspace: Workspace,
+    make_uw: Callable[..., tuple[Litestar, int]],
+    database_url: str,
+) -> None:
+    first = ("BALANCE_UPDATED", "NEW_INVOICE", "COST_RATE_UPDATED")
+    app, port = make_uw(coverage_priority=first)
+    wanted = wanted_event_types(app.state.runtime)
+    assert tuple(wanted[: len(first)]) == first
+    room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
+    async with serving(app, port=port) as app_url:
+        manifest = await sandbox.fetch_manifest(app_url)
+        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
+        await _job_settled(database_url)
+        registered = {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)}
+    assert registered == set(wanted[:room])
+    assert set(first) <= registered
+
+
+def test_a_coverage_priority_naming_an_unknown_event_type_is_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(UniversalWebhookSettings, coverage_priority="NEW_TASK,NEW_TASKS")
+    message = str(caught.value)
+    assert message.startswith("UNIVERSAL_WEBHOOK_COVERAGE_PRIORITY: NEW_TASKS cannot be")
+    assert "NEW_TASK," not in message.split(":", 1)[1].split("cannot")[0]
+
+
+def test_a_coverage_priority_is_read_comma_separated_in_any_case() -> None:
+    settings = load_settings(UniversalWebhookSettings, coverage_priority=" new_task , TAG_UPDATED")
+    assert settings.coverage_priority == ("NEW_TASK", "TAG_UPDATED")
+
+
+async def test_a_changed_priority_takes_the_place_of_the_lowest_registered_type(
+    sandbox: Sandbox,
+    workspace: Workspace,
+    make_uw: Callable[..., tuple[Litestar, int]],
+    database_url: str,
+) -> None:
+    app, port = make_uw(bootstrap_enabled=False)
+    wanted = wanted_event_types(app.state.runtime)
+    room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
+    async with serving(app, port=port) as app_url:
+        manifest = await sandbox.fetch_manifest(app_url)
+        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
+        await _job_settled(database_url)
+    assert {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)} == set(wanted[:room])
+
+    # The operator moves a type that did not fit to the front, and the job runs again.
+    promoted = wanted[room + 3]
+    again, _ = make_uw(bootstrap_enabled=False, coverage_priority=(promoted,), base_url=app_url)
+    async with serving(again, port=port) as again_url, httpx.AsyncClient() as http:
+        await again.state.runtime.queue().enqueue(
+            JOB_KIND, workspace.workspace_id, {"addon_id": workspace.addon_id}
+        )
+        jobs = await _job_settled(database_url, count=2)
+        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        body = (await http.get(f"{again_url}/api/coverage", headers=auth)).json()
+
+    assert jobs[-1]["status"] == "done"
+    dropped = wanted[room - 1]  # the lowest in the old order
+    expected = {promoted, *wanted[: room - 1]}
+    assert {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)} == expected
+    assert {row["event_type"] for row in await _registrations(database_url)} == expected
+    items = {item["eventType"]: item for item in body["items"]}
+    assert items[promoted]["delivery"] == "api"
+    assert items[dropped]["delivery"] == "none"
+    # Tried again in its new place, after the others: refused, and the ones after it not tried.
+    assert items[dropped]["reason"].startswith("Clockify refused its webhook: 400 ")
+    assert f"Clockify refused {dropped}" in items[wanted[room]]["reason"]

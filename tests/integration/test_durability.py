@@ -8,6 +8,7 @@ so the sandbox's request log shows each event's effect.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from tests.served_app import (
 BURST = 90
 #: How long the sandbox holds each PUT before applying it.
 STEP_LATENCY = 0.3
+#: A lease far longer than recovery may take: the restart must not wait for it.
+LONG_LEASE_SECONDS = 60
 
 
 @pytest.fixture
@@ -55,6 +58,11 @@ def processes() -> Iterator[list[AppProcess]]:
             app.process.wait(30)
 
 
+def _utc(value: datetime | str) -> datetime:
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_after_restart(
     database_url: str,
     sandbox: Sandbox,
@@ -62,9 +70,14 @@ async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_a
     tmp_path: Path,
     reference_dir: Path,
 ) -> None:
-    app = AppProcess(
-        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
+    environment = app_environment(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        JOB_LEASE_SECONDS=str(LONG_LEASE_SECONDS),
     )
+    app = AppProcess(environment, tmp_path / "serve.log")
     processes.append(app)
     await app.start()
     workspace = await install_with_flow(sandbox, app)
@@ -87,9 +100,21 @@ async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_a
     assert refused == {}, "a delivery was refused rather than acknowledged or cut off"
     assert BURST // 3 <= len(acknowledged) < BURST, "the kill did not land mid-burst"
     assert len(effects_at_kill) < len(acknowledged), "nothing was left for the restart to do"
+    held = await fetch_all(
+        database_url, "SELECT id, lease_until FROM jobs WHERE status = 'running'"
+    )
+    assert held, "the kill landed while no job was running"
 
     await app.start()
     await wait_until_idle(database_url)
+    # The restart took over what its dead predecessor held rather than waiting for the
+    # leases: every such job finished before its lease would have expired.
+    finished = {
+        row["id"]: _utc(row["updated_at"])
+        for row in await fetch_all(database_url, "SELECT id, updated_at FROM jobs")
+    }
+    late = {row["id"] for row in held if finished[row["id"]] >= _utc(row["lease_until"])}
+    assert late == set(), f"jobs that waited for their {LONG_LEASE_SECONDS} s lease: {late}"
     await assert_exactly_once(
         database_url, sandbox, workspace, payloads, acknowledged, in_flight_bound=WORKERS
     )
@@ -143,3 +168,46 @@ async def test_a_server_stopped_with_sigterm_mid_burst_leaves_no_job_held_and_lo
         database_url, sandbox, workspace, payloads, acknowledged, in_flight_bound=0
     )
     assert await app.stop() == 0, app.log()
+
+
+async def test_a_live_servers_long_steps_are_never_taken_by_another_server(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    # Each step outlives the lease and the worker timeout twice over: only the running
+    # server's heartbeats keep its jobs, and the other server keeps claiming meanwhile.
+    environment = app_environment(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        JOB_LEASE_SECONDS="3",
+        JOB_HEARTBEAT_SECONDS="0.2",
+        JOB_WORKER_TIMEOUT_SECONDS="3",
+    )
+    first = AppProcess(environment, tmp_path / "first.log")
+    second = AppProcess(environment, tmp_path / "second.log")
+    processes.extend([first, second])
+    await first.start()
+    await second.start()
+    workspace = await install_with_flow(sandbox, first)
+    payloads = burst_payloads(sandbox, workspace, 4)
+    sandbox.inject(None, times=None, method="PUT", latency=6.0)
+
+    answers = await fire_all(sandbox, lambda n: (first, second)[n % 2].url, workspace, payloads)
+    assert all(status == 200 for status in answers.values()), answers
+    await wait_until_idle(database_url)
+
+    jobs = await fetch_all(
+        database_url, "SELECT status, attempts FROM jobs WHERE kind = 'flow.dispatch'"
+    )
+    assert len(jobs) == len(payloads)
+    assert all(job == {"status": "done", "attempts": 1} for job in jobs), jobs
+    await assert_exactly_once(
+        database_url, sandbox, workspace, payloads, set(payloads), in_flight_bound=0
+    )
+    assert await first.stop() == 0, first.log()
+    assert await second.stop() == 0, second.log()

@@ -282,6 +282,15 @@ def running(
     return start
 
 
+def outbound_count(harness: Harness, outcome: str) -> float:
+    """How many outbound http actions the app counted with `outcome`."""
+    registry = harness.runtime.metrics.registry
+    value = registry.get_sample_value(
+        "addon_outbound_requests_total", {"addon": ADDON_KEY, "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def metric(text: str, status: str) -> float:
     line = f'addon_flow_executions_total{{addon="{ADDON_KEY}",status="{status}"}} '
     found = [row for row in text.splitlines() if row.startswith(line)]
@@ -622,6 +631,7 @@ async def test_an_http_action_sends_a_signed_request(running: HarnessFactory) ->
             assert (execution.status, step.status) == ("succeeded", "succeeded")
             assert step.response == {"status": 200, "body": '{"received": true}'}
             assert step.request["headers"] == {"X-Workspace": harness.workspace_id}
+            assert outbound_count(harness, "2xx") == 1
 
 
 async def test_an_http_action_sends_its_secrets_and_its_records_mask_them(
@@ -674,6 +684,8 @@ async def test_an_http_action_to_a_private_address_is_refused(running: HarnessFa
             assert (execution.status, step.status) == ("failed", "failed")
             assert step.error is not None
             assert "loopback" in step.error
+            assert outbound_count(harness, "refused") == 1
+            assert outbound_count(harness, "2xx") == 0
 
 
 # --- traceable logs --------------------------------------------------------------------------

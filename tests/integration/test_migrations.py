@@ -21,7 +21,14 @@ from addon_core.database import (
 )
 from addon_core.models import Base
 
-APP_TABLES = {"installations", "webhook_registrations", "events", "lifecycle_audit"}
+APP_TABLES = {
+    "installations",
+    "webhook_registrations",
+    "events",
+    "lifecycle_audit",
+    "workers",
+    "coverage_gaps",
+}
 
 
 @pytest.fixture

@@ -77,6 +77,33 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
     assert redact_text(text) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "send the user token as 'Authorization: Bearer <token>'",
+        "Authorization: Bearer <auth_token>",
+        "X-Addon-Token: <installation token>",
+        "GET /ui?auth_token=<token>&theme=DARK",
+        '{"authToken": "<token>"}',
+    ],
+)
+def test_a_placeholder_in_a_hint_is_not_masked(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Authorization: Bearer <token>abc", "abc"),
+        ("Authorization: Bearer abc<token>", "abc"),
+        ("Authorization: Bearer <script>x</script>", "x</script>"),
+        ('{"authToken": "<token>-and-more"}', "-and-more"),
+    ],
+)
+def test_a_real_token_next_to_angle_brackets_is_still_masked(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)
+
+
 def test_redact_masks_secret_keys_at_any_depth_and_keeps_shape() -> None:
     value = {
         "workspaceId": "ws-1",

@@ -106,6 +106,7 @@ def test_encryption_keys_are_comma_separated_secrets(monkeypatch: pytest.MonkeyP
     ("variable", "value"),
     [
         ("TOKEN_LEEWAY_SECONDS", "90"),
+        ("JOB_WORKER_TIMEOUT_SECONDS", "5"),
         ("DATABASE_URL", "mysql://x"),
         ("BASE_URL", "ftp://x"),
         ("LOG_FORMAT", "xml"),
