@@ -1,6 +1,6 @@
 """Worker heartbeats, so that a dead process's jobs are taken over at once.
 
-Revision ID: 0003
+Revision ID: 0005
 Revises: 0002
 Create Date: 2026-12-07 10:00:00.000000
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
+revision: str = "0005"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
