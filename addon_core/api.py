@@ -134,7 +134,8 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     text = decode_cursor(cursor)
     if text is None:
         return None
-    if not text.isdigit():
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int()), and at most an int64.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
         raise BadRequestError(
             "the cursor is not one this API returned; pass the 'next' value of the previous page"
         )
