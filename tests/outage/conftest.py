@@ -150,3 +150,50 @@ def app_settings(
         **overrides,
     }
     return UniversalWebhookSettings(**values)
+
+
+@dataclass
+class SmallDisk:
+    """A size-limited tmpfs the test can fill up and free again."""
+
+    folder: Path
+
+    @property
+    def filler(self) -> Path:
+        return self.folder / "filler"
+
+    def fill(self) -> None:
+        """Write zeros until the disk is full (ENOSPC), in smaller and smaller pieces."""
+        descriptor = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9):
+                with contextlib.suppress(OSError):
+                    while os.write(descriptor, b"\0" * size):
+                        pass
+        finally:
+            os.close(descriptor)
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[SmallDisk]:
+    """A 16 MiB tmpfs mounted for the test; skipped where mounting is not permitted."""
+    folder = Path(tempfile.mkdtemp(prefix="addons-outage-disk."))
+    mounted = subprocess.run(  # noqa: S603
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(folder)],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(
+            "mounting a small tmpfs needs root (CAP_SYS_ADMIN): "
+            + mounted.stderr.decode(errors="replace").strip()
+        )
+    try:
+        yield SmallDisk(folder)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)  # noqa: S603, S607
+        folder.rmdir()

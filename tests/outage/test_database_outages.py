@@ -19,7 +19,7 @@ from addon_core.app import create_addon_app
 from addon_core.database import create_engine, upgrade_to_head
 from addon_core.sandbox import Sandbox
 from addon_core.sandbox.loopback import serving
-from tests.outage.conftest import PostgresCluster, app_settings
+from tests.outage.conftest import PostgresCluster, SmallDisk, app_settings
 from tests.served_app import (
     WORKERS,
     assert_exactly_once,
@@ -112,4 +112,18 @@ async def test_postgres_down_mid_burst_refuses_with_503_and_recovers_without_a_r
         reference_dir,
         break_storage=postgres_cluster.stop,
         mend_storage=postgres_cluster.start,
+    )
+
+
+async def test_sqlite_on_a_full_disk_refuses_with_503_and_recovers_when_space_is_freed(
+    small_disk: SmallDisk, sandbox: Sandbox, tmp_path: Path, reference_dir: Path
+) -> None:
+    database_url = await migrated(f"sqlite+aiosqlite:///{small_disk.folder / 'addons.db'}")
+    await burst_through_an_outage(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        break_storage=small_disk.fill,
+        mend_storage=small_disk.free,
     )
