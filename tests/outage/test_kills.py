@@ -1,0 +1,120 @@
+"""kill -9 in the middle of background work: after a restart it resumes with no duplicate effect.
+
+The app runs as a real process (`clockify-addons serve`, tests.served_app) against the
+sandbox; a flow step killed mid-flight is covered by tests/integration/test_durability.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from addon_core.sandbox import Sandbox, Sizes
+from tests.db import fetch_all
+from tests.served_app import AppProcess, app_environment, wait_until_idle
+
+pytestmark = pytest.mark.outage
+
+PROJECTS = 1150  # six pages of 200
+PAGE_LATENCY = 0.4
+KILL_TIMEOUT = 60.0
+
+
+@pytest.fixture
+async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
+    async with Sandbox.running(
+        seed=17,
+        sizes=Sizes(projects=PROJECTS, webhooks=0),
+        private_key=private_key,
+        reference_dir=reference_dir,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def processes() -> Iterator[list[AppProcess]]:
+    started: list[AppProcess] = []
+    yield started
+    for app in started:
+        app.kill()
+        if app.process is not None:
+            app.process.wait(30)
+
+
+def project_pages(sandbox: Sandbox, workspace_id: str) -> Counter[int]:
+    """How often each page of the projects list was answered."""
+    prefix = f"/api/v1/workspaces/{workspace_id}/projects"
+    pages: Counter[int] = Counter()
+    for request in sandbox.requests:
+        split = urlsplit(request.path)
+        if request.method == "GET" and split.path == prefix and 200 <= request.status < 300:
+            pages[int(parse_qs(split.query).get("page", ["1"])[0])] += 1
+    return pages
+
+
+async def test_a_bootstrap_killed_mid_list_resumes_and_caches_each_entity_once(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    env = app_environment(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        BOOTSTRAP_ENABLED="true",
+        BOOTSTRAP_INCLUDE="getProjects,getTags",
+    )
+    app = AppProcess(env, tmp_path / "serve.log")
+    processes.append(app)
+    await app.start()
+    sandbox.inject(None, times=None, method="GET", path_contains="/projects", latency=PAGE_LATENCY)
+    manifest = await sandbox.fetch_manifest(app.url)
+    workspace = sandbox.create_workspace(str(manifest["key"]))
+    assert (await sandbox.install(app.url, manifest, workspace)).is_success
+
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while sum(project_pages(sandbox, workspace.workspace_id).values()) < 2:
+        assert time.monotonic() < deadline, "bootstrap never reached the second page"
+        await asyncio.sleep(0.02)
+    app.kill()
+    await app.wait_dead()
+    before_restart = project_pages(sandbox, workspace.workspace_id)
+    assert sum(before_restart.values()) < 6, "the kill landed after the list was done"
+
+    await app.start()
+    await wait_until_idle(database_url)
+    progress = await fetch_all(
+        database_url,
+        "SELECT operation_id, status, pages, items, errors FROM bootstrap_progress "
+        "WHERE workspace_id = :ws",
+        ws=workspace.workspace_id,
+    )
+    rows = {row["operation_id"]: row for row in progress}
+    expected = sandbox.store.entities(workspace.workspace_id, "projects")
+    assert len(expected) == PROJECTS
+    projects = rows["getProjects"]
+    # Counted once each: a page cut short by the kill is not counted twice.
+    assert (projects["status"], projects["items"], projects["errors"]) == ("done", PROJECTS, 0)
+    cached = await fetch_all(
+        database_url,
+        "SELECT entity_id FROM entity_cache WHERE workspace_id = :ws "
+        "AND entity_type = 'getProjects'",
+        ws=workspace.workspace_id,
+    )
+    assert sorted(row["entity_id"] for row in cached) == sorted(p["id"] for p in expected)
+    # Resumed, not restarted: pages stored before the kill were not fetched again; only a
+    # page in flight at the kill may have been.
+    pages = project_pages(sandbox, workspace.workspace_id)
+    assert set(pages) >= set(range(1, 7))  # pages are fetched ahead: 7 may be asked for too
+    assert sum(count - 1 for count in pages.values()) <= sum(before_restart.values())
+    assert await app.stop() == 0, app.log()
