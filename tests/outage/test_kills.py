@@ -118,3 +118,59 @@ async def test_a_bootstrap_killed_mid_list_resumes_and_caches_each_entity_once(
     assert set(pages) >= set(range(1, 7))  # pages are fetched ahead: 7 may be asked for too
     assert sum(count - 1 for count in pages.values()) <= sum(before_restart.values())
     assert await app.stop() == 0, app.log()
+
+
+async def test_coverage_registration_killed_mid_way_leaves_one_webhook_per_event(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    app = AppProcess(
+        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
+    )
+    processes.append(app)
+    await app.start()
+    # Each webhook creation is slow, so the kill lands between two of them.
+    sandbox.inject(None, times=None, method="POST", path_contains="/webhooks", latency=0.3)
+    manifest = await sandbox.fetch_manifest(app.url)
+    workspace = sandbox.create_workspace(str(manifest["key"]))
+    assert (await sandbox.install(app.url, manifest, workspace)).is_success
+
+    def created() -> int:
+        return sum(
+            1
+            for request in sandbox.requests
+            if request.method == "POST"
+            and request.route.endswith("/webhooks")
+            and 200 <= request.status < 300
+        )
+
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while created() < 2:
+        assert time.monotonic() < deadline, "coverage never created a webhook"
+        await asyncio.sleep(0.02)
+    app.kill()
+    await app.wait_dead()
+    at_kill = created()
+
+    await app.start()
+    await wait_until_idle(database_url)
+    ours = [
+        hook
+        for hook in sandbox.store.entities(workspace.workspace_id, "webhooks")
+        if hook["url"].startswith(app.url)
+    ]
+    urls = Counter(hook["url"] for hook in ours)
+    assert urls, "no webhook was registered"
+    assert max(urls.values()) == 1, urls  # one webhook per event path, none twice
+    assert created() > at_kill, "the restart did not finish the registration"
+    stored = await fetch_all(
+        database_url,
+        "SELECT path, clockify_webhook_id FROM webhook_registrations WHERE source = 'api'",
+    )
+    assert {row["clockify_webhook_id"] for row in stored} == {hook["id"] for hook in ours}
+    dead = await fetch_all(database_url, "SELECT id, last_error FROM jobs WHERE status = 'dead'")
+    assert dead == []
+    assert await app.stop() == 0, app.log()
