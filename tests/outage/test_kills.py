@@ -1,5 +1,7 @@
 """kill -9 in the middle of background work: after a restart it resumes with no duplicate effect.
 
+Bootstrap, coverage registration and retention are each killed part-way.
+
 The app runs as a real process (`clockify-addons serve`, tests.served_app) against the
 sandbox; a flow step killed mid-flight is covered by tests/integration/test_durability.py.
 """
@@ -7,15 +9,20 @@ sandbox; a flow step killed mid-flight is covered by tests/integration/test_dura
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import insert
 
+from addon_core.database import create_engine
+from addon_core.models import Event
 from addon_core.sandbox import Sandbox, Sizes
 from tests.db import fetch_all
 from tests.served_app import AppProcess, app_environment, wait_until_idle
@@ -173,4 +180,72 @@ async def test_coverage_registration_killed_mid_way_leaves_one_webhook_per_event
     assert {row["clockify_webhook_id"] for row in stored} == {hook["id"] for hook in ours}
     dead = await fetch_all(database_url, "SELECT id, last_error FROM jobs WHERE status = 'dead'")
     assert dead == []
+    assert await app.stop() == 0, app.log()
+
+
+OLD_EVENTS = 3000
+FRESH_EVENTS = 50
+
+
+async def seed_events(database_url: str) -> None:
+    """Old events past the 30-day retention and fresh ones, for a workspace with no jobs."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "addon_key": "universal-webhook",
+            "workspace_id": "ws-retention",
+            "event_type": "NEW_PROJECT",
+            "source": "clockify",
+            "dedupe_key": f"{n:064d}",
+            "payload": json.dumps({"n": n}),
+            "headers": "{}",
+            "received_at": now - timedelta(days=60 if n < OLD_EVENTS else 1),
+        }
+        for n in range(OLD_EVENTS + FRESH_EVENTS)
+    ]
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Event), rows)
+    await engine.dispose()
+
+
+async def test_retention_killed_mid_run_resumes_and_deletes_only_what_is_due(
+    database_url: str,
+    sandbox: Sandbox,
+    processes: list[AppProcess],
+    tmp_path: Path,
+    reference_dir: Path,
+) -> None:
+    await seed_events(database_url)
+    env = app_environment(
+        database_url,
+        sandbox,
+        tmp_path,
+        reference_dir,
+        RETENTION_INTERVAL_SECONDS="1",
+        RETENTION_BATCH_SIZE="10",
+    )
+    app = AppProcess(env, tmp_path / "serve.log")
+    processes.append(app)
+    await app.start()
+
+    async def remaining() -> list[int]:
+        rows = await fetch_all(database_url, "SELECT payload FROM events")
+        return sorted(json.loads(row["payload"])["n"] for row in rows)
+
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while len(await remaining()) == OLD_EVENTS + FRESH_EVENTS:
+        assert time.monotonic() < deadline, "retention never started"
+        await asyncio.sleep(0.01)
+    app.kill()
+    await app.wait_dead()
+    at_kill = await remaining()
+    assert FRESH_EVENTS < len(at_kill) < OLD_EVENTS + FRESH_EVENTS, "the kill missed the run"
+
+    await app.start()  # the killed holder's lease (2 intervals) expires, then the run resumes
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while len(left := await remaining()) > FRESH_EVENTS:
+        assert time.monotonic() < deadline, f"{len(left)} events left after the restart"
+        await asyncio.sleep(0.2)
+    assert left == list(range(OLD_EVENTS, OLD_EVENTS + FRESH_EVENTS))  # the fresh ones, all
     assert await app.stop() == 0, app.log()
