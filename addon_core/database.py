@@ -176,6 +176,12 @@ async def downgrade_to(engine: AsyncEngine, revision: str) -> None:
         await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
 
 
+async def probe_write(engine: AsyncEngine) -> None:
+    """Commit a write that changes nothing: it fails on a full or read-only disk."""
+    async with for_writing(engine).begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """Read the revision the database is at (None if it was never migrated)."""
     async with engine.connect() as conn:

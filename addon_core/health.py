@@ -8,14 +8,14 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from addon_core.database import DATABASE_ERRORS, current_revision
+from addon_core.database import DATABASE_ERRORS, current_revision, probe_write
 from addon_core.runtime import AddonRuntime, Runtime
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
 async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
-    """Tell whether the database answers and is at the latest migration."""
+    """Tell whether the database answers, is at the latest migration and takes writes."""
     engine, _ = runtime.db()
     try:
         revision = await asyncio.wait_for(current_revision(engine), PROBE_TIMEOUT_SECONDS)
@@ -28,6 +28,14 @@ async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
             "head": runtime.head_revision,
             "hint": "run `clockify-addons migrate APP`",
         }
+    intake = runtime.intake
+    if intake is not None and intake.write_failed:
+        # Reads pass on a full disk: after a refused write, only a write tells it is over.
+        try:
+            await asyncio.wait_for(probe_write(engine), PROBE_TIMEOUT_SECONDS)
+        except Exception as exc:
+            return {"status": "unwritable", "revision": revision, "error": type(exc).__name__}
+        intake.write_failed = False
     return {"status": "ok", "revision": revision}
 
 

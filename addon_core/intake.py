@@ -83,6 +83,9 @@ class IntakeWriter:
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: list[Delivery] = []
+        #: True from a batch the database refused (down, disk full) until one is stored or
+        #: /readyz's write probe passes: readiness must not report a store that cannot write.
+        self.write_failed = False
         self._depth = metrics.intake_queue.labels(addon_key)
         self._batch_sizes = metrics.intake_batch_size.labels(addon_key)
 
@@ -134,7 +137,10 @@ class IntakeWriter:
             self._in_flight = batch
             try:
                 await self._write(batch)
+                self.write_failed = False
             except Exception as exc:
+                if isinstance(exc, DatabaseUnavailableError) or not isinstance(exc, AddonError):
+                    self.write_failed = True
                 error = (
                     exc
                     if isinstance(exc, AddonError)

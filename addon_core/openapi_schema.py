@@ -194,7 +194,8 @@ def maximum(schema: Mapping[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+# Bounded: int() refuses text past 4300 digits; longer text is left for the validator to refuse.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,300}")
 _NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 

@@ -224,7 +224,12 @@ def _as_number(value: Any) -> int | float | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
-        return float(value) if any(c in value for c in ".eE") else int(value)
+        if any(c in value for c in ".eE"):
+            return float(value)
+        try:
+            return int(value)
+        except ValueError:  # past Python's limit on digits for int(): compare it as a float
+            return float(value)
     return None
 
 
