@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,6 +24,11 @@ from addon_core.hosts import check_entry
 #: screenshots.api., the regional prefixes (euc1., use2., euw2., apse2.), workspace
 #: subdomains and developer.clockify.me are all subdomains of clockify.me.
 DEFAULT_ALLOWED_HOSTS = ("*.clockify.me",)
+#: The origins allowed to frame the add-on's pages (CSP `frame-ancestors`): Clockify's web app.
+DEFAULT_FRAME_ANCESTORS = ("https://*.clockify.me",)
+_LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
+
+_FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:([0-9]{1,5}|\*))?")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -51,6 +58,8 @@ class AddonSettings(BaseSettings):
     encryption_keys: SecretList = ()
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0)
+    #: origins allowed to embed the pages (scheme://host[:port], `*.` wildcards allowed)
+    ui_frame_ancestors: CommaList = DEFAULT_FRAME_ANCESTORS
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -96,6 +105,7 @@ class AddonSettings(BaseSettings):
 
     @field_validator(
         "clockify_api_allowed_hosts",
+        "ui_frame_ancestors",
         "encryption_keys",
         "bootstrap_include",
         "bootstrap_exclude",
@@ -113,6 +123,17 @@ class AddonSettings(BaseSettings):
         if not value:
             raise ValueError("must name at least one host (default: *.clockify.me)")
         return tuple(check_entry(entry) for entry in value)
+
+    @field_validator("ui_frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not _FRAME_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; list origins such as "
+                    "https://*.clockify.me or https://app.example.com:8443, comma-separated"
+                )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -169,6 +190,14 @@ class AddonSettings(BaseSettings):
     def openapi_path(self) -> Path:
         """Where the OpenAPI document is read from (and `openapi fetch` writes it)."""
         return self.clockify_openapi_file or self.data_dir / "clockify-openapi.json"
+
+    @property
+    def frame_ancestors(self) -> tuple[str, ...]:
+        """The origins that may frame the pages; loopback too when the app runs on loopback."""
+        host = urlsplit(self.base_url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return (*self.ui_frame_ancestors, *_LOOPBACK_ORIGINS)
+        return self.ui_frame_ancestors
 
     @property
     def is_production(self) -> bool:

@@ -29,6 +29,7 @@ SPEC = AppSpec(
     title="Universal Webhook",
     route_handlers=(*ENDPOINT_ROUTES, *COVERAGE_ROUTES),
     features=(allow_http_actions, setup_coverage, setup_endpoints),
+    page_sections=("endpoints", "coverage"),
 )
 
 

@@ -409,11 +409,17 @@ async def fire(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> d
 
 @post("/_sandbox/user-token", status_code=200)
 async def user_token(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> dict[str, str]:
-    """Mint a fresh 30-minute user token, `{"role": "OWNER"}` by default."""
+    """Mint a fresh 30-minute user token: `{"role": "OWNER", "theme": "DEFAULT"}` by default."""
     _, workspace = sandbox.installed
     body = await read_json(request) or {}
-    role = str(body.get("role", "OWNER")) if isinstance(body, dict) else "OWNER"
-    return {"token": workspace.user_token(role)}
+    if not isinstance(body, dict):
+        body = {}
+    role = str(body.get("role", "OWNER"))
+    theme = str(body.get("theme", "DEFAULT"))
+    expires_in = float(body.get("expiresIn", 1800))
+    if not 1 <= expires_in <= 1800:
+        raise BadRequestError("expiresIn must be between 1 and 1800 seconds")
+    return {"token": workspace.user_token(role, theme=theme, expires_in=expires_in)}
 
 
 CONTROL_HANDLERS = [add_fault, list_faults, clear_faults, list_requests, reset, fire, user_token]

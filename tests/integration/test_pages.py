@@ -1,0 +1,248 @@
+"""The pages' server side: the sidebar shell and its headers, and the JSON the pages read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from addon_core.manifest import load_manifest
+from addon_core.security import TokenSigner
+from tests.fake_clockify import Clockify, Workspace
+
+EVENT = "NEW_PROJECT"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Installed:
+    def __init__(self, client: AsyncTestClient[Litestar], clockify: Clockify, ws: Workspace):
+        self.client = client
+        self.clockify = clockify
+        self.workspace = ws
+
+    def headers(self, role: str = "OWNER") -> dict[str, str]:
+        return bearer(self.workspace.user_token(role))
+
+    async def get(self, path: str, role: str = "OWNER", **params: Any) -> Any:
+        response = await self.client.get(path, headers=self.headers(role), params=params or None)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def webhook(self, payload: dict[str, Any], event: str = EVENT) -> None:
+        response = await self.clockify.send_webhook(self.workspace, event, payload)
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+async def installed(
+    app_name: str,
+    make_app: Callable[..., Litestar],
+    reference_dir: Path,
+    signer: Callable[[str], TokenSigner],
+) -> AsyncIterator[Installed]:
+    app = make_app(
+        app_name,
+        clockify_openapi_file=reference_dir / "openapi.json",
+        bootstrap_enabled=False,
+        base_url="http://127.0.0.1:8100",
+    )
+    async with AsyncTestClient(app=app) as client:
+        manifest = load_manifest(app_name).render(base_url="http://127.0.0.1:8100", key=app_name)
+        clockify = Clockify(client, manifest)
+        workspace = Workspace(signer(app_name))
+        await clockify.install(workspace)
+        yield Installed(client, clockify, workspace)
+
+
+async def test_the_sidebar_answers_with_the_security_headers(installed: Installed) -> None:
+    token = installed.workspace.user_token()
+    response = await installed.client.get("/ui/sidebar", params={"auth_token": token})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors https://*.clockify.me http://127.0.0.1:* http://localhost:*" in policy
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "no-store" in response.headers["cache-control"]
+    assert token not in response.text  # the script reads it from the URL, never the markup
+    assert '<html lang="en" data-theme="light">' in response.text
+    assert "<script>" not in response.text  # no inline script: the CSP would block it
+
+
+async def test_static_files_carry_the_security_headers(installed: Installed) -> None:
+    response = await installed.client.get("/ui/static/app.js")
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "javascript" in response.headers["content-type"]
+
+
+async def test_a_page_without_or_with_a_bad_token_is_refused_in_html(installed: Installed) -> None:
+    missing = await installed.client.get("/ui/sidebar")
+    assert missing.status_code == 401
+    assert "opens from Clockify" in missing.text
+    assert missing.headers["referrer-policy"] == "no-referrer"
+    forged = await installed.client.get("/ui/sidebar", params={"auth_token": "not.a.token"})
+    assert forged.status_code == 401
+    assert "frame-ancestors" in forged.headers["content-security-policy"]
+
+
+async def test_a_user_gets_no_write_controls_and_dark_theme_is_honoured(
+    installed: Installed,
+) -> None:
+    owner = await installed.client.get(
+        "/ui/sidebar", params={"auth_token": installed.workspace.user_token("OWNER")}
+    )
+    assert 'id="fl-new"' in owner.text
+    assert 'data-can-write="true"' in owner.text
+    user = await installed.client.get(
+        "/ui/sidebar",
+        params={"auth_token": installed.workspace.user_token("USER", theme="DARK")},
+    )
+    assert user.status_code == 200
+    assert 'data-can-write="false"' in user.text
+    assert 'data-theme="dark"' in user.text
+    for control in ('id="fl-new"', 'id="fl-save"', 'id="ev-replay"', 'id="ov-bootstrap-run"'):
+        assert control not in user.text
+
+
+@pytest.mark.parametrize("app_name", ["universal-webhook"])
+async def test_universal_webhook_shows_its_own_sections(installed: Installed) -> None:
+    page = await installed.client.get(
+        "/ui/sidebar", params={"auth_token": installed.workspace.user_token()}
+    )
+    assert 'data-sections="overview,events,flows,explorer,endpoints,coverage"' in page.text
+
+
+@pytest.mark.parametrize("app_name", ["api-studio"])
+async def test_api_studio_shows_the_core_sections_only(installed: Installed) -> None:
+    page = await installed.client.get(
+        "/ui/sidebar", params={"auth_token": installed.workspace.user_token()}
+    )
+    assert 'data-sections="overview,events,flows,explorer"' in page.text
+
+
+async def test_frame_ancestors_are_configurable(
+    app_name: str, make_app: Callable[..., Litestar]
+) -> None:
+    app = make_app(app_name, ui_frame_ancestors="https://app.example.com")
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/ui/sidebar")
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors https://app.example.com;" in policy + ";"
+    assert "127.0.0.1" not in policy  # not a loopback base URL
+
+
+async def test_the_overview_counts_events_jobs_and_flows(installed: Installed) -> None:
+    await installed.webhook({"id": "p1", "name": "One"})
+    await installed.webhook({"id": "p2", "name": "Two"})
+    overview = await installed.get("/api/overview", role="USER")
+    assert overview["installation"]["status"] == "ACTIVE"
+    assert overview["events"]["total"] == 2
+    assert overview["events"]["perHour"][-1] == 2
+    assert len(overview["events"]["perHour"]) == 24
+    assert overview["flows"] == {
+        "total": 0, "enabled": 0, "runs24h": 0, "failures24h": 0, "byStatus": {}, "paused": []
+    }  # fmt: skip
+    assert overview["canWrite"] is False
+    assert set(overview["jobs"]) >= {"depth", "dead", "oldestAgeSeconds"}
+
+
+async def test_the_overview_needs_a_user_token(installed: Installed) -> None:
+    response = await installed.client.get("/api/overview")
+    assert response.status_code == 401
+
+
+async def test_event_types_sample_and_since_filter(installed: Installed) -> None:
+    types = await installed.get("/api/event-types")
+    declared = [item["eventType"] for item in types["items"] if item["declared"]]
+    assert EVENT in declared
+    missing = await installed.client.get(
+        f"/api/event-types/{EVENT}/sample", headers=installed.headers()
+    )
+    assert missing.status_code == 404
+    assert "no NEW_PROJECT event" in missing.json()["detail"]
+    await installed.webhook({"id": "p1", "name": "One"})
+    sample = await installed.get(f"/api/event-types/{EVENT}/sample")
+    assert sample["payload"] == {"id": "p1", "name": "One"}
+    recent = await installed.get("/api/events", since="2000-01-01T00:00:00Z")
+    assert len(recent["items"]) == 1
+    future = await installed.get("/api/events", since="2999-01-01T00:00:00Z")
+    assert future["items"] == []
+    naive = await installed.client.get(
+        "/api/events", headers=installed.headers(), params={"since": "2000-01-01T00:00:00"}
+    )
+    assert naive.status_code == 400
+    assert "UTC offset" in naive.json()["detail"]
+
+
+async def test_an_event_lists_the_executions_it_caused(installed: Installed) -> None:
+    flow = {
+        "name": "Read the project",
+        "trigger": {"source": "clockify", "events": [EVENT]},
+        "actions": [
+            {
+                "id": "read",
+                "type": "clockify",
+                "operation": "getProject",
+                "params": {"projectId": "{{ event.id }}"},
+            }
+        ],
+    }
+    created = await installed.client.post(
+        "/api/flows", content=json.dumps(flow), headers=installed.headers()
+    )
+    assert created.status_code == 201, created.text
+    await installed.webhook({"id": "p1", "name": "One"})
+    runtime = installed.client.app.state.runtime
+    await runtime.queue().run_until_idle()
+    events = await installed.get("/api/events")
+    event_id = events["items"][0]["id"]
+    executions = await installed.get(f"/api/events/{event_id}/executions", role="USER")
+    assert [item["flowId"] for item in executions["items"]] == [created.json()["id"]]
+    assert executions["items"][0]["eventId"] == event_id
+    other = await installed.client.get("/api/events/999999/executions", headers=installed.headers())
+    assert other.status_code == 404
+
+
+async def test_the_event_stream_sends_new_events_until_the_token_expires(
+    installed: Installed,
+) -> None:
+    await installed.webhook({"id": "p0", "name": "Before"})
+    events = await installed.get("/api/events")
+    first_id = events["items"][0]["id"]
+    await installed.webhook({"id": "p1", "name": "After"})
+    token = installed.workspace.user_token(expires_in=2)
+    response = await installed.client.get(
+        "/api/events/stream", headers=bearer(token), params={"after": first_id}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    body = response.text.replace("\r\n", "\n")
+    assert "event: ready" in body
+    received = [
+        json.loads(line.removeprefix("data: "))
+        for block in body.split("\n\n")
+        if "event: received" in block
+        for line in block.splitlines()
+        if line.startswith("data: ")
+    ]
+    assert [item["payload"]["name"] for item in received] == ["After"]
+    assert body.rstrip().endswith("data: the token expired; reconnect")
+
+
+async def test_the_event_stream_refuses_a_bad_last_event_id(installed: Installed) -> None:
+    response = await installed.client.get(
+        "/api/events/stream", headers={**installed.headers(), "Last-Event-ID": "abc"}
+    )
+    assert response.status_code == 400
+    assert "Last-Event-ID" in response.json()["detail"]
