@@ -246,3 +246,32 @@ async def test_the_event_stream_refuses_a_bad_last_event_id(installed: Installed
     )
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("app_name", ["universal-webhook"])
+async def test_a_test_delivery_passes_the_endpoint_intake_and_is_listed(
+    installed: Installed,
+) -> None:
+    created = await installed.client.post(
+        "/api/endpoints",
+        content=json.dumps({"name": "Shop", "eventTypeHeader": "X-Event-Type"}),
+        headers=installed.headers(),
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    refused = await installed.client.post(
+        f"/api/endpoints/{endpoint_id}/test", headers=installed.headers("USER")
+    )
+    assert refused.status_code == 403
+    sent = await installed.client.post(
+        f"/api/endpoints/{endpoint_id}/test", headers=installed.headers()
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["status"] == 200
+    deliveries = await installed.get(f"/api/endpoints/{endpoint_id}/deliveries", role="USER")
+    assert [item["eventType"] for item in deliveries["items"]] == ["test.delivery"]
+    assert deliveries["items"][0]["endpointId"] == endpoint_id
+    unknown = await installed.client.get(
+        "/api/endpoints/nope/deliveries", headers=installed.headers()
+    )
+    assert unknown.status_code == 404
