@@ -23,7 +23,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import select
 
 from addon_core.api import CallerDep, bearer_token
-from addon_core.errors import BadRequestError, NotFoundError
+from addon_core.errors import BadRequestError
 from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows import records
 from addon_core.models import Event, Execution, ExecutionStep
@@ -176,7 +176,7 @@ async def list_event_types(runtime: Runtime, caller: CallerDep) -> dict[str, Any
 async def show_sample_event(
     runtime: Runtime, caller: CallerDep, event_type: FromPath[str]
 ) -> dict[str, Any]:
-    """Show the newest received event of this type (redacted), for template hints."""
+    """The newest received event of this type (redacted) for template hints, or `null`."""
     _engine, sessions = runtime.db()
     async with sessions() as session:
         row = await session.scalar(
@@ -190,11 +190,13 @@ async def show_sample_event(
             .limit(1)
         )
     if row is None:
-        raise NotFoundError(
-            f"no {event_type} event has been received in this workspace yet; "
-            "once one arrives its fields are offered as template hints"
-        )
-    return records.render_event(row)
+        # Not an error for the editor: it says so and offers the generic hints.
+        return {
+            "eventType": event_type,
+            "event": None,
+            "detail": f"no {event_type} event has been received in this workspace yet",
+        }
+    return {"eventType": event_type, "event": records.render_event(row), "detail": None}
 
 
 EVENT_FEED_ROUTES: list[BaseRouteHandler] = [

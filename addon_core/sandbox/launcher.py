@@ -190,6 +190,9 @@ def _guide(sandbox: Sandbox, app_url: str, token: str, events: list[str]) -> str
     return "\n".join(
         [
             "",
+            f"Open {sandbox.url}/ in a browser: the add-on's pages inside a Clockify-like shell",
+            f"(as another user: {sandbox.url}/?role=USER; dark theme: {sandbox.url}/?theme=DARK).",
+            "",
             "The API explorer, with the owner's user token (valid 30 minutes):",
             f"  export TOKEN={token}",
             f'  curl -s -H "Authorization: Bearer $TOKEN" {app_url}/api/operations',

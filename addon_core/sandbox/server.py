@@ -37,6 +37,7 @@ from addon_core.sandbox.routes import (
     read_json,
 )
 from addon_core.sandbox.seed import Sizes
+from addon_core.sandbox.shell import SHELL_HANDLERS
 from addon_core.sandbox.store import SandboxStore
 from addon_core.sandbox.workspace import Workspace
 from addon_core.security import TokenSigner
@@ -422,4 +423,13 @@ async def user_token(request: Request[Any, Any, Any], sandbox: SandboxDependency
     return {"token": workspace.user_token(role, theme=theme, expires_in=expires_in)}
 
 
-CONTROL_HANDLERS = [add_fault, list_faults, clear_faults, list_requests, reset, fire, user_token]
+CONTROL_HANDLERS = [
+    add_fault,
+    list_faults,
+    clear_faults,
+    list_requests,
+    reset,
+    fire,
+    user_token,
+    *SHELL_HANDLERS,
+]

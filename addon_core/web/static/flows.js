@@ -354,11 +354,11 @@ async function loadHints() {
   const box = clear($("#fl-hints", root));
   hintPaths = [];
   if (type) {
-    try {
-      const sample = await api(`/api/event-types/${encodeURIComponent(type)}/sample`);
-      hintPaths = flatten(sample.payload, "event");
-      $("#fl-dry-event", root).value = JSON.stringify(sample.payload, null, 2);
-    } catch {
+    const sample = await api(`/api/event-types/${encodeURIComponent(type)}/sample`);
+    if (sample.event) {
+      hintPaths = flatten(sample.event.payload, "event");
+      $("#fl-dry-event", root).value = JSON.stringify(sample.event.payload, null, 2);
+    } else {
       box.append(h("li", { className: "muted" }, `No ${type} event received yet: hints appear once one arrives.`));
     }
   }
