@@ -117,7 +117,7 @@ def page_router(settings: AddonSettings, sections: Sequence[str]) -> Router:
     ) -> Template:
         """Render the sidebar for the user token's role and theme, or say why not."""
         title = request.app.state.spec.title
-        base = {"title": title, "version": version}
+        base = {"title": title, "static": f"/ui/static/{version}"}
         try:
             claims = runtime.verify_token(auth_token, TokenKind.USER)
         except AddonError as exc:
@@ -141,11 +141,13 @@ def page_router(settings: AddonSettings, sections: Sequence[str]) -> Router:
         }
         return Template("sidebar.html.j2", context=context)
 
+    # The version is in the path, so the modules' relative imports carry it too and a
+    # release never mixes with yesterday's cached files: they can be cached for long.
     static = create_static_files_router(
-        path="/static",
+        path=f"/static/{version}",
         directories=[STATIC],
         name="ui-static",
-        cache_control=CacheControlHeader(max_age=3600),
+        cache_control=CacheControlHeader(max_age=86400, public=True),
         include_in_schema=False,
     )
     return Router(

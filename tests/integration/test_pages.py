@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,13 @@ async def test_the_sidebar_answers_with_the_security_headers(installed: Installe
 
 
 async def test_static_files_carry_the_security_headers(installed: Installed) -> None:
-    response = await installed.client.get("/ui/static/app.js")
+    page = await installed.client.get(
+        "/ui/sidebar", params={"auth_token": installed.workspace.user_token()}
+    )
+    script = re.search(r'<script type="module" src="([^"]+)"', page.text)
+    assert script is not None
+    assert re.fullmatch(r"/ui/static/[0-9a-f]{12}/app\.js", script.group(1))
+    response = await installed.client.get(script.group(1))
     assert response.status_code == 200
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "javascript" in response.headers["content-type"]
