@@ -167,3 +167,38 @@ def test_the_page_answers_with_its_security_headers_and_refuses_other_framers(
         "document.body === null || !document.body.dataset.ready"
     )
     assert httpx.get(f"{served.app_url}/ui/sidebar").status_code == 401
+
+
+def test_an_explorer_call_turns_into_a_flow_action(
+    page: Any, served: Served, console: Console
+) -> None:
+    served.api("POST", "/api/operations/getTags/execute", {"params": {"page-size": 3}})
+    frame = open_shell(page, served, "explorer")
+    row = frame.locator("#ex-calls tbody tr", has_text="getTags").first
+    row.get_by_role("button", name="Turn into a flow action").click()
+    frame.locator("body[data-ready='flows']").wait_for()
+    action = frame.locator("#fl-actions .action").first
+    action.wait_for()
+    assert "getTags" in action.inner_text()
+    assert frame.locator("[data-field='actions[0].id']").input_value() == "get_tags"
+    assert console.errors == []
+
+
+def test_an_endpoint_is_created_tested_and_its_delivery_listed(
+    page: Any, served: Served, console: Console
+) -> None:
+    if served.app_name != "universal-webhook":
+        return  # only Universal Webhook has custom endpoints
+    frame = open_shell(page, served, "endpoints")
+    frame.locator("#ep-name").fill("Shop orders")
+    frame.locator("#ep-form button[type='submit']").click()
+    secret = frame.locator("#ep-secret-value")
+    secret.wait_for()
+    assert secret.inner_text().startswith("whsec_")
+    assert "/webhooks/custom/" in frame.locator("#ep-secret-url").inner_text()
+    frame.locator("#ep-table tbody tr", has_text="Shop orders").click()
+    frame.locator("#ep-test").click()
+    frame.locator("#ep-deliveries tbody td", has_text="custom").first.wait_for()
+    go(frame, "coverage")
+    assert frame.locator("#cv-table tbody tr").count() > 40
+    assert console.errors == []

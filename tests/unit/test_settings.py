@@ -149,3 +149,26 @@ def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("API_STUDIO_PORT", "9000")
 
     assert load_settings(ApiStudioSettings, port=9100).base_url == "http://localhost:9100"
+
+
+def test_frame_ancestors_add_loopback_only_for_a_loopback_base_url() -> None:
+    local = load_settings(ApiStudioSettings, base_url="http://127.0.0.1:8100")
+    assert local.frame_ancestors == (
+        "https://*.clockify.me",
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+    )
+    public = load_settings(
+        ApiStudioSettings,
+        base_url="https://addons.example.com",
+        ui_frame_ancestors="https://app.example.com, https://*.clockify.me",
+    )
+    assert public.frame_ancestors == ("https://app.example.com", "https://*.clockify.me")
+
+
+def test_a_frame_ancestor_that_is_not_an_origin_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(ApiStudioSettings, ui_frame_ancestors="https://ok.example.com, 'self' x")
+    message = str(caught.value)
+    assert message.startswith("API_STUDIO_UI_FRAME_ANCESTORS:")
+    assert "is not an origin" in message
