@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -191,28 +192,21 @@ async def test_event_types_sample_and_since_filter(installed: Installed) -> None
 
 
 async def test_an_event_lists_the_executions_it_caused(installed: Installed) -> None:
-    flow = {
-        "name": "Read the project",
-        "trigger": {"source": "clockify", "events": [EVENT]},
-        "actions": [
-            {
-                "id": "read",
-                "type": "clockify",
-                "operation": "getProject",
-                "params": {"projectId": "{{ event.id }}"},
-            }
-        ],
-    }
+    # No actions: the run needs no Clockify, only the engine.
+    flow = {"name": "Count projects", "trigger": {"source": "clockify", "events": [EVENT]}}
     created = await installed.client.post(
         "/api/flows", content=json.dumps(flow), headers=installed.headers()
     )
     assert created.status_code == 201, created.text
     await installed.webhook({"id": "p1", "name": "One"})
-    runtime = installed.client.app.state.runtime
-    await runtime.queue().run_until_idle()
     events = await installed.get("/api/events")
     event_id = events["items"][0]["id"]
-    executions = await installed.get(f"/api/events/{event_id}/executions", role="USER")
+    executions: dict[str, Any] = {"items": []}
+    for _ in range(400):  # the background workers run the flow
+        executions = await installed.get(f"/api/events/{event_id}/executions", role="USER")
+        if executions["items"] and executions["items"][0]["finishedAt"]:
+            break
+        await asyncio.sleep(0.05)
     assert [item["flowId"] for item in executions["items"]] == [created.json()["id"]]
     assert executions["items"][0]["eventId"] == event_id
     other = await installed.client.get("/api/events/999999/executions", headers=installed.headers())
