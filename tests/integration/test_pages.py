@@ -6,14 +6,18 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import insert
 
+from addon_core.database import create_engine
 from addon_core.manifest import load_manifest
+from addon_core.models import BootstrapProgress
 from addon_core.security import TokenSigner
 from tests.fake_clockify import Clockify, Workspace
 
@@ -25,10 +29,13 @@ def bearer(token: str) -> dict[str, str]:
 
 
 class Installed:
-    def __init__(self, client: AsyncTestClient[Litestar], clockify: Clockify, ws: Workspace):
+    def __init__(
+        self, client: AsyncTestClient[Litestar], clockify: Clockify, ws: Workspace, url: str
+    ) -> None:
         self.client = client
         self.clockify = clockify
         self.workspace = ws
+        self.database_url = url
 
     def headers(self, role: str = "OWNER") -> dict[str, str]:
         return bearer(self.workspace.user_token(role))
@@ -49,6 +56,7 @@ async def installed(
     make_app: Callable[..., Litestar],
     reference_dir: Path,
     signer: Callable[[str], TokenSigner],
+    database_url: str,
 ) -> AsyncIterator[Installed]:
     app = make_app(
         app_name,
@@ -61,7 +69,7 @@ async def installed(
         clockify = Clockify(client, manifest)
         workspace = Workspace(signer(app_name))
         await clockify.install(workspace)
-        yield Installed(client, clockify, workspace)
+        yield Installed(client, clockify, workspace, database_url)
 
 
 async def test_the_sidebar_answers_with_the_security_headers(installed: Installed) -> None:
@@ -274,3 +282,40 @@ async def test_a_test_delivery_passes_the_endpoint_intake_and_is_listed(
         "/api/endpoints/nope/deliveries", headers=installed.headers()
     )
     assert unknown.status_code == 404
+
+
+async def test_one_failed_bootstrap_list_is_retried_alone(
+    installed: Installed, app_name: str
+) -> None:
+    engine = create_engine(installed.database_url)
+    try:
+        async with engine.begin() as connection:
+            for operation, status in (("getTags", "failed"), ("getClients", "done")):
+                await connection.execute(
+                    insert(BootstrapProgress).values(
+                        addon_key=app_name,
+                        workspace_id=installed.workspace.workspace_id,
+                        operation_id=operation,
+                        run=1,
+                        status=status,
+                        next_page=3,
+                        last_error="Clockify answered 500" if status == "failed" else None,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+    finally:
+        await engine.dispose()
+    path = "/api/bootstrap/{}/retry"
+    refused = await installed.client.post(path.format("getTags"), headers=installed.headers("USER"))
+    assert refused.status_code == 403
+    done = await installed.client.post(path.format("getClients"), headers=installed.headers())
+    assert done.status_code == 409
+    assert "only a failed list is retried" in done.json()["detail"]
+    unknown = await installed.client.post(path.format("getNothing"), headers=installed.headers())
+    assert unknown.status_code == 404
+    retried = await installed.client.post(path.format("getTags"), headers=installed.headers())
+    assert retried.status_code == 202, retried.text
+    rows = {item["operation"]: item for item in retried.json()["items"]}
+    assert rows["getTags"]["status"] == "pending"
+    assert rows["getTags"]["lastError"] is None
+    assert rows["getClients"]["status"] == "done"

@@ -66,7 +66,10 @@ function renderBootstrap(items) {
         h("header", {}, h("span", {}, item.operation),
           h("span", { className: `state-${item.status}` }, `${item.items} items · ${item.status}`)),
         bar,
-        item.lastError ? h("p", { className: "field-error" }, item.lastError) : null),
+        item.lastError ? h("p", { className: "field-error" }, item.lastError) : null,
+        item.status === "failed" && canWrite()
+          ? h("button", { type: "button", className: "write", onclick: () => retryList(item.operation) }, "Retry this list")
+          : null),
     );
   }
 }
@@ -84,6 +87,16 @@ function renderJobs(jobs, dead) {
       ? h("button", { type: "button", className: "write", onclick: () => replayJob(job.id) }, "Replay")
       : null;
     list.append(h("li", {}, h("span", {}, `${job.kind} #${job.id}: ${job.lastError || "failed"}`), replay));
+  }
+}
+
+async function retryList(operation) {
+  try {
+    await api(`/api/bootstrap/${encodeURIComponent(operation)}/retry`, { method: "POST" });
+    notify("success", `${operation} is fetched again from the page it reached.`);
+    await show();
+  } catch (error) {
+    notify("error", error.message);
   }
 }
 
