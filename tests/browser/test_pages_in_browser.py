@@ -202,3 +202,22 @@ def test_an_endpoint_is_created_tested_and_its_delivery_listed(
     go(frame, "coverage")
     assert frame.locator("#cv-table tbody tr").count() > 40
     assert console.errors == []
+
+
+def test_every_page_fits_a_360_pixel_wide_frame(
+    chromium: Any, served: Served, console: Console
+) -> None:
+    context = chromium.new_context(viewport={"width": 360, "height": 700})
+    page = context.new_page()
+    page.on("console", console.record)
+    try:
+        token = served.workspace.user_token()
+        page.goto(f"{served.app_url}/ui/sidebar?auth_token={token}#overview")
+        page.locator("body[data-ready='overview']").wait_for()
+        for section in sections(served):
+            page.locator(f".tabs a[data-section='{section}']").click()
+            page.locator(f"body[data-ready='{section}']").wait_for()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360, section
+    finally:
+        context.close()
+    assert console.errors == []
