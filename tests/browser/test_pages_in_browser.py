@@ -221,3 +221,24 @@ def test_every_page_fits_a_360_pixel_wide_frame(
     finally:
         context.close()
     assert console.errors == []
+
+
+def test_a_flow_shows_its_versions_diff_and_pauses(
+    page: Any, served: Served, console: Console
+) -> None:
+    document = {
+        "name": "Watch clients",
+        "trigger": {"source": "clockify", "events": ["NEW_CLIENT"]},
+    }
+    created = served.api("POST", "/api/flows", document)
+    served.api("PUT", f"/api/flows/{created['id']}", {**document, "name": "Watch new clients"})
+    frame = open_shell(page, served, f"flows/{created['id']}")
+    frame.locator("#fl-editor-title", has_text="Watch new clients (v2)").wait_for()
+    frame.locator("#fl-versions li", has_text="v1").get_by_role("button").click()
+    diff = frame.locator("#fl-diff")
+    diff.locator(".del", has_text='"name": "Watch clients"').wait_for()
+    assert diff.locator(".add", has_text='"name": "Watch new clients"').count() == 1
+    frame.locator("#fl-toggle", has_text="Pause").click()
+    frame.locator("#fl-toggle", has_text="Resume").wait_for()
+    assert served.api("GET", f"/api/flows/{created['id']}")["enabled"] is False
+    assert console.errors == []

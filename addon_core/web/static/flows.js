@@ -4,7 +4,9 @@
 import { api } from "./api.js";
 import { $, canWrite, clear, h, pretty, showErrors, when } from "./dom.js";
 import { renderExecutions } from "./events.js";
-import { bodyForm, parameterForm, parseValue } from "./schemaform.js";
+import { canonical, diffLines } from "./diff.js";
+import { ActionList } from "./flow_actions.js";
+import { parseValue } from "./schemaform.js";
 import { notify } from "./session.js";
 
 const OPERATORS = ["eq", "ne", "gt", "gte", "lt", "lte", "contains", "not_contains", "starts_with",
@@ -12,13 +14,11 @@ const OPERATORS = ["eq", "ne", "gt", "gte", "lt", "lte", "contains", "not_contai
 const NO_VALUE = new Set(["exists", "not_exists"]);
 let root;
 let flow = null; // the stored flow being edited, or null for a new one
-let actions = []; // [{kind, node, read()}]
+let actions = null; // the ActionList of the editor
 let eventTypes = [];
-let operations = null;
 let pendingAction = null;
 let lastFocused = null;
 let hintPaths = [];
-const described = new Map();
 
 export async function start(view) {
   root = view;
@@ -31,8 +31,9 @@ export async function start(view) {
   $("#fl-new", root)?.addEventListener("click", () => { window.location.hash = "#flows/new"; });
   $("#fl-back", root).addEventListener("click", () => { window.location.hash = "#flows"; });
   $("#fl-add-rule", root).addEventListener("click", () => addRule({ path: "event.", op: "eq", value: "" }));
-  $("#fl-add-action", root).addEventListener("click", addOperationFromSearch);
-  $("#fl-add-http", root)?.addEventListener("click", () => addAction({ id: nextId("request"), type: "http", method: "POST", url: "https://", headers: {}, body: null }));
+  actions = new ActionList($("#fl-actions", root));
+  $("#fl-add-action", root).addEventListener("click", () => actions.addFromSearch($("#fl-op-search", root), $("#fl-op-list", root)));
+  $("#fl-add-http", root)?.addEventListener("click", () => actions.add({ id: actions.nextId("request"), type: "http", method: "POST", url: "https://", headers: {}, body: null }));
   $("#fl-source", root).addEventListener("change", () => renderTrigger({ source: $("#fl-source", root).value, events: [] }));
   $("#fl-event-filter", root).addEventListener("input", filterEvents);
   $("#fl-raw-box", root).addEventListener("toggle", () => {
@@ -106,9 +107,8 @@ async function fill(document_) {
   $("#fl-mode", root).value = (document_.conditions && document_.conditions.mode) || "all";
   clear($("#fl-rules", root));
   for (const rule of (document_.conditions && document_.conditions.rules) || []) addRule(rule);
-  clear($("#fl-actions", root));
-  actions = [];
-  for (const action of document_.actions || []) await addAction(action);
+  actions.clear();
+  for (const action of document_.actions || []) await actions.add(action);
 }
 
 async function renderTrigger(trigger) {
@@ -187,114 +187,6 @@ function renumber() {
     op.dataset.field = `conditions.rules[${index}].op`;
     value.dataset.field = `conditions.rules[${index}].value`;
   });
-  actions.forEach((action, index) => action.renumber(index));
-}
-
-function nextId(base) {
-  const taken = new Set(actions.map((action) => action.idInput.value));
-  let id = base;
-  for (let n = 2; taken.has(id); n += 1) id = `${base}_${n}`;
-  return id;
-}
-
-async function loadOperations() {
-  if (operations) return operations;
-  operations = [];
-  let cursor = null;
-  do {
-    const page = await api(`/api/operations?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-    operations.push(...page.items);
-    cursor = page.next;
-  } while (cursor);
-  const list = clear($("#fl-op-list", root));
-  for (const op of operations) list.append(h("option", { value: op.operationId }, `${op.method} ${op.summary || op.path}`));
-  return operations;
-}
-
-async function describe(operationId) {
-  if (!described.has(operationId)) described.set(operationId, api(`/api/operations/${encodeURIComponent(operationId)}`));
-  return described.get(operationId);
-}
-
-async function addOperationFromSearch() {
-  await loadOperations();
-  const wanted = $("#fl-op-search", root).value.trim();
-  const found = operations.find((op) => op.operationId === wanted);
-  if (!found) {
-    notify("error", `Pick an operation from the list (no operation is called "${wanted}").`);
-    return;
-  }
-  const id = nextId(found.operationId.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase());
-  await addAction({ id, type: "clockify", operation: found.operationId, params: {} });
-  $("#fl-op-search", root).value = "";
-}
-
-async function addAction(action) {
-  const idInput = h("input", { value: action.id, placeholder: "action id" });
-  const heading = h("header", {}, h("strong", {}, action.type === "http" ? "HTTP request" : action.operation), h("label", {}, "Id", idInput));
-  const node = h("div", { className: "action", dataset: { type: action.type } }, heading);
-  const entry = { node, idInput, read: null, renumber: null };
-  if (action.type === "clockify") await clockifyAction(entry, action);
-  else httpAction(entry, action);
-  node.append(h("button", { type: "button", className: "write", onclick: () => {
-    node.remove();
-    actions = actions.filter((other) => other !== entry);
-    renumber();
-  } }, "Remove the action"));
-  actions.push(entry);
-  $("#fl-actions", root).append(node);
-  renumber();
-}
-
-async function clockifyAction(entry, action) {
-  let operation;
-  try {
-    operation = await describe(action.operation);
-  } catch (error) {
-    operation = { parameters: [], body: { schema: {}, required: false }, summary: error.message };
-  }
-  const slot = h("div");
-  entry.node.append(h("p", { className: "muted" }, `${operation.method || ""} ${operation.path || ""} ${operation.summary || ""}`), slot);
-  let params;
-  let body;
-  entry.renumber = (index) => {
-    const prefix = `actions[${index}]`;
-    entry.idInput.dataset.field = `${prefix}.id`;
-    const values = params ? params.read() : action.params || {};
-    const bodyValue = body ? body.read() : action.body;
-    params = parameterForm(operation.parameters || [], values, `${prefix}.params`);
-    body = bodyForm(operation.body, bodyValue, `${prefix}.body`);
-    clear(slot).append(params.node, body.node);
-    for (const control of slot.querySelectorAll("input, select, textarea")) control.disabled = !canWrite();
-  };
-  entry.read = () => {
-    const result = { id: entry.idInput.value.trim(), type: "clockify", operation: action.operation, params: params.read() };
-    const value = body.read();
-    if (value !== undefined) result.body = value;
-    return result;
-  };
-}
-
-function httpAction(entry, action) {
-  const method = h("select", {}, ["POST", "PUT", "PATCH", "DELETE", "GET"].map((m) => h("option", { value: m, selected: m === action.method }, m)));
-  const url = h("input", { value: action.url || "", placeholder: "https://example.com/hook" });
-  const headers = h("textarea", { rows: 2, value: JSON.stringify(action.headers || {}) });
-  const body = h("textarea", { rows: 4, value: action.body === null || action.body === undefined ? "" : JSON.stringify(action.body, null, 2) });
-  entry.node.append(h("div", { className: "grid" }, h("label", {}, "Method", method), h("label", {}, "URL", url)),
-    h("label", {}, "Headers (JSON object)", headers), h("label", {}, "Body (JSON; templates allowed in strings)", body));
-  entry.renumber = (index) => {
-    entry.idInput.dataset.field = `actions[${index}].id`;
-    method.dataset.field = `actions[${index}].method`;
-    url.dataset.field = `actions[${index}].url`;
-    headers.dataset.field = `actions[${index}].headers`;
-    body.dataset.field = `actions[${index}].body`;
-  };
-  entry.read = () => {
-    const result = { id: entry.idInput.value.trim(), type: "http", method: method.value, url: url.value.trim(), headers: parseValue(headers.value.trim(), "json") || {} };
-    const value = parseValue(body.value.trim(), "json");
-    if (value !== undefined) result.body = value;
-    return result;
-  };
 }
 
 function collect() {
@@ -306,7 +198,7 @@ function collect() {
     enabled: $("#fl-enabled", root).checked,
     trigger,
     conditions: { mode: $("#fl-mode", root).value, rules: [...$("#fl-rules", root).children].map((node) => node._read()) },
-    actions: actions.map((action) => action.read()),
+    actions: actions.read(),
   };
 }
 
@@ -332,7 +224,7 @@ async function save() {
     if (saved.signingSecret) notify("info", `Signing secret (shown once): ${saved.signingSecret}`);
     if (!flow) {
       flow = saved;
-      history_replace(saved.id);
+      rememberInAddress(saved.id);
     }
     await edit(saved);
     return saved;
@@ -343,7 +235,7 @@ async function save() {
   }
 }
 
-function history_replace(id) {
+function rememberInAddress(id) {
   window.history.replaceState(null, "", `#flows/${id}`);
 }
 
@@ -432,14 +324,6 @@ function stored(item) {
   return { name, enabled, trigger, conditions, actions: steps };
 }
 
-function canonical(value) {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value).sort().filter((key) => value[key] !== undefined).map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function renderDryRun(result) {
   const box = clear($("#fl-dry-result", root));
   box.append(h("p", { className: result.matched ? "state-succeeded" : "state-failed" },
@@ -478,25 +362,6 @@ async function diffWith(version) {
     box.append(h("span", { className: mark === "+" ? "add" : mark === "-" ? "del" : "" }, `${mark} ${line}\n`));
   }
   box.hidden = false;
-}
-
-function diffLines(a, b) {
-  // Longest common subsequence on lines: small documents, so the quadratic table is fine.
-  const table = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i -= 1) {
-    for (let j = b.length - 1; j >= 0; j -= 1) {
-      table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
-    }
-  }
-  const out = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) {
-    if (a[i] === b[j]) { out.push([" ", a[i]]); i += 1; j += 1; } else if (table[i + 1][j] >= table[i][j + 1]) { out.push(["-", a[i]]); i += 1; } else { out.push(["+", b[j]]); j += 1; }
-  }
-  while (i < a.length) out.push(["-", a[i++]]);
-  while (j < b.length) out.push(["+", b[j++]]);
-  return out;
 }
 
 async function togglePause() {
