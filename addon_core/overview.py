@@ -1,8 +1,9 @@
 """The overview JSON API: one workspace's installation, job queue, event rate and flow health.
 
-`GET /api/overview` gathers what the Overview page shows in one request, with counts
-computed in the database (never by loading rows), so the page stays fast on big
-workspaces. The bootstrap's progress has its own route (`/api/bootstrap`).
+`GET /api/overview` gathers what the Overview page shows in one request (one round trip
+for the page), with counts computed in the database, never by loading rows. It includes
+the bootstrap's progress (as `/api/bootstrap`) and the newest dead jobs (as
+`/api/jobs/dead`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.api import CallerDep
+from addon_core.bootstrap.routes import render_progress
+from addon_core.dead_letters import render_job
 from addon_core.jobs import DEAD, QUEUED, RUNNING
 from addon_core.models import Event, Execution, Flow, Installation, Job
 from addon_core.runtime import AddonRuntime, Runtime
@@ -24,6 +27,8 @@ from addon_core.runtime import AddonRuntime, Runtime
 CHART_HOURS = 24
 #: How many paused flows the overview names (the flows list shows them all).
 MAX_PAUSED_SHOWN = 20
+#: How many dead jobs the overview lists (`/api/jobs/dead` pages through them all).
+MAX_DEAD_SHOWN = 10
 
 
 @get("/api/overview", name="overview")
@@ -34,14 +39,17 @@ async def show_overview(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
     _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
-        return {
+        overview = {
             "installation": _render_installation(installation),
+            "bootstrap": await render_progress(session, runtime, caller.workspace_id),
             "jobs": await _job_counts(session, runtime, caller.workspace_id, now),
             "events": await _event_counts(session, runtime, caller.workspace_id, since, now),
             "flows": await _flow_health(session, runtime, caller.workspace_id, since),
             "role": caller.role,
             "canWrite": caller.can_write,
         }
+    dead = await runtime.queue().dead_jobs(caller.workspace_id, limit=MAX_DEAD_SHOWN)
+    return {**overview, "deadJobs": [render_job(job) for job in dead]}
 
 
 def _render_installation(installation: Installation) -> dict[str, Any]:

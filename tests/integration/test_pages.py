@@ -171,6 +171,8 @@ async def test_the_overview_counts_events_jobs_and_flows(installed: Installed) -
     }  # fmt: skip
     assert overview["canWrite"] is False
     assert set(overview["jobs"]) >= {"depth", "dead", "oldestAgeSeconds"}
+    assert overview["deadJobs"] == []
+    assert overview["bootstrap"]["items"] == []  # bootstrap is off in these tests
 
 
 async def test_the_overview_needs_a_user_token(installed: Installed) -> None:

@@ -26,14 +26,10 @@ export async function start(view) {
 }
 
 export async function show() {
-  const [overview, bootstrap, dead] = await Promise.all([
-    api("/api/overview"),
-    api("/api/bootstrap").catch(() => ({ items: [] })),
-    api("/api/jobs/dead?limit=10"),
-  ]);
+  const overview = await api("/api/overview");
   renderInstallation(overview.installation);
-  renderBootstrap(bootstrap.items);
-  renderJobs(overview.jobs, dead.items);
+  renderBootstrap(overview.bootstrap.items);
+  renderJobs(overview.jobs, overview.deadJobs);
   renderChart(overview.events);
   renderFlows(overview.flows);
 }
