@@ -145,6 +145,13 @@ OPERATIONS: Mapping[str, Operation] = {
         "flows", shapes.Flow, shapes.GalleryBind, body_required=False
     ),
     "audit:list": Operation("audit", shapes.page(shapes.AuditEntry)),
+    "overview": Operation("overview", shapes.Overview),
+    "events:executions": Operation("events", shapes.page(shapes.Execution)),
+    "events:types": Operation("events", shapes.page(shapes.EventType)),
+    "events:sample": Operation("events", shapes.EventSample),
+    "bootstrap:retry": Operation("bootstrap", shapes.Bootstrap),
+    "test-endpoint": Operation("endpoints", shapes.TestDelivery, body_required=False),
+    "endpoint-deliveries": Operation("endpoints", shapes.page(shapes.Event)),
     "create-endpoint": Operation(
         "endpoints",
         shapes.Endpoint,

@@ -460,5 +460,42 @@ class AuditEntry(Shape):
     changes: dict[str, Any]
 
 
+# --- what the pages read ------------------------------------------------------------------------
+
+
+class Overview(Shape):
+    """One read for the Overview page: installation, bootstrap, queue, events, flow health."""
+
+    installation: dict[str, Any]
+    bootstrap: Bootstrap
+    jobs: dict[str, Any]
+    events: dict[str, Any]
+    flows: dict[str, Any]
+    role: str
+    canWrite: bool
+    deadJobs: list[Job]
+
+
+class EventType(Shape):
+    eventType: str
+    declared: bool
+
+
+class EventSample(Shape):
+    """The newest received event of a type (redacted), or null with the reason."""
+
+    eventType: str
+    event: Event | None
+    detail: str | None
+
+
+class TestDelivery(Shape):
+    """A signed delivery sent through an endpoint's own intake, and what it answered."""
+
+    status: int
+    payload: dict[str, Any]
+    answer: Any
+
+
 #: The request body of `POST /api/flows` and `PUT /api/flows/{id}`.
 FLOW_DOCUMENT = FlowDocument

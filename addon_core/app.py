@@ -28,15 +28,18 @@ from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
 from addon_core.explorer import EXPLORER_ROUTES
 from addon_core.flows.engine import setup_flows
+from addon_core.flows.event_feed import EVENT_FEED_ROUTES
 from addon_core.flows.portable_routes import PORTABLE_ROUTES
 from addon_core.flows.routes import FLOW_ROUTES
 from addon_core.health import healthz, livez, metrics, readyz
 from addon_core.idempotency import idempotent
 from addon_core.lifecycle import build_lifecycle_handlers
 from addon_core.manifest import Manifest, load_manifest
+from addon_core.overview import OVERVIEW_ROUTES
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime, Feature, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
+from addon_core.web import page_router, template_config
 from addon_core.webhooks import receive_clockify_webhook, refuse_unknown_event
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 CORE_FEATURES: tuple[Feature, ...] = (setup_bootstrap, setup_flows)
 #: The JSON API both add-ons serve under /api/.
 CORE_API: tuple[BaseRouteHandler, ...] = (
+    *OVERVIEW_ROUTES,
+    *EVENT_FEED_ROUTES,
     *EXPLORER_ROUTES,
     *PORTABLE_ROUTES,
     *FLOW_ROUTES,
@@ -64,6 +69,8 @@ class AppSpec:
     route_handlers: Sequence[BaseRouteHandler] = field(default_factory=tuple)
     #: What only this add-on does (job handlers, lifecycle hooks), set up on its runtime.
     features: Sequence[Feature] = field(default_factory=tuple)
+    #: Page sections only this add-on shows, after the core ones (`addon_core.web`).
+    page_sections: Sequence[str] = field(default_factory=tuple)
 
 
 def create_addon_app(
@@ -85,7 +92,7 @@ def create_addon_app(
     return Litestar(
         route_handlers=[
             serve_manifest,
-            sidebar_page,
+            page_router(settings, spec.page_sections),
             livez,
             readyz,
             healthz,
@@ -109,6 +116,7 @@ def create_addon_app(
             lambda app: idempotent(app, runtime),
         ],
         lifespan=[lifespan],
+        template_config=template_config(),
         state=State({"runtime": runtime, "spec": spec}),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
@@ -128,17 +136,6 @@ def _version() -> str:
 def serve_manifest(runtime: Runtime) -> dict[str, Any]:
     """Serve the manifest with `baseUrl` and `key` from the settings."""
     return runtime.manifest.render(base_url=runtime.settings.base_url, key=runtime.addon_key)
-
-
-@get("/ui/sidebar", name="sidebar", media_type=MediaType.HTML, sync_to_thread=False)
-def sidebar_page(request: Request[Any, Any, Any]) -> str:
-    """The sidebar component's page (the full UI comes with the UI work)."""
-    spec: AppSpec = request.app.state.spec
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{spec.title}</title></head><body><main><h1>{spec.title}</h1>"
-        "<p>The add-on is installed and receiving events.</p></main></body></html>"
-    )
 
 
 def _error_response(status_code: int, detail: str, extra: Any = None) -> Response[Any]:

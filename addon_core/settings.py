@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -32,6 +34,12 @@ from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 DEFAULT_ALLOWED_HOSTS = ("*.clockify.me",)
 #: Where `openapi fetch` writes Clockify's OpenAPI document, inside the data directory.
 FETCHED_OPENAPI_FILE = "clockify-openapi.json"
+
+#: The origins allowed to frame the add-on's pages (CSP `frame-ancestors`): Clockify's web app.
+DEFAULT_FRAME_ANCESTORS = ("https://*.clockify.me",)
+_LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
+
+_FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:([0-9]{1,5}|\*))?")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -61,6 +69,8 @@ class AddonSettings(BaseSettings):
     encryption_keys: SecretList = ()
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0)
+    #: origins allowed to embed the pages (scheme://host[:port], `*.` wildcards allowed)
+    ui_frame_ancestors: CommaList = DEFAULT_FRAME_ANCESTORS
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: arrays and objects nested in any JSON body; redaction shows deeper stored parts as a marker
     max_json_depth: int = Field(default=64, ge=8, le=128)
@@ -125,6 +135,7 @@ class AddonSettings(BaseSettings):
 
     @field_validator(
         "clockify_api_allowed_hosts",
+        "ui_frame_ancestors",
         "encryption_keys",
         "bootstrap_include",
         "bootstrap_exclude",
@@ -142,6 +153,17 @@ class AddonSettings(BaseSettings):
         if not value:
             raise ValueError("must name at least one host (default: *.clockify.me)")
         return tuple(check_entry(entry) for entry in value)
+
+    @field_validator("ui_frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not _FRAME_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; list origins such as "
+                    "https://*.clockify.me or https://app.example.com:8443, comma-separated"
+                )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -224,6 +246,14 @@ class AddonSettings(BaseSettings):
         if self.fetched_openapi_path.is_file():
             return self.fetched_openapi_path
         return SHIPPED_DIR / CATALOGUE_FILE
+
+    @property
+    def frame_ancestors(self) -> tuple[str, ...]:
+        """The origins that may frame the pages; loopback too when the app runs on loopback."""
+        host = urlsplit(self.base_url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return (*self.ui_frame_ancestors, *_LOOPBACK_ORIGINS)
+        return self.ui_frame_ancestors
 
     @property
     def is_production(self) -> bool:

@@ -12,6 +12,7 @@ from addon_core.app import AppSpec, create_addon_app
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, CommaList, load_settings
 from universal_webhook.coverage import COVERAGE_ROUTES, check_priority, setup_coverage
+from universal_webhook.deliveries import DELIVERY_ROUTES
 from universal_webhook.endpoints import ENDPOINT_ROUTES, setup_endpoints
 
 
@@ -44,8 +45,9 @@ SPEC = AppSpec(
     name="universal-webhook",
     settings_class=UniversalWebhookSettings,
     title="Universal Webhook",
-    route_handlers=(*ENDPOINT_ROUTES, *COVERAGE_ROUTES),
+    route_handlers=(*ENDPOINT_ROUTES, *DELIVERY_ROUTES, *COVERAGE_ROUTES),
     features=(allow_http_actions, setup_coverage, setup_endpoints),
+    page_sections=("endpoints", "coverage"),
 )
 
 

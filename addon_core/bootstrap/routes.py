@@ -1,4 +1,4 @@
-"""Bootstrap over the JSON API: the caller's workspace's progress, and a re-run on demand."""
+"""Bootstrap over the JSON API: the workspace's progress, a re-run, and a retry of one list."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Any
 
 from litestar import get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.api import CallerDep
-from addon_core.bootstrap.runs import scope, start_run
+from addon_core.bootstrap.runs import retry_list, scope, start_run
 from addon_core.errors import ConflictError
 from addon_core.models import BootstrapProgress
 from addon_core.redaction import redact_text
@@ -44,6 +45,21 @@ async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]
         progress = await render_progress(session, runtime, caller.workspace_id)
     runtime.queue().wake()
     return progress | {"run": run}
+
+
+@post("/api/bootstrap/{operation_id:str}/retry", name="bootstrap:retry", status_code=202)
+async def retry_failed_list(
+    runtime: Runtime, caller: CallerDep, operation_id: FromPath[str]
+) -> dict[str, Any]:
+    """Retry one failed list of the latest run from the page it reached (OWNER or ADMIN)."""
+    caller.require_writer("retrying a bootstrap list")
+    _engine, sessions = runtime.db()
+    async with sessions.begin() as session:
+        await runtime.installation(session, caller.workspace_id)
+        await retry_list(session, runtime, caller.workspace_id, operation_id)
+        progress = await render_progress(session, runtime, caller.workspace_id)
+    runtime.queue().wake()
+    return progress
 
 
 async def render_progress(
@@ -80,4 +96,4 @@ def _iso(moment: datetime) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
-BOOTSTRAP_ROUTES: list[BaseRouteHandler] = [show_progress, rerun_bootstrap]
+BOOTSTRAP_ROUTES: list[BaseRouteHandler] = [show_progress, rerun_bootstrap, retry_failed_list]

@@ -127,6 +127,37 @@ async def start_run(session: AsyncSession, runtime: AddonRuntime, workspace_id: 
     return run
 
 
+async def retry_list(
+    session: AsyncSession, runtime: AddonRuntime, workspace_id: str, operation_id: str
+) -> None:
+    """Set one failed list of the latest run going again from the page it reached.
+
+    Raises `NotFoundError` for a list the run does not have and `ConflictError` for one
+    that has not failed. The caller wakes the queue once the transaction commits.
+    """
+    row = await session.scalar(
+        select(BootstrapProgress)
+        .where(*scope(runtime.addon_key, workspace_id))
+        .where(BootstrapProgress.operation_id == operation_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFoundError(
+            f"the bootstrap has no list {operation_id}; GET /api/bootstrap names its lists"
+        )
+    if row.status != FAILED:
+        raise ConflictError(
+            f"the list {operation_id} is {row.status}, not failed; only a failed list is retried"
+        )
+    row.status = PENDING
+    row.last_error = None
+    row.updated_at = datetime.now(UTC)
+    job = runtime.queue().new(
+        KIND, workspace_id, {"run": row.run}, ordering_key=f"{KIND}:{workspace_id}"
+    )
+    session.add(job)
+
+
 async def start_at_install(
     session: AsyncSession, runtime: AddonRuntime, installation: Installation
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -126,6 +127,7 @@ async def list_events(
     limit: int,
     before: int | None,
     event_type: str | None,
+    since: datetime | None = None,
 ) -> list[Event]:
     """Return up to `limit + 1` received events of the workspace, newest first."""
     query = (
@@ -138,6 +140,8 @@ async def list_events(
         query = query.where(Event.id < before)
     if event_type:
         query = query.where(Event.event_type == event_type)
+    if since is not None:
+        query = query.where(Event.received_at >= since)
     _engine, sessions = runtime.db()
     async with sessions() as session:
         return list((await session.scalars(query)).all())

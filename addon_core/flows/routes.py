@@ -11,6 +11,7 @@ actions (Universal Webhook) is returned once, by create and by rotate-secret.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post, put
@@ -315,11 +316,17 @@ async def list_events(
     event_type: Annotated[str | None, QueryParameter(name="eventType")] = None,
     limit: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
+    since: FromQuery[datetime | None] = None,
 ) -> dict[str, Any]:
-    """List the workspace's received events newest first, payloads redacted."""
+    """List the workspace's received events newest first, payloads redacted.
+
+    `since` (ISO 8601, with an offset) keeps the events received at or after it.
+    """
     size = page_limit(limit)
+    if since is not None and since.tzinfo is None:
+        raise BadRequestError("since needs a UTC offset, as in 2026-01-31T09:00:00Z")
     rows = await records.list_events(
-        runtime, caller.workspace_id, size, decode_int_cursor(cursor), event_type
+        runtime, caller.workspace_id, size, decode_int_cursor(cursor), event_type, since
     )
     return page_of(rows, size, render=records.render_event, key=lambda row: row.id)
 

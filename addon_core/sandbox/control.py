@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from addon_core.errors import BadRequestError
 from addon_core.sandbox.routes import read_json
 from addon_core.sandbox.server import Sandbox
+from addon_core.sandbox.shell import SHELL_HANDLERS
 
 
 def provide_sandbox(state: State) -> Sandbox:
@@ -118,11 +119,20 @@ def _relay(status: int, content: dict[str, Any]) -> Response[dict[str, Any] | No
 
 @post("/_sandbox/user-token", status_code=200)
 async def user_token(request: Request[Any, Any, Any], sandbox: SandboxDependency) -> dict[str, str]:
-    """Mint a fresh 30-minute user token, `{"role": "OWNER"}` by default."""
+    """Mint a fresh 30-minute user token: `{"role": "OWNER", "theme": "DEFAULT"}` by default."""
     _, workspace = sandbox.installed
     body = await read_json(request) or {}
-    role = str(body.get("role", "OWNER")) if isinstance(body, dict) else "OWNER"
-    return {"token": workspace.user_token(role)}
+    if not isinstance(body, dict):
+        body = {}
+    role = str(body.get("role", "OWNER"))
+    theme = str(body.get("theme", "DEFAULT"))
+    try:
+        expires_in = float(body.get("expiresIn", 1800))
+    except (TypeError, ValueError):
+        raise BadRequestError("expiresIn must be a number of seconds") from None
+    if not 1 <= expires_in <= 1800:
+        raise BadRequestError("expiresIn must be between 1 and 1800 seconds")
+    return {"token": workspace.user_token(role, theme=theme, expires_in=expires_in)}
 
 
 HANDLERS = [
@@ -134,4 +144,5 @@ HANDLERS = [
     fire,
     update_settings,
     user_token,
+    *SHELL_HANDLERS,
 ]

@@ -2,7 +2,7 @@
 
 A raw ASGI wrapper around the Litestar app, because a fault may drop the connection
 without an answer, which a framework handler cannot do. Control paths (`/_sandbox/`)
-pass straight through and are not recorded.
+and the shell page at `/` pass straight through and are not recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 CONTROL_PREFIX = "/_sandbox"
+#: The Clockify-like shell that frames the add-on's pages (`addon_core.sandbox.shell`).
+SHELL_PATH = "/"
 TOKEN_HEADER = b"x-addon-token"
 #: Clockify's error codes in `{"message", "code"}` bodies, by HTTP status.
 ERROR_CODES = {400: 501, 401: 1000, 403: 1000, 404: 501}
@@ -138,7 +140,8 @@ class Gate:
         self.throttled = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == SHELL_PATH or path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
         method, at = scope["method"], self.clock()

@@ -274,6 +274,9 @@ def _guide(
     return "\n".join(
         [
             "",
+            f"Open {sandbox.url}/ in a browser: the add-on's pages inside a Clockify-like shell",
+            f"(as another user: {sandbox.url}/?role=USER; dark theme: {sandbox.url}/?theme=DARK).",
+            "",
             "The API explorer, with the owner's user token (valid 30 minutes):",
             f"  export TOKEN={token}",
             f'  curl -s -H "Authorization: Bearer $TOKEN" {app_url}/api/operations',

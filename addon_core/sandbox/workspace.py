@@ -59,7 +59,9 @@ class Workspace:
             )
         return self.webhook_tokens[event_type]
 
-    def user_token(self, role: str = "OWNER", *, expires_in: float = 1800) -> str:
+    def user_token(
+        self, role: str = "OWNER", *, expires_in: float = 1800, theme: str = "DEFAULT"
+    ) -> str:
         """Sign the owner's user token (the iframe's `auth_token`), 30 minutes by default."""
         return self.signer.token(
             self.workspace_id,
@@ -68,7 +70,7 @@ class Workspace:
             user=self.owner_id,
             workspaceRole=role,
             language="EN",
-            theme="DEFAULT",
+            theme=theme,
             **self.base_urls,
         )
 

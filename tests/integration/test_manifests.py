@@ -13,6 +13,8 @@ from litestar.testing import AsyncTestClient
 
 from addon_core.event_types import webhook_path
 from addon_core.manifest import schema_path, validate_against_schema
+from addon_core.security import TokenSigner
+from tests.fake_clockify import Workspace
 
 LIFECYCLE_TYPES = {"INSTALLED", "STATUS_CHANGED", "SETTINGS_UPDATED", "DELETED"}
 
@@ -103,16 +105,22 @@ async def test_every_declared_webhook_path_requires_a_signature(
 
 
 async def test_sidebar_component_serves_html(
-    manifest: dict[str, Any], app_client: AsyncTestClient[Litestar]
+    manifest: dict[str, Any],
+    app_client: AsyncTestClient[Litestar],
+    signer: Callable[[str], TokenSigner],
 ) -> None:
     sidebars = [c for c in manifest.get("components", []) if c["type"] == "sidebar"]
     assert len(sidebars) == 1
+    token = Workspace(signer(manifest["key"])).user_token()
 
-    response = await app_client.get(sidebars[0]["path"])
+    response = await app_client.get(sidebars[0]["path"], params={"auth_token": token})
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<html" in response.text.lower()
+    unsigned = await app_client.get(sidebars[0]["path"])
+    assert unsigned.status_code == 401  # opened outside Clockify: an HTML page saying so
+    assert unsigned.headers["content-type"].startswith("text/html")
 
 
 async def test_schema_validation_reports_a_missing_subscription_plan(

@@ -170,3 +170,26 @@ def test_the_catalogue_comes_from_the_file_setting_then_a_fetched_file_then_the_
     settings = load_settings(ApiStudioSettings, data_dir=data_dir, clockify_openapi_file=chosen)
     assert settings.openapi_path == chosen
     assert settings.fetched_openapi_path == fetched
+
+
+def test_frame_ancestors_add_loopback_only_for_a_loopback_base_url() -> None:
+    local = load_settings(ApiStudioSettings, base_url="http://127.0.0.1:8100")
+    assert local.frame_ancestors == (
+        "https://*.clockify.me",
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+    )
+    public = load_settings(
+        ApiStudioSettings,
+        base_url="https://addons.example.com",
+        ui_frame_ancestors="https://app.example.com, https://*.clockify.me",
+    )
+    assert public.frame_ancestors == ("https://app.example.com", "https://*.clockify.me")
+
+
+def test_a_frame_ancestor_that_is_not_an_origin_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(ApiStudioSettings, ui_frame_ancestors="https://ok.example.com, 'self' x")
+    message = str(caught.value)
+    assert message.startswith("API_STUDIO_UI_FRAME_ANCESTORS:")
+    assert "is not an origin" in message
