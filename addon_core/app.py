@@ -18,29 +18,29 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from addon_core.api import provide_caller, refuse_ids_out_of_range
-from addon_core.api_docs import openapi_config
 from addon_core.audit import AUDIT_ROUTES
 from addon_core.bootstrap import BOOTSTRAP_ROUTES, setup_bootstrap
+from addon_core.clockify.manifest import Manifest, load_manifest
 from addon_core.correlation import with_request_id
-from addon_core.database import DatabaseUnavailableError
-from addon_core.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.errors import AddonError
-from addon_core.explorer import EXPLORER_ROUTES
+from addon_core.explorer.routes import EXPLORER_ROUTES
 from addon_core.flows.engine import setup_flows
 from addon_core.flows.event_feed import EVENT_FEED_ROUTES
 from addon_core.flows.portable_routes import PORTABLE_ROUTES
 from addon_core.flows.routes import FLOW_ROUTES
-from addon_core.health import healthz, livez, metrics, readyz
-from addon_core.idempotency import idempotent
-from addon_core.lifecycle import build_lifecycle_handlers
-from addon_core.manifest import Manifest, load_manifest
-from addon_core.overview import OVERVIEW_ROUTES
+from addon_core.installations.lifecycle import build_lifecycle_handlers
+from addon_core.installations.overview import OVERVIEW_ROUTES
+from addon_core.intake.routes import receive_clockify_webhook, refuse_unknown_event
+from addon_core.jobs.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime, Feature, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
+from addon_core.storage.database import DatabaseUnavailableError
 from addon_core.web import page_router, template_config
-from addon_core.webhooks import receive_clockify_webhook, refuse_unknown_event
+from addon_core.web.api_docs import openapi_config
+from addon_core.web.caller import provide_caller, refuse_ids_out_of_range
+from addon_core.web.health import healthz, livez, metrics, readyz
+from addon_core.web.idempotency import idempotent
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from litestar.params import FromQuery
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import Caller, CallerDep, decode_int_cursor, page_limit, page_of
 from addon_core.correlation import current_request_id
 from addon_core.errors import BadRequestError
-from addon_core.models import AuditEntry
 from addon_core.redaction import redact
 from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.models import AuditEntry
+from addon_core.web.caller import Caller, CallerDep, decode_int_cursor, page_limit, page_of
 
 #: A value larger than this (as text) is stored as a note, not in full.
 MAX_VALUE_CHARS: Final = 4000

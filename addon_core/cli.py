@@ -40,12 +40,12 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _settings(app: str, **overrides: Any) -> AddonSettings:
-    from addon_core.apps import APP_SPECS
+    from addon_core.apps import load_spec
     from addon_core.errors import ConfigError
     from addon_core.settings import load_settings
 
     try:
-        return load_settings(APP_SPECS[app].settings_class, **overrides)
+        return load_settings(load_spec(app).settings_class, **overrides)
     except ConfigError as exc:
         _fail(exc.detail)
 
@@ -106,7 +106,7 @@ def main(traceback: bool) -> None:
 @click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited socket.")
 def serve(app: str, host: str, port: int | None, workers: int, fd: int | None) -> None:
     from addon_core.app import create_addon_app
-    from addon_core.apps import APP_SPECS
+    from addon_core.apps import load_spec
     from addon_core.errors import ConfigError
     from addon_core.logs import configure_logging
     from addon_core.serving import check_workers_allowed, serve_app
@@ -117,7 +117,7 @@ def serve(app: str, host: str, port: int | None, workers: int, fd: int | None) -
     try:
         check_workers_allowed(settings, workers)
         configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))
-        application = create_addon_app(APP_SPECS[app], settings)
+        application = create_addon_app(load_spec(app), settings)
     except ConfigError as exc:
         _fail(exc.detail)
     _migrate_or_fail(settings)
@@ -139,8 +139,8 @@ def migrate(app: str) -> None:
 def _migrate_or_fail(settings: AddonSettings) -> str | None:
     import asyncio
 
-    from addon_core.database import DATABASE_ERRORS
     from addon_core.redaction import redact_text
+    from addon_core.storage.database import DATABASE_ERRORS
 
     try:
         return asyncio.run(_migrate(settings.database_url))
@@ -152,7 +152,7 @@ def _migrate_or_fail(settings: AddonSettings) -> str | None:
 
 
 async def _migrate(url: str) -> str | None:
-    from addon_core.database import create_engine, current_revision, upgrade_to_head
+    from addon_core.storage.database import create_engine, current_revision, upgrade_to_head
 
     engine = create_engine(url)
     try:
@@ -175,8 +175,8 @@ async def _migrate(url: str) -> str | None:
 def manifest(app: str, check: bool, schema: Path | None) -> None:
     import json
 
-    from addon_core.manifest import load_manifest, validate_against_schema
-    from addon_core.shipped_data import shipped_manifest_schema
+    from addon_core.clockify.manifest import load_manifest, validate_against_schema
+    from addon_core.clockify.shipped_data import shipped_manifest_schema
 
     settings = _settings(app)
     document = load_manifest(app).render(base_url=settings.base_url, key=settings.addon_key)
@@ -240,10 +240,10 @@ async def _rotate(settings: AddonSettings) -> int:
     from sqlalchemy import insert
 
     from addon_core import audit
-    from addon_core.database import create_engine, for_writing
-    from addon_core.models import AuditEntry
     from addon_core.runtime import key_ring_from
-    from addon_core.vault import rotate_secrets
+    from addon_core.storage.database import create_engine, for_writing
+    from addon_core.storage.models import AuditEntry
+    from addon_core.storage.vault import rotate_secrets
 
     ring = key_ring_from(settings)
     engine = create_engine(settings.database_url)
@@ -276,7 +276,7 @@ def openapi() -> None:
 @APP
 @click.argument("source", required=False)
 def openapi_fetch(app: str, source: str | None) -> None:
-    from addon_core.catalogue import copy_openapi, load_catalogue
+    from addon_core.clockify.catalogue import copy_openapi, load_catalogue
 
     settings = _settings(app)
     path = copy_openapi(source or settings.clockify_openapi_url, settings.fetched_openapi_path)
@@ -293,7 +293,7 @@ def openapi_fetch(app: str, source: str | None) -> None:
     "generate-key", help=f"Print a new random encryption key for {variable('ENCRYPTION_KEYS')}."
 )
 def generate_key_command() -> None:
-    from addon_core.encryption import generate_key
+    from addon_core.storage.encryption import generate_key
 
     click.echo(generate_key())
 
@@ -304,7 +304,7 @@ def retention(app: str) -> None:
     """Delete rows older than their retention window once, and print the counts."""
     import asyncio
 
-    from addon_core.retention import run_once
+    from addon_core.storage.retention import run_once
 
     deleted = asyncio.run(run_once(_settings(app)))
     for table, count in deleted.items():
@@ -344,8 +344,8 @@ def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> Non
     """List APP's dead jobs, newest first, with their last error (secrets masked)."""
     import json
 
-    from addon_core.dead_letters import render_job
-    from addon_core.jobs import list_dead_jobs
+    from addon_core.jobs.dead_letters import render_job
+    from addon_core.jobs.queue import list_dead_jobs
 
     settings = _settings(app)
     rows = _run_on_database(
@@ -384,7 +384,7 @@ def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> Non
 @click.argument("job_id", type=int)
 def jobs_replay(app: str, job_id: int) -> None:
     """Queue APP's dead job JOB_ID again with fresh attempts; exit 1 if it is not dead."""
-    from addon_core.jobs import replay_job
+    from addon_core.jobs.queue import replay_job
 
     settings = _settings(app)
     job = _run_on_database(
@@ -400,15 +400,15 @@ def _run_on_database(
     """Run `work` with a session factory on the configured database; fail in one line."""
     import asyncio
 
-    from addon_core.database import (
+    from addon_core.errors import AddonError
+    from addon_core.logs import configure_logging
+    from addon_core.redaction import redact_text
+    from addon_core.storage.database import (
         DATABASE_ERRORS,
         create_engine,
         create_session_factory,
         for_writing,
     )
-    from addon_core.errors import AddonError
-    from addon_core.logs import configure_logging
-    from addon_core.redaction import redact_text
 
     async def run() -> T:
         engine = create_engine(settings.database_url)

@@ -17,30 +17,36 @@ from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from addon_core.budget import PostgresBudget, open_shared_budget
-from addon_core.catalogue import Catalogue, CatalogueError, load_catalogue
-from addon_core.clockify_client import ClockifyClient, InstallationContext, create_http_client
-from addon_core.database import (
+from addon_core.clockify.budget import PostgresBudget, open_shared_budget
+from addon_core.clockify.catalogue import Catalogue, CatalogueError, load_catalogue
+from addon_core.clockify.client import ClockifyClient, InstallationContext, create_http_client
+from addon_core.clockify.hosts import HostAllowlist
+from addon_core.clockify.manifest import Manifest
+from addon_core.clockify.pacing import Pacer
+from addon_core.clockify.tokens import (
+    Claims,
+    TokenError,
+    TokenKind,
+    TokenVerifier,
+    load_public_keys,
+)
+from addon_core.errors import ConflictError, NotFoundError
+from addon_core.flows.outbound import OutboundHttp
+from addon_core.intake.writer import IntakeWriter
+from addon_core.jobs.queue import JobQueue
+from addon_core.metrics import Metrics
+from addon_core.ratelimit import RateLimiter
+from addon_core.settings import AddonSettings
+from addon_core.storage.database import (
     create_engine,
     create_session_factory,
     for_writing,
     head_revision,
 )
-from addon_core.encryption import KeyRing, load_key_ring
-from addon_core.errors import ConflictError, NotFoundError
-from addon_core.hosts import HostAllowlist
-from addon_core.intake import IntakeWriter
-from addon_core.jobs import JobQueue
-from addon_core.manifest import Manifest
-from addon_core.metrics import Metrics
-from addon_core.models import Installation
-from addon_core.outbound import OutboundHttp
-from addon_core.pacing import Pacer
-from addon_core.ratelimit import RateLimiter
-from addon_core.retention import RetentionPolicy, RetentionScheduler
-from addon_core.security import Claims, TokenError, TokenKind, TokenVerifier, load_public_keys
-from addon_core.settings import AddonSettings
-from addon_core.vault import INSTALLATION_PURPOSE, token_context
+from addon_core.storage.encryption import KeyRing, load_key_ring
+from addon_core.storage.models import Installation
+from addon_core.storage.retention import RetentionPolicy, RetentionScheduler
+from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 
 #: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
 #: installation row is flushed: what it adds to the session commits with the event.

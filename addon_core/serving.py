@@ -23,9 +23,9 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
-from addon_core.client_limits import ClientLimits, GuardedHttpToolsProtocol
 from addon_core.errors import ConfigError
 from addon_core.settings import MULTIPROC_DIR_VARIABLE, SERVED_APP_VARIABLE, AddonSettings
+from addon_core.web.client_limits import ClientLimits, GuardedHttpToolsProtocol
 
 #: The factory each worker process imports (uvicorn needs an import string for workers).
 WORKER_FACTORY = "addon_core.serving:worker_app"
@@ -106,12 +106,12 @@ def worker_app() -> Litestar:
     """Build the app a worker process serves, from the environment its parent set."""
     # Imported here: the apps import addon_core, and only a worker needs them.
     from addon_core.app import create_addon_app
-    from addon_core.apps import APP_SPECS
+    from addon_core.apps import load_spec
     from addon_core.logs import configure_logging
     from addon_core.settings import load_settings
     from addon_core.tracing import configure_tracing
 
-    spec = APP_SPECS[os.environ[SERVED_APP_VARIABLE]]
+    spec = load_spec(os.environ[SERVED_APP_VARIABLE])
     settings = load_settings(spec.settings_class)
     configure_logging(settings.log_level_number, settings.log_format)
     configure_tracing(settings.app_name, settings.tracing, settings.env_name("tracing"))

@@ -24,9 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from addon_core.clockify.hosts import check_entry
+from addon_core.clockify.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from addon_core.errors import ConfigError
-from addon_core.hosts import check_entry
-from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 
 #: Clockify's official API hosts: api., reports.api., pto.api., locations.api.,
 #: screenshots.api., the regional prefixes (euc1., use2., euw2., apse2.), workspace

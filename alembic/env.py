@@ -11,8 +11,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from addon_core.database import create_engine
-from addon_core.models import Base
+from addon_core.storage.database import create_engine
+from addon_core.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

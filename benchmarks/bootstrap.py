@@ -27,12 +27,12 @@ import httpx
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from addon_core.database import create_engine, upgrade_to_head
-from addon_core.encryption import generate_key
-from addon_core.models import BootstrapProgress
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.launcher import app_command, app_environment
 from addon_core.settings import REFERENCE_DIR_VARIABLE
+from addon_core.storage.database import create_engine, upgrade_to_head
+from addon_core.storage.encryption import generate_key
+from addon_core.storage.models import BootstrapProgress
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get(REFERENCE_DIR_VARIABLE) or REPO.parent / "shared" / "clockify")

@@ -21,9 +21,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from addon_core.settings import reference_dir
-from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 WORKSPACE = "64a687e29ae1f428e7ebe303"

@@ -31,12 +31,12 @@ import httpx
 from sqlalchemy import func, select
 
 from addon_core.app import create_addon_app
-from addon_core.database import create_engine, upgrade_to_head
-from addon_core.encryption import generate_key
-from addon_core.models import Execution
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.loopback import serving
 from addon_core.settings import reference_dir
+from addon_core.storage.database import create_engine, upgrade_to_head
+from addon_core.storage.encryption import generate_key
+from addon_core.storage.models import Execution
 from universal_webhook.app import SPEC, UniversalWebhookSettings
 
 KEY = "universal-webhook"

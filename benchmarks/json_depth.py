@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from addon_core.incoming import check_json_depth
+from addon_core.web.body import check_json_depth
 
 WEBHOOK = json.dumps(
     {

@@ -38,10 +38,10 @@ from typing import Any
 
 import uvloop
 
-from addon_core.clockify_client import ClockifyClient, InstallationContext, create_http_client
-from addon_core.hosts import HostAllowlist
+from addon_core.clockify.client import ClockifyClient, InstallationContext, create_http_client
+from addon_core.clockify.hosts import HostAllowlist
+from addon_core.clockify.pacing import Pacer
 from addon_core.metrics import Metrics
-from addon_core.pacing import Pacer
 from addon_core.sandbox import Sandbox, Sizes
 
 LIMIT = 50

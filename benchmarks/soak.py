@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from addon_core.database import create_engine, upgrade_to_head
-from addon_core.encryption import generate_key
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.settings import reference_dir
+from addon_core.storage.database import create_engine, upgrade_to_head
+from addon_core.storage.encryption import generate_key
 
 SCRIPT = Path(sys.executable).with_name("clockify-addons")
 PREFIX = "UNIVERSAL_WEBHOOK_"

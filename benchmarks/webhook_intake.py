@@ -31,8 +31,8 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from addon_core.encryption import generate_key
-from addon_core.security import TokenSigner
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.storage.encryption import generate_key
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -146,7 +146,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 async def count_events(database_url: str) -> int:
     from sqlalchemy import text
 
-    from addon_core.database import create_engine
+    from addon_core.storage.database import create_engine
 
     engine = create_engine(database_url)
     async with engine.connect() as conn:

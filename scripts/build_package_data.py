@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from addon_core.clockify.shipped_data import SHIPPED_DIR, build_package_data
 from addon_core.settings import REFERENCE_DIR_VARIABLE, reference_dir
-from addon_core.shipped_data import SHIPPED_DIR, build_package_data
 
 REPO = Path(__file__).resolve().parent.parent
 

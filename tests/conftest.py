@@ -24,11 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from addon_core.app import AppSpec, create_addon_app
-from addon_core.database import create_engine, upgrade_to_head
-from addon_core.encryption import generate_key
-from addon_core.manifest import Manifest, load_manifest
-from addon_core.security import TokenSigner
+from addon_core.clockify.manifest import Manifest, load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings
+from addon_core.storage.database import create_engine, upgrade_to_head
+from addon_core.storage.encryption import generate_key
 from api_studio.app import SPEC as API_STUDIO
 from tests.fake_clockify import Clockify, Workspace
 from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK

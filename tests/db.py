@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from addon_core.database import create_engine
+from addon_core.storage.database import create_engine
 
 
 async def fetch_all(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from litestar.testing import AsyncTestClient
 
-from addon_core.event_types import webhook_path
+from addon_core.clockify.event_types import webhook_path
 from addon_core.sandbox.workspace import Workspace, object_id
 
 __all__ = ["Clockify", "Request", "Workspace", "now", "object_id", "post_concurrently"]

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from addon_core.encryption import generate_key
 from addon_core.sandbox import Sandbox, Workspace
 from addon_core.sandbox.gate import RecordedRequest
+from addon_core.storage.encryption import generate_key
 from tests.db import fetch_all
 
 SCRIPT = Path(sys.executable).with_name("clockify-addons")

@@ -31,16 +31,16 @@ from litestar.handlers import BaseRouteHandler
 from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import CallerDep
-from addon_core.clockify_client import ClockifyAPIError, InstallationContext
+from addon_core.clockify.client import ClockifyAPIError, InstallationContext
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
+from addon_core.clockify.pacing import Lane
 from addon_core.errors import AddonError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
-from addon_core.jobs import ClaimedJob, PermanentJobError
-from addon_core.models import CoverageGap, Installation, Job, WebhookRegistration
-from addon_core.pacing import Lane
+from addon_core.jobs.queue import ClaimedJob, PermanentJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime
-from addon_core.vault import token_context
+from addon_core.storage.models import CoverageGap, Installation, Job, WebhookRegistration
+from addon_core.storage.vault import token_context
+from addon_core.web.caller import CallerDep
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
-from addon_core.api import CallerDep, page_limit
 from addon_core.errors import ServiceUnavailableError
 from addon_core.flows.records import render_event
-from addon_core.models import Event
+from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.runtime import AddonRuntime, Runtime
-from addon_core.standard_webhooks import signature_headers
+from addon_core.storage.models import Event
+from addon_core.web.caller import CallerDep, page_limit
 from universal_webhook.endpoints import CUSTOM_PATH_PREFIX, _endpoint, _find_receiver
 
 #: The event type a test delivery carries (header or body field, as the endpoint reads it).

@@ -45,7 +45,6 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core import audit
-from addon_core.api import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from addon_core.errors import (
     AddonError,
     BadRequestError,
@@ -53,14 +52,15 @@ from addon_core.errors import (
     NotFoundError,
     UnprocessableError,
 )
-from addon_core.incoming import header_map, parse_json_object, read_api_body, read_body
-from addon_core.intake import Delivery, Outcome
-from addon_core.models import Endpoint
+from addon_core.intake.standard_webhooks import generate_secret, verify
+from addon_core.intake.writer import Delivery, Outcome
 from addon_core.redaction import SECRET_HEADERS, redact, redact_text, safe_headers
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.settings import AddonSettings
-from addon_core.standard_webhooks import generate_secret, verify
-from addon_core.vault import token_context
+from addon_core.storage.models import Endpoint
+from addon_core.storage.vault import token_context
+from addon_core.web.body import header_map, parse_json_object, read_api_body, read_body
+from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from addon_core.catalogue import WORKSPACE_PARAM, Catalogue, Operation
+from addon_core.clockify.catalogue import WORKSPACE_PARAM, Catalogue, Operation
 
 log = logging.getLogger(__name__)
 

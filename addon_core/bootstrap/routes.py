@@ -11,12 +11,12 @@ from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import CallerDep
 from addon_core.bootstrap.runs import retry_list, scope, start_run
 from addon_core.errors import ConflictError
-from addon_core.models import BootstrapProgress
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.models import BootstrapProgress
+from addon_core.web.caller import CallerDep
 
 
 @get("/api/bootstrap", name="bootstrap:progress")

@@ -20,18 +20,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.bootstrap.lists import Listing, entity_key, listing, select_listings, unwrap_items
-from addon_core.catalogue import WORKSPACE_PARAM, Catalogue, build_url
-from addon_core.clockify_client import (
+from addon_core.clockify.catalogue import WORKSPACE_PARAM, Catalogue, build_url
+from addon_core.clockify.client import (
     ClockifyAPIError,
     ClockifyUnavailableError,
     InstallationContext,
 )
-from addon_core.database import is_sqlite
 from addon_core.errors import AddonError, ConflictError, NotFoundError
-from addon_core.jobs import ClaimedJob, RetryJobError
-from addon_core.models import BootstrapProgress, CachedEntity, Installation
+from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
+from addon_core.storage.database import is_sqlite
+from addon_core.storage.models import BootstrapProgress, CachedEntity, Installation
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from addon_core.clockify_client import (
+from addon_core.clockify.client import (
     ClockifyAPIError,
     ClockifyUnavailableError,
     InstallationContext,
 )
 from addon_core.errors import AddonError
+from addon_core.flows.outbound import OutboundError, OutboundRefusedError, OutboundResult
 from addon_core.flows.plan import PlannedRequest
-from addon_core.outbound import OutboundError, OutboundRefusedError, OutboundResult
 from addon_core.redaction import redact, redact_text, redact_url
 from addon_core.runtime import AddonRuntime
 

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, get_args
 import re2
 from pydantic import BaseModel, ConfigDict, Field
 
+from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.flows.templates import (
     MISSING,
     TemplateError,
@@ -31,7 +32,6 @@ from addon_core.flows.templates import (
     parse_path,
     render,
 )
-from addon_core.openapi_schema import ValidationIssue
 
 Operator = Literal[
     "eq",

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from addon_core.catalogue import WORKSPACE_PARAM, Catalogue, UnknownOperationError
+from addon_core.clockify.catalogue import WORKSPACE_PARAM, Catalogue, UnknownOperationError
+from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
 from addon_core.flows.conditions import Conditions, check_conditions
 from addon_core.flows.render_budget import TemplateLimits
@@ -22,7 +23,6 @@ from addon_core.flows.templates import (
     check_template,
     templated_fields,
 )
-from addon_core.openapi_schema import ValidationIssue
 
 ACTION_ID_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 MAX_ACTIONS: Final = 20

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, Final
 
-from addon_core.clockify_client import (
+from addon_core.clockify.client import (
     ClockifyAPIError,
     ClockifyUnavailableError,
     InstallationContext,
@@ -30,9 +30,9 @@ from addon_core.flows.plan import (
     template_limits,
 )
 from addon_core.flows.templates import TemplateError, TemplateSizeError, make_context
-from addon_core.models import Installation
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
+from addon_core.storage.models import Installation
 
 NOT_SENT_WRITE: Final = "not sent: a dry run never sends a request that writes"
 NOT_SENT_HTTP: Final = "not sent: a dry run never sends http actions"

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from addon_core.clockify_client import InstallationContext
+from addon_core.clockify.client import InstallationContext
 from addon_core.errors import AddonError, ServiceUnavailableError
 from addon_core.flows.actions import (
     ALLOWED_HOSTS_SETTING,
@@ -41,12 +41,12 @@ from addon_core.flows.plan import (
     template_limits,
 )
 from addon_core.flows.templates import make_context
-from addon_core.jobs import ClaimedJob, RetryJobError
-from addon_core.models import Event, Installation
+from addon_core.intake.standard_webhooks import generate_secret
+from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.runtime import AddonRuntime
-from addon_core.standard_webhooks import generate_secret
+from addon_core.storage.models import Event, Installation
+from addon_core.storage.vault import token_context
 from addon_core.tracing import span
-from addon_core.vault import token_context
 
 log = logging.getLogger(__name__)
 

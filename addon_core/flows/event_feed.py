@@ -22,13 +22,13 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import select
 
-from addon_core.api import CallerDep, bearer_token
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
+from addon_core.clockify.tokens import TokenKind
 from addon_core.errors import BadRequestError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows import records
-from addon_core.models import Event, Execution, ExecutionStep
 from addon_core.runtime import AddonRuntime, Runtime
-from addon_core.security import TokenKind
+from addon_core.storage.models import Event, Execution, ExecutionStep
+from addon_core.web.caller import CallerDep, bearer_token
 
 #: How often the feed looks for new events, and how many it sends per look.
 POLL_SECONDS = 0.5

@@ -15,12 +15,19 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.database import is_sqlite
 from addon_core.flows.actions import StepOutcome
 from addon_core.flows.plan import PlannedRequest
-from addon_core.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Installation
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
+from addon_core.storage.database import is_sqlite
+from addon_core.storage.models import (
+    Event,
+    Execution,
+    ExecutionStep,
+    Flow,
+    FlowVersion,
+    Installation,
+)
 
 FINISHED: Final = ("succeeded", "failed", "skipped")
 _ERROR_LIMIT: Final = 2000

@@ -11,21 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from addon_core.catalogue import (
+from addon_core.clockify.catalogue import (
     WORKSPACE_PARAM,
     Catalogue,
     ParameterError,
     WorkspaceOverrideError,
     build_url,
 )
+from addon_core.clockify.manifest import Manifest
 from addon_core.errors import UnprocessableError
 from addon_core.flows.document import ClockifyAction, HttpAction
 from addon_core.flows.render_budget import RenderBudget, TemplateLimits
 from addon_core.flows.templates import render
-from addon_core.manifest import Manifest
-from addon_core.models import Installation
 from addon_core.redaction import redact, redact_headers, redact_url
 from addon_core.settings import AddonSettings
+from addon_core.storage.models import Installation
 
 #: Methods that may be sent again after a crash left their result unknown (CONTRACT.md).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "PUT", "DELETE"})

@@ -22,11 +22,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from addon_core.catalogue import WORKSPACE_PARAM
+from addon_core.clockify.catalogue import WORKSPACE_PARAM
 from addon_core.errors import NotFoundError, UnprocessableError
 from addon_core.flows.document import FlowValidationError
-from addon_core.models import Flow
 from addon_core.redaction import MASK, redact
+from addon_core.storage.models import Flow
 
 FORMAT: Final = "clockify-addons/flow"
 FORMAT_VERSION: Final = 1

@@ -9,12 +9,12 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
 from addon_core import audit
-from addon_core.api import Caller, CallerDep
 from addon_core.flows import portable, service
 from addon_core.flows.document import FlowValidationError
 from addon_core.flows.masking import mask_document
 from addon_core.flows.routes import read_json, render_flow
 from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.web.caller import Caller, CallerDep
 
 
 @get("/api/flows/{flow_id:str}/export", name="flows:export")

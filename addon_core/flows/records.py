@@ -13,15 +13,15 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import find_in_workspace
+from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
 from addon_core.flows.engine import DISPATCH_JOB
 from addon_core.flows.masking import mask_request
 from addon_core.flows.service import as_utc, find_flow
-from addon_core.models import Event, Execution, ExecutionStep, Flow
-from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
+from addon_core.storage.models import Event, Execution, ExecutionStep, Flow
+from addon_core.web.caller import find_in_workspace
 
 #: How steps stored by the engine read in the API (CONTRACT.md: succeeded, failed, skipped,
 #: unknown): a step still `sending` has no known outcome yet.

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
+from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.flows.actions import ALLOWED_HOSTS_SETTING, parse_allowed_hosts
 from addon_core.flows.document import FlowValidationError
+from addon_core.flows.outbound import OutboundRefusedError, check_url
 from addon_core.flows.plan import installation_settings
 from addon_core.flows.templates import TemplateError, parse
-from addon_core.models import Installation
-from addon_core.openapi_schema import ValidationIssue
-from addon_core.outbound import OutboundRefusedError, check_url
 from addon_core.runtime import AddonRuntime
+from addon_core.storage.models import Installation
 
 _SETTINGS_ROOT = "settings"
 

@@ -19,7 +19,17 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from addon_core import audit
-from addon_core.api import (
+from addon_core.clockify.openapi_schema import ValidationIssue
+from addon_core.errors import BadRequestError, UnprocessableError
+from addon_core.flows import records, service
+from addon_core.flows.document import FlowDocument
+from addon_core.flows.dry_run import dry_run
+from addon_core.flows.masking import mask_document
+from addon_core.flows.review import dry_run_warnings, save_warnings
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.models import Flow, FlowVersion
+from addon_core.web.body import decode_json, read_api_body
+from addon_core.web.caller import (
     CallerDep,
     RowId,
     decode_cursor,
@@ -27,16 +37,6 @@ from addon_core.api import (
     page_limit,
     page_of,
 )
-from addon_core.errors import BadRequestError, UnprocessableError
-from addon_core.flows import records, service
-from addon_core.flows.document import FlowDocument
-from addon_core.flows.dry_run import dry_run
-from addon_core.flows.masking import mask_document
-from addon_core.flows.review import dry_run_warnings, save_warnings
-from addon_core.incoming import decode_json, read_api_body
-from addon_core.models import Flow, FlowVersion
-from addon_core.openapi_schema import ValidationIssue
-from addon_core.runtime import AddonRuntime, Runtime
 
 _TEST_KEYS = ("eventType", "event")
 _REPLAY_KEYS = ("flowIds",)

@@ -15,17 +15,17 @@ from typing import Any, Final
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import find_in_workspace
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import FlowDocument, validate_flow
 from addon_core.flows.engine import ANY_EVENT, signing_secret_context
 from addon_core.flows.masking import keep_masked_secrets
 from addon_core.flows.plan import template_limits
 from addon_core.flows.review import refuse_undeclared_settings
-from addon_core.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
+from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.runtime import AddonRuntime
-from addon_core.standard_webhooks import generate_secret
+from addon_core.storage.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
+from addon_core.web.caller import find_in_workspace
 
 #: Random bytes of a flow id: 20 url-safe characters.
 FLOW_ID_BYTES: Final = 15

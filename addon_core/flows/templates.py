@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
+from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
 from addon_core.flows.render_budget import (
     OverBudgetError,
@@ -30,7 +31,6 @@ from addon_core.flows.render_budget import (
     TemplateLimits,
     json_size,
 )
-from addon_core.openapi_schema import ValidationIssue
 from addon_core.redaction import MASK, MAX_DEPTH, TOO_DEEP, is_secret_key
 
 ROOTS: Final = ("event", "eventType", "workspace", "settings", "actions")

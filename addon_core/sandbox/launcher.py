@@ -20,8 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from addon_core.apps import APP_SPECS
-from addon_core.manifest import Manifest
+from addon_core.apps import load_spec
+from addon_core.clockify.manifest import Manifest
 from addon_core.sandbox.server import Sandbox
 from addon_core.settings import reference_dir
 
@@ -119,7 +119,7 @@ def app_environment(
     app_name: str, sandbox: Sandbox, *, app_port: int, data_dir: Path, key_file: Path
 ) -> dict[str, str]:
     """Return the settings that point APP at the sandbox, as `{P}NAME` variables."""
-    prefix = str(APP_SPECS[app_name].settings_class.model_config.get("env_prefix", ""))
+    prefix = str(load_spec(app_name).settings_class.model_config.get("env_prefix", ""))
     values = {
         "clockify_public_key_file": str(key_file),
         "clockify_api_allowed_hosts": f"127.0.0.1:{sandbox.port}",

@@ -19,11 +19,11 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.errors import AddonError, BadRequestError
 from addon_core.sandbox.gate import ERROR_CODES
 from addon_core.sandbox.seed import Entity
 from addon_core.sandbox.store import SandboxStore
-from addon_core.security import TokenSigner
 
 WORKSPACE_PATH = "/api/v1/workspaces/{workspace_id:str}"
 DEFAULT_PAGE_SIZE = 50

@@ -26,8 +26,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
+from addon_core.clockify.manifest import Manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.errors import AddonError, BadRequestError, ConflictError, NotFoundError
-from addon_core.manifest import Manifest
 from addon_core.sandbox import driver
 from addon_core.sandbox.gate import Fault, Gate, RecordedRequest
 from addon_core.sandbox.loopback import LoopbackServer
@@ -35,7 +36,6 @@ from addon_core.sandbox.routes import api_router, handle_addon_error, handle_htt
 from addon_core.sandbox.seed import Sizes
 from addon_core.sandbox.store import MAX_USER_WEBHOOKS, MAX_WORKSPACE_WEBHOOKS, SandboxStore
 from addon_core.sandbox.workspace import Workspace
-from addon_core.security import TokenSigner
 
 log = logging.getLogger(__name__)
 

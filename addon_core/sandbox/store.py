@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import BadRequestError, NotFoundError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.sandbox.seed import Entity, Seeder, Sizes, new_id, time_entry
 
 KINDS = (

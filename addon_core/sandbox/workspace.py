@@ -9,8 +9,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from addon_core.event_types import webhook_path
-from addon_core.security import TokenSigner
+from addon_core.clockify.event_types import webhook_path
+from addon_core.clockify.tokens import TokenSigner
 
 _ids = itertools.count(1)
 

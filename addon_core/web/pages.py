@@ -23,11 +23,11 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from addon_core.api import WRITER_ROLES
+from addon_core.clockify.tokens import TokenKind
 from addon_core.errors import AddonError
 from addon_core.runtime import Runtime
-from addon_core.security import TokenKind
 from addon_core.settings import AddonSettings
+from addon_core.web.caller import WRITER_ROLES
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"

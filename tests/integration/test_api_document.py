@@ -10,7 +10,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from openapi_spec_validator import validate
 
-from addon_core.api_docs import OPERATIONS
+from addon_core.web.api_docs import OPERATIONS
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

@@ -30,9 +30,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from addon_core.manifest import load_manifest
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
-from addon_core.security import TokenSigner
 
 MAX_EXAMPLES = 10
 CHECKS = [

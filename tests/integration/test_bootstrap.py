@@ -19,13 +19,13 @@ from sqlalchemy import select
 
 from addon_core.bootstrap import KIND
 from addon_core.bootstrap.runs import MAX_AHEAD
-from addon_core.jobs import DEAD, DONE, QUEUED
-from addon_core.models import BootstrapProgress, CachedEntity, Job
+from addon_core.jobs.queue import DEAD, DONE, QUEUED
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Fault, Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.routes import LIST_OPERATIONS
 from addon_core.sandbox.store import entity_id
+from addon_core.storage.models import BootstrapProgress, CachedEntity, Job
 
 ADDON_KEY = "api-studio"
 #: Projects fill 11 pages of 200, long enough for pages to be fetched ahead; tags fill

@@ -25,13 +25,13 @@ from pydantic import SecretStr
 from sqlalchemy import insert
 
 from addon_core.app import create_addon_app
-from addon_core.database import create_engine, head_revision
-from addon_core.encryption import KeyRing, decode_key, generate_key
-from addon_core.manifest import load_manifest, schema_path
-from addon_core.models import Endpoint, Flow
-from addon_core.security import TokenSigner
+from addon_core.clockify.manifest import load_manifest, schema_path
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.settings import REFERENCE_DIR_VARIABLE
-from addon_core.vault import INSTALLATION_PURPOSE, token_context
+from addon_core.storage.database import create_engine, head_revision
+from addon_core.storage.encryption import KeyRing, decode_key, generate_key
+from addon_core.storage.models import Endpoint, Flow
+from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 from tests.db import fetch_all
 from tests.fake_clockify import Clockify, Workspace
 from universal_webhook.app import SPEC, UniversalWebhookSettings

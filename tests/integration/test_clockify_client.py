@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from addon_core.clockify_client import (
+from addon_core.clockify.client import (
     ClockifyAPIError,
     ClockifyClient,
     ClockifyUnavailableError,
     InstallationContext,
     create_http_client,
 )
-from addon_core.hosts import HostAllowlist, HostNotAllowedError
+from addon_core.clockify.hosts import HostAllowlist, HostNotAllowedError
+from addon_core.clockify.pacing import Pacer
 from addon_core.metrics import Metrics
-from addon_core.pacing import Pacer
 
 TOKEN = "installation-token-9f8e7d6c5b4a"  # not JWT-shaped: redaction would not mask it
 
@@ -442,7 +442,7 @@ async def test_the_token_never_reaches_the_log(
     with pytest.raises(ClockifyUnavailableError) as unavailable:
         await get_user(client, installation, url)
 
-    assert any(r.name == "addon_core.clockify_client" for r in caplog.records)
+    assert any(r.name == "addon_core.clockify.client" for r in caplog.records)
     assert TOKEN not in caplog.text
     assert TOKEN not in str(refused.value)
     assert TOKEN not in str(unavailable.value)

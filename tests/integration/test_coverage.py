@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.clockify.manifest import load_manifest
 from addon_core.errors import ConfigError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
-from addon_core.manifest import load_manifest
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.driver import deliver
 from addon_core.sandbox.loopback import serving

@@ -16,8 +16,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.manifest import load_manifest
-from addon_core.standard_webhooks import generate_secret, signature_headers
+from addon_core.clockify.manifest import load_manifest
+from addon_core.intake.standard_webhooks import generate_secret, signature_headers
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
 

@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from addon_core.event_types import webhook_path
+from addon_core.clockify.event_types import webhook_path
 from tests.fake_clockify import Clockify, Workspace
 
 REPO = Path(__file__).resolve().parents[2]

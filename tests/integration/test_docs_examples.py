@@ -22,9 +22,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from addon_core.manifest import load_manifest
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
-from addon_core.security import TokenSigner
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FLOWS = DOCS / "flows.md"

@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.security import TokenSigner
+from addon_core.clockify.tokens import TokenSigner
 from tests.fake_clockify import Workspace
 
 ADDON = "universal-webhook"

@@ -16,15 +16,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from addon_core.catalogue import load_catalogue
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES
-from addon_core.explorer import MAX_BODY_BYTES, action_id, cap_body
+from addon_core.clockify.catalogue import load_catalogue
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.explorer.routes import MAX_BODY_BYTES, action_id, cap_body
 from addon_core.flows.document import validate_flow
-from addon_core.models import ApiCall
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
-from addon_core.security import TokenSigner
+from addon_core.storage.models import ApiCall
 
 ADDON_KEY = "api-studio"
 BOOTSTRAP_READ = re.compile(r"[?&]page=\d+(&.*)?&page-size=\d+|[?&]page-size=\d+(&.*)?&page=\d+")

@@ -30,15 +30,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.engine import DISPATCH_JOB, signing_secret_context
+from addon_core.intake.standard_webhooks import verify
 from addon_core.logs import configure_logging
-from addon_core.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.gate import RecordedRequest
 from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.workspace import Workspace
-from addon_core.standard_webhooks import verify
+from addon_core.storage.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
 from addon_core.tracing import use_tracer_provider
 
 ADDON_KEY = "universal-webhook"
@@ -727,11 +727,11 @@ async def test_one_webhook_is_followed_by_request_id_to_its_clockify_call(
     ours = [line for line in lines if line["logger"].startswith("addon_core.")]
     path = [line for line in ours if line.get("request_id") == request_id]
     assert [line["logger"] for line in path if "webhook" in line["message"]] == [
-        "addon_core.webhooks"
+        "addon_core.intake.routes"
     ]
     assert any(line["message"].startswith("jobs: flow.dispatch") for line in path)
     assert any(
-        line["logger"] == "addon_core.clockify_client"
+        line["logger"] == "addon_core.clockify.client"
         and line["message"].startswith("Clockify PUT")
         for line in path
     ), ours

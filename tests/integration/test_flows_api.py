@@ -20,15 +20,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.database import create_engine
-from addon_core.manifest import load_manifest
-from addon_core.models import Execution, ExecutionStep, Flow
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.redaction import MASK
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox import Workspace as SandboxWorkspace
 from addon_core.sandbox.loopback import serving
-from addon_core.security import TokenSigner
+from addon_core.storage.database import create_engine
+from addon_core.storage.models import Execution, ExecutionStep, Flow
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
 

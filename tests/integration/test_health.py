@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from addon_core.app import create_addon_app
-from addon_core.database import head_revision
+from addon_core.storage.database import head_revision
 from tests.fake_clockify import Clockify, Workspace
 from universal_webhook.app import SPEC, UniversalWebhookSettings
 

@@ -11,9 +11,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
-from addon_core.database import create_engine
-from addon_core.models import IdempotencyRecord
-from addon_core.retention import RetentionPolicy, run_retention
+from addon_core.storage.database import create_engine
+from addon_core.storage.models import IdempotencyRecord
+from addon_core.storage.retention import RetentionPolicy, run_retention
 from tests.db import count
 from tests.fake_clockify import Clockify, Workspace
 

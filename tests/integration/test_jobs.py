@@ -20,9 +20,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from addon_core.database import create_engine, create_session_factory, for_writing
-from addon_core.encryption import generate_key
-from addon_core.jobs import (
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.jobs.queue import (
     DEAD,
     DONE,
     LEASE_EXPIRED_ERROR,
@@ -35,9 +34,10 @@ from addon_core.jobs import (
     new_job,
 )
 from addon_core.metrics import Metrics
-from addon_core.models import Installation, Job
 from addon_core.runtime import AddonRuntime
-from addon_core.security import TokenSigner
+from addon_core.storage.database import create_engine, create_session_factory, for_writing
+from addon_core.storage.encryption import generate_key
+from addon_core.storage.models import Installation, Job
 from tests.fake_clockify import Workspace
 
 ADDON = "universal-webhook"

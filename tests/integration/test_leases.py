@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import create_engine
-from addon_core.leases import acquire_lease, release_lease
-from addon_core.models import Lease
+from addon_core.storage.database import create_engine
+from addon_core.storage.leases import acquire_lease, release_lease
+from addon_core.storage.models import Lease
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TTL = 60.0

@@ -12,10 +12,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.encryption import KeyRing, decode_key
-from addon_core.event_types import webhook_path
-from addon_core.security import TokenSigner
-from addon_core.vault import INSTALLATION_PURPOSE, token_context
+from addon_core.clockify.event_types import webhook_path
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.storage.encryption import KeyRing, decode_key
+from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Request, Workspace, object_id, post_concurrently
 

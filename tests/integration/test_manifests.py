@@ -11,9 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.event_types import webhook_path
-from addon_core.manifest import schema_path, validate_against_schema
-from addon_core.security import TokenSigner
+from addon_core.clockify.event_types import webhook_path
+from addon_core.clockify.manifest import schema_path, validate_against_schema
+from addon_core.clockify.tokens import TokenSigner
 from tests.fake_clockify import Workspace
 
 LIFECYCLE_TYPES = {"INSTALLED", "STATUS_CHANGED", "SETTINGS_UPDATED", "DELETED"}

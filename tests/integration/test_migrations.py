@@ -12,14 +12,14 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import (
+from addon_core.storage.database import (
     create_engine,
     current_revision,
     downgrade_to,
     head_revision,
     upgrade_to_head,
 )
-from addon_core.models import Base
+from addon_core.storage.models import Base
 
 APP_TABLES = {
     "installations",

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from addon_core.outbound import (
+from addon_core.flows.outbound import (
     OutboundError,
     OutboundHttp,
     OutboundRefusedError,
@@ -26,7 +26,7 @@ from addon_core.outbound import (
     address_problem,
     check_url,
 )
-from addon_core.standard_webhooks import generate_secret, verify
+from addon_core.intake.standard_webhooks import generate_secret, verify
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 

@@ -15,10 +15,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert
 
-from addon_core.database import create_engine
-from addon_core.manifest import load_manifest
-from addon_core.models import BootstrapProgress
-from addon_core.security import TokenSigner
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.storage.database import create_engine
+from addon_core.storage.models import BootstrapProgress
 from tests.fake_clockify import Clockify, Workspace
 
 EVENT = "NEW_PROJECT"

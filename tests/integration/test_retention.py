@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import create_engine
-from addon_core.leases import acquire_lease
 from addon_core.metrics import Metrics
-from addon_core.models import (
+from addon_core.settings import AddonSettings
+from addon_core.storage.database import create_engine
+from addon_core.storage.leases import acquire_lease
+from addon_core.storage.models import (
     ApiCall,
     Base,
     Event,
@@ -29,7 +30,7 @@ from addon_core.models import (
     Job,
     Lease,
 )
-from addon_core.retention import (
+from addon_core.storage.retention import (
     COUNTED,
     RetentionPolicy,
     RetentionScheduler,
@@ -37,7 +38,6 @@ from addon_core.retention import (
     run_retention,
     workspace_days,
 )
-from addon_core.settings import AddonSettings
 
 ADDON = "universal-webhook"
 OTHER = "api-studio"

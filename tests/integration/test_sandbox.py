@@ -19,11 +19,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
-from addon_core.catalogue import build_url, load_catalogue
+from addon_core.clockify.catalogue import build_url, load_catalogue
+from addon_core.clockify.tokens import TokenKind, TokenSigner, TokenVerifier, load_public_keys
 from addon_core.sandbox import Sandbox, SandboxStore, Sizes, Workspace
 from addon_core.sandbox.launcher import LaunchError, prepare
 from addon_core.sandbox.loopback import serving
-from addon_core.security import TokenKind, TokenSigner, TokenVerifier, load_public_keys
 from addon_core.settings import REFERENCE_DIR_VARIABLE
 
 ADDON_KEY = "universal-webhook"

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from addon_core.logs import JsonFormatter, RedactingFormatter
-from addon_core.manifest import load_manifest
 from addon_core.redaction import MASK
-from addon_core.security import TokenSigner
 from tests.fake_clockify import Clockify, Workspace
 
 ADDON_KEY = "universal-webhook"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from addon_core.budget import Grant, PostgresBudget, open_shared_budget
-from addon_core.database import DatabaseUnavailableError, create_engine
+from addon_core.clockify.budget import Grant, PostgresBudget, open_shared_budget
+from addon_core.clockify.pacing import Lane, Pacer
 from addon_core.errors import ServiceUnavailableError
-from addon_core.pacing import Lane, Pacer
+from addon_core.storage.database import DatabaseUnavailableError, create_engine
 from tests.conftest import POSTGRES_VARIABLE, REPO
 
 LIMIT = 50
@@ -119,9 +119,9 @@ async def test_concurrent_grants_on_many_connections_never_take_a_slot_twice(
 _WORKER = """
 import asyncio, sys
 from datetime import UTC, datetime, timedelta
-from addon_core.budget import PostgresBudget
-from addon_core.database import create_engine
-from addon_core.pacing import Pacer
+from addon_core.clockify.budget import PostgresBudget
+from addon_core.storage.database import create_engine
+from addon_core.clockify.pacing import Pacer
 
 url, workspace, limit, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 epoch = datetime(1970, 1, 1, tzinfo=UTC)

@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from addon_core.manifest import load_manifest
+from addon_core.clockify.manifest import load_manifest
+from addon_core.intake.routes import webhook_path
 from addon_core.serving import server_config
-from addon_core.webhooks import webhook_path
 from tests.db import count
 from tests.fake_clockify import Clockify, Workspace
 

@@ -20,9 +20,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
-from addon_core.manifest import load_manifest
-from addon_core.security import TokenSigner
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace, object_id, post_concurrently
 

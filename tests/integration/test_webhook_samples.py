@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
-from addon_core.manifest import MAX_MANIFEST_WEBHOOKS, Manifest, load_manifest
-from addon_core.security import TokenSigner
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.clockify.manifest import MAX_MANIFEST_WEBHOOKS, Manifest, load_manifest
+from addon_core.clockify.tokens import TokenSigner
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from addon_core.database import create_engine, create_session_factory, for_writing
-from addon_core.jobs import DONE, RUNNING, ClaimedJob, JobQueue, new_job
+from addon_core.jobs.queue import DONE, RUNNING, ClaimedJob, JobQueue, new_job
+from addon_core.jobs.workers import machine_identity
 from addon_core.metrics import Metrics
-from addon_core.models import Job, Worker
-from addon_core.workers import machine_identity
+from addon_core.storage.database import create_engine, create_session_factory, for_writing
+from addon_core.storage.models import Job, Worker
 
 ADDON = "universal-webhook"
 KIND = "test.job"

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from addon_core.encryption import generate_key
-from addon_core.event_types import webhook_path
+from addon_core.clockify.event_types import webhook_path
 from addon_core.settings import MULTIPROC_DIR_VARIABLE
+from addon_core.storage.encryption import generate_key
 from tests.conftest import POSTGRES_VARIABLE, create_postgres_database
 from tests.integration.test_cli import SCRIPT, free_port, run_cli
 

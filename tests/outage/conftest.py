@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from addon_core.encryption import generate_key
 from addon_core.sandbox import Sandbox, Sizes
+from addon_core.storage.encryption import generate_key
 from tests.served_app import LEASE_SECONDS, WORKERS, free_port
 from universal_webhook.app import UniversalWebhookSettings
 

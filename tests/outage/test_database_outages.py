@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from addon_core.app import create_addon_app
-from addon_core.database import create_engine, upgrade_to_head
 from addon_core.sandbox import Sandbox
 from addon_core.sandbox.loopback import serving
+from addon_core.storage.database import create_engine, upgrade_to_head
 from tests.outage.conftest import PostgresCluster, SmallDisk, app_settings
 from tests.served_app import (
     WORKERS,

@@ -21,9 +21,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import insert
 
-from addon_core.database import create_engine
-from addon_core.models import Event
 from addon_core.sandbox import Sandbox, Sizes
+from addon_core.storage.database import create_engine
+from addon_core.storage.models import Event
 from tests.db import fetch_all
 from tests.served_app import AppProcess, app_environment, wait_until_idle
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon_core.catalogue import Catalogue, ParameterError, build_url, load_catalogue
-from addon_core.openapi_schema import ValidationIssue
+from addon_core.clockify.catalogue import Catalogue, ParameterError, build_url, load_catalogue
+from addon_core.clockify.openapi_schema import ValidationIssue
 from tests.property.strategies import json_values
 
 BASE_URLS = {

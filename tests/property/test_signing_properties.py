@@ -6,16 +6,16 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from addon_core.api import decode_cursor, decode_int_cursor, encode_cursor
 from addon_core.errors import BadRequestError
-from addon_core.standard_webhooks import (
+from addon_core.intake.routes import dedupe_key
+from addon_core.intake.standard_webhooks import (
     SIGNATURE_HEADER,
     WebhookSignatureError,
     generate_secret,
     signature_headers,
     verify,
 )
-from addon_core.webhooks import dedupe_key
+from addon_core.web.caller import decode_cursor, decode_int_cursor, encode_cursor
 
 NOW = 1_700_000_000
 secrets = st.builds(lambda _: generate_secret(), st.integers())

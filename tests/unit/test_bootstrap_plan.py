@@ -13,7 +13,7 @@ from addon_core.bootstrap.lists import (
     select_listings,
     unwrap_items,
 )
-from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.catalogue import Catalogue, load_catalogue
 
 DEFAULT_LISTS = [
     "getApprovalRequests",

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from addon_core.catalogue import (
+from addon_core.clockify.catalogue import (
     DEFAULT_OPENAPI_URL,
     BaseUrlError,
     Catalogue,
@@ -28,7 +28,7 @@ from addon_core.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
-from addon_core.openapi_schema import convert_schema, find_refs
+from addon_core.clockify.openapi_schema import convert_schema, find_refs
 
 WORKSPACE = "64a687e29ae1f428e7ebe303"
 BASE_URLS = {

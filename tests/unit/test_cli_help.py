@@ -5,18 +5,19 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from addon_core.apps import APP_SPECS
+from addon_core.apps import app_names, load_spec
 from addon_core.cli import APPS, describe_error, main, variable
 from addon_core.errors import ConflictError
 
 
-def test_the_cli_table_of_apps_matches_each_apps_settings() -> None:
+def test_the_cli_table_of_apps_matches_each_registered_apps_settings() -> None:
+    assert app_names() == ["api-studio", "universal-webhook"]
     assert {
         name: (
             str(spec.settings_class.model_config.get("env_prefix")),
             spec.settings_class.default_port,
         )
-        for name, spec in APP_SPECS.items()
+        for name, spec in ((name, load_spec(name)) for name in app_names())
     } == APPS
 
 

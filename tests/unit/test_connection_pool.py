@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from addon_core.clockify_client import ShardedPool
+from addon_core.clockify.client import ShardedPool
 
 URL = "http://clockify.test/api/v1/workspaces/ws-1/tags"
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from addon_core.encryption import (
+from addon_core.errors import ConfigError
+from addon_core.storage.encryption import (
     DecryptionError,
     KeyRing,
     decode_key,
     generate_key,
     load_key_ring,
 )
-from addon_core.errors import ConfigError
 
 CONTEXT = "installation:ws-1:auth_token"
 VARIABLE = "API_STUDIO_ENCRYPTION_KEYS"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from addon_core.event_types import (
+from addon_core.clockify.event_types import (
     CLOCKIFY_EVENT_TYPES,
     event_slug,
     metric_label,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
-from addon_core.clockify_client import ClockifyAPIError, InstallationContext
+from addon_core.clockify.client import ClockifyAPIError, InstallationContext
 from addon_core.flows.actions import send_clockify
 from addon_core.flows.plan import PlannedRequest
 from addon_core.redaction import MASK

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import UnprocessableError
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.flows.document import (
     MAX_ACTIONS,
     ClockifyAction,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from addon_core.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.catalogue import Catalogue, load_catalogue
+from addon_core.clockify.manifest import load_manifest
 from addon_core.flows.document import ClockifyAction, HttpAction
 from addon_core.flows.plan import (
     PlanError,
@@ -16,9 +17,8 @@ from addon_core.flows.plan import (
     plan_action,
 )
 from addon_core.flows.templates import TemplateError, make_context
-from addon_core.manifest import load_manifest
-from addon_core.models import Installation
 from addon_core.redaction import MASK
+from addon_core.storage.models import Installation
 
 WORKSPACE = "64a687e29ae1f428e7ebe303"
 BASE_URLS = {"backendUrl": "https://api.clockify.me/api"}

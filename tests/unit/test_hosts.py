@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon_core.hosts import HostAllowlist, HostNotAllowedError
+from addon_core.clockify.hosts import HostAllowlist, HostNotAllowedError
 from addon_core.settings import DEFAULT_ALLOWED_HOSTS
 
 DEFAULT = HostAllowlist.from_entries(DEFAULT_ALLOWED_HOSTS, allow_insecure_http=False)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from addon_core.errors import BadRequestError
-from addon_core.incoming import check_json_depth, decode_json, parse_json_object
+from addon_core.web.body import check_json_depth, decode_json, parse_json_object
 
 
 def nested(depth: int) -> bytes:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from addon_core.event_types import webhook_path
-from addon_core.manifest import Manifest, load_manifest, normalize_webhook_path
+from addon_core.clockify.event_types import webhook_path
+from addon_core.clockify.manifest import Manifest, load_manifest, normalize_webhook_path
 
 APP_NAMES = ["api-studio", "universal-webhook"]
 SPARE_EVENTS = [

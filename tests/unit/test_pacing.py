@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from addon_core.budget import Grant
-from addon_core.database import DatabaseUnavailableError
+from addon_core.clockify.budget import Grant
+from addon_core.clockify.pacing import Lane, Pacer
 from addon_core.errors import ServiceUnavailableError
-from addon_core.pacing import Lane, Pacer
+from addon_core.storage.database import DatabaseUnavailableError
 
 
 class FakeClock:
@@ -184,7 +184,7 @@ def test_a_pacer_needs_a_positive_rate_and_burst() -> None:
 
 
 class FakeSharedBudget:
-    """The sliding log of `addon_core.budget` in memory, on the fake clock.
+    """The sliding log of `addon_core.clockify.budget` in memory, on the fake clock.
 
     Each grant yields to the loop once, as a database round trip would; `gate`, when
     set, holds every grant until the test opens it.

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from addon_core.catalogue import Catalogue, Operation, load_catalogue, parse_catalogue
-from addon_core.resources import resource_dir
-from addon_core.shipped_data import (
+from addon_core.clockify.catalogue import Catalogue, Operation, load_catalogue, parse_catalogue
+from addon_core.clockify.shipped_data import (
     BUILD_SCRIPT,
     CATALOGUE_FILE,
     PUBLIC_KEY_FILE,
@@ -21,6 +20,7 @@ from addon_core.shipped_data import (
     manifest_schema_versions,
     shipped_manifest_schema,
 )
+from addon_core.resources import resource_dir
 
 _PROSE = frozenset({"description", "examples", "title"})
 

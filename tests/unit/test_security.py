@@ -15,8 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from addon_core.errors import ConfigError
-from addon_core.security import (
+from addon_core.clockify.tokens import (
     DEFAULT_PUBLIC_KEY_FILE,
     TokenError,
     TokenKind,
@@ -24,6 +23,7 @@ from addon_core.security import (
     TokenVerifier,
     load_public_keys,
 )
+from addon_core.errors import ConfigError
 
 ADDON_KEY = "api-studio"
 WORKSPACE = "ws-1"

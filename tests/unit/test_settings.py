@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from addon_core.clockify.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from addon_core.errors import ConfigError
 from addon_core.settings import AddonSettings, load_settings
-from addon_core.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from api_studio.app import ApiStudioSettings
 from universal_webhook.app import UniversalWebhookSettings
 

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from addon_core.errors import UnauthorizedError
-from addon_core.standard_webhooks import (
+from addon_core.intake.standard_webhooks import (
     WebhookSignatureError,
     generate_secret,
     sign,

@@ -25,10 +25,10 @@ from typing import Any
 import httpcore
 import httpx
 
+from addon_core.clockify.hosts import HostAllowlist
 from addon_core.errors import AddonError, UnprocessableError
-from addon_core.hosts import HostAllowlist
+from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.redaction import redact_text, safe_headers
-from addon_core.standard_webhooks import signature_headers
 
 USER_AGENT = "clockify-addons"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

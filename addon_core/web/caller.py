@@ -24,6 +24,7 @@ from litestar.params import PathParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core.clockify.tokens import TokenKind
 from addon_core.errors import (
     BadRequestError,
     ConflictError,
@@ -31,9 +32,8 @@ from addon_core.errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from addon_core.models import Installation
 from addon_core.runtime import AddonRuntime
-from addon_core.security import TokenKind
+from addon_core.storage.models import Installation
 
 WRITER_ROLES = frozenset({"OWNER", "ADMIN"})
 DEFAULT_LIMIT = 50

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from addon_core.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
+from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
 from addon_core.resources import resource_dir
 
 #: Clockify's cap on webhooks per add-on (manifest docs, "Webhooks").

@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import DatabaseUnavailableError, translate_errors
+from addon_core.clockify.tokens import ClaimMismatchError
 from addon_core.errors import AddonError, ConflictError
-from addon_core.event_store import Registry, open_event_store
+from addon_core.intake.store import Registry, open_event_store
 from addon_core.metrics import Metrics
-from addon_core.security import ClaimMismatchError
+from addon_core.storage.database import DatabaseUnavailableError, translate_errors
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ when its answer is back. Every request arrives before its answer, hence no secon
 arrivals ever holds more than `rate` of them, whatever the latency; the price is a rate of
 about `rate / (1 + latency)` when saturated (99 % at 10 ms, 91 % at 100 ms).
 
-Each process paces its own calls; given a `SharedBudget` (PostgreSQL, `addon_core.budget`),
+Each process paces its own calls; given a `SharedBudget` (PostgreSQL, `addon_core.clockify.budget`),
 every call also takes a slot of the budget all processes share. SQLite runs one process.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from addon_core.budget import Grant, SharedBudget
+from addon_core.clockify.budget import Grant, SharedBudget
 
 Lane = Literal["interactive", "flow", "bootstrap"]
 

@@ -22,8 +22,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from addon_core.clockify.shipped_data import PUBLIC_KEY_FILE, SHIPPED_DIR
 from addon_core.errors import ConfigError, ForbiddenError, UnauthorizedError
-from addon_core.shipped_data import PUBLIC_KEY_FILE, SHIPPED_DIR
 
 DEFAULT_PUBLIC_KEY_FILE = SHIPPED_DIR / PUBLIC_KEY_FILE
 _PEM_BLOCK_END = "-----END PUBLIC KEY-----"

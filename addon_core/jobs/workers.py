@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.models import Worker
+from addon_core.storage.models import Worker
 
 #: When this process started, as far as beats go: a worker row of this machine with our
 #: pid whose last beat is older than this belonged to an earlier process with that pid.

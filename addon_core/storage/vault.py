@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from addon_core.encryption import KeyRing
-from addon_core.models import Endpoint, Flow, Installation, WebhookRegistration
+from addon_core.storage.encryption import KeyRing
+from addon_core.storage.models import Endpoint, Flow, Installation, WebhookRegistration
 
 INSTALLATION_PURPOSE = "installation"
 

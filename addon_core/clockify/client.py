@@ -30,10 +30,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from addon_core.clockify.hosts import HostAllowlist
+from addon_core.clockify.pacing import Lane, Pacer
 from addon_core.errors import AddonError, ServiceUnavailableError
-from addon_core.hosts import HostAllowlist
 from addon_core.metrics import Metrics
-from addon_core.pacing import Lane, Pacer
 from addon_core.redaction import redact_text
 from addon_core.tracing import span
 

@@ -19,25 +19,25 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
-from addon_core.correlation import bind
-from addon_core.errors import AddonError, NotFoundError
-from addon_core.event_types import (
+from addon_core.clockify.event_types import (
     CLOCKIFY_EVENT_TYPES,
     WEBHOOK_PATH_PREFIX,
     metric_label,
     webhook_path,
 )
-from addon_core.incoming import (
+from addon_core.clockify.tokens import ClaimMismatchError, TokenKind
+from addon_core.correlation import bind
+from addon_core.errors import AddonError, NotFoundError
+from addon_core.intake.writer import Delivery, Outcome
+from addon_core.redaction import safe_headers
+from addon_core.runtime import AddonRuntime
+from addon_core.tracing import TRACEPARENT, current_traceparent, enabled, span
+from addon_core.web.body import (
     header_map,
     parse_json_object,
     read_body,
     require_json_content_type,
 )
-from addon_core.intake import Delivery, Outcome
-from addon_core.redaction import safe_headers
-from addon_core.runtime import AddonRuntime
-from addon_core.security import ClaimMismatchError, TokenKind
-from addon_core.tracing import TRACEPARENT, current_traceparent, enabled, span
 
 SIGNATURE_HEADER = "clockify-signature"
 EVENT_TYPE_HEADER = "clockify-webhook-event-type"

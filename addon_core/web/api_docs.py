@@ -25,8 +25,8 @@ from litestar.routes import HTTPRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from addon_core import api_shapes as shapes
-from addon_core.api import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID
+from addon_core.web import api_shapes as shapes
+from addon_core.web.caller import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID
 
 SCHEMA_PATH = "/schema"
 API_PREFIX = "/api/"
@@ -252,7 +252,7 @@ def _complete(
     if spec is None:
         raise LookupError(
             f"the /api/ handler {handler.name!r} is not described: add it to "
-            "addon_core.api_docs.OPERATIONS"
+            "addon_core.web.api_docs.OPERATIONS"
         )
     doc = inspect.getdoc(handler.fn) or ""
     completed = dict(operation)

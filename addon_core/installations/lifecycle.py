@@ -22,19 +22,25 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core import audit
-from addon_core.database import translate_errors
+from addon_core.clockify.manifest import normalize_webhook_path
+from addon_core.clockify.tokens import ClaimMismatchError, Claims, TokenError, TokenKind
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
-from addon_core.incoming import (
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.database import translate_errors
+from addon_core.storage.models import (
+    Base,
+    Installation,
+    LifecycleAudit,
+    WebhookRegistration,
+    utcnow,
+)
+from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
+from addon_core.web.body import (
     header_map,
     parse_json_object,
     read_body,
     require_json_content_type,
 )
-from addon_core.manifest import normalize_webhook_path
-from addon_core.models import Base, Installation, LifecycleAudit, WebhookRegistration, utcnow
-from addon_core.runtime import AddonRuntime, Runtime
-from addon_core.security import ClaimMismatchError, Claims, TokenError, TokenKind
-from addon_core.vault import INSTALLATION_PURPOSE, token_context
 
 log = logging.getLogger(__name__)
 

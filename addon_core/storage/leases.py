@@ -13,8 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import for_writing, is_sqlite, translate_errors
-from addon_core.models import Lease
+from addon_core.storage.database import for_writing, is_sqlite, translate_errors
+from addon_core.storage.models import Lease
 
 
 async def acquire_lease(

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.database import configure_sqlite_connection, is_sqlite
+from addon_core.storage.database import configure_sqlite_connection, is_sqlite
 
 #: workspace → (status, addon id, path → token digest)
 Registry = dict[str, tuple[str, str, dict[str, bytes]]]

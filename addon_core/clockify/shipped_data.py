@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-SHIPPED_DIR = Path(__file__).with_name("_data") / "clockify"
+SHIPPED_DIR = Path(__file__).parent.parent / "_data" / "clockify"
 CATALOGUE_FILE = "openapi-catalogue.json"
 PUBLIC_KEY_FILE = "clockify-public-key.pem"
 BUILD_SCRIPT = "scripts/build_package_data.py"

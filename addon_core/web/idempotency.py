@@ -39,11 +39,11 @@ from litestar.types import (
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from addon_core.clockify.tokens import TokenKind
 from addon_core.errors import AddonError
-from addon_core.models import IdempotencyRecord
-from addon_core.retention import IDEMPOTENCY_KEPT_FOR
 from addon_core.runtime import AddonRuntime
-from addon_core.security import TokenKind
+from addon_core.storage.models import IdempotencyRecord
+from addon_core.storage.retention import IDEMPOTENCY_KEPT_FOR
 
 log = logging.getLogger(__name__)
 

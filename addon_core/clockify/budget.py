@@ -19,7 +19,7 @@ import asyncpg
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from addon_core.database import DATABASE_ERRORS, DatabaseUnavailableError, is_sqlite
+from addon_core.storage.database import DATABASE_ERRORS, DatabaseUnavailableError, is_sqlite
 
 log = logging.getLogger(__name__)
 

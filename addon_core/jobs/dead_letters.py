@@ -14,10 +14,10 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery
 
 from addon_core import audit
-from addon_core.api import CallerDep, RowId, decode_int_cursor, page_limit, page_of
-from addon_core.models import Job
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import Runtime
+from addon_core.storage.models import Job
+from addon_core.web.caller import CallerDep, RowId, decode_int_cursor, page_limit, page_of
 
 
 @get("/api/jobs/dead", name="jobs:dead")

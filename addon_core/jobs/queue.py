@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from addon_core.correlation import bind, current_request_id
-from addon_core.database import DATABASE_ERRORS, is_sqlite
 from addon_core.errors import AddonError, ConflictError, NotFoundError
+from addon_core.jobs.workers import WorkerIdentity, beat, find_dead_workers, forget_workers
 from addon_core.metrics import Metrics
-from addon_core.models import Job
 from addon_core.redaction import redact_text
+from addon_core.storage.database import DATABASE_ERRORS, is_sqlite
+from addon_core.storage.models import Job
 from addon_core.tracing import TRACEPARENT, current_traceparent, span
-from addon_core.workers import WorkerIdentity, beat, find_dead_workers, forget_workers
 
 log = logging.getLogger(__name__)
 

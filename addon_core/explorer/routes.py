@@ -23,7 +23,16 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 
-from addon_core.api import (
+from addon_core.clockify.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_url
+from addon_core.clockify.client import ClockifyAPIError
+from addon_core.clockify.openapi_schema import ValidationIssue
+from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
+from addon_core.flows.plan import installation_settings
+from addon_core.redaction import redact, redact_text
+from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.models import ApiCall, Installation
+from addon_core.web.body import check_json_depth, decode_json, read_api_body
+from addon_core.web.caller import (
     Caller,
     CallerDep,
     RowId,
@@ -32,15 +41,6 @@ from addon_core.api import (
     page_limit,
     page_of,
 )
-from addon_core.catalogue import WORKSPACE_PARAM, Operation, Parameter, build_url
-from addon_core.clockify_client import ClockifyAPIError
-from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
-from addon_core.flows.plan import installation_settings
-from addon_core.incoming import check_json_depth, decode_json, read_api_body
-from addon_core.models import ApiCall, Installation
-from addon_core.openapi_schema import ValidationIssue
-from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Runtime
 
 #: The most of a response body returned and stored (JSON bytes); beyond it `truncated` is set.
 MAX_BODY_BYTES = 256 * 1024

@@ -23,10 +23,12 @@ from sqlalchemy import BigInteger, ColumnElement, Select, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
-from addon_core.database import create_engine, for_writing, translate_errors
-from addon_core.leases import acquire_lease, release_lease
 from addon_core.metrics import Metrics
-from addon_core.models import (
+from addon_core.redaction import redact_text
+from addon_core.settings import AddonSettings
+from addon_core.storage.database import create_engine, for_writing, translate_errors
+from addon_core.storage.leases import acquire_lease, release_lease
+from addon_core.storage.models import (
     ApiCall,
     AuditEntry,
     Event,
@@ -37,8 +39,6 @@ from addon_core.models import (
     Installation,
     Job,
 )
-from addon_core.redaction import redact_text
-from addon_core.settings import AddonSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from addon_core.database import DATABASE_ERRORS, current_revision, probe_write
 from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.database import DATABASE_ERRORS, current_revision, probe_write
 
 PROBE_TIMEOUT_SECONDS = 2.0
 

@@ -1,7 +1,7 @@
 """The shapes the `/api/` handlers take and answer, as pydantic models for the OpenAPI document.
 
 The handlers read and render plain JSON themselves (so a bad body gets every problem with its
-field); these models only describe it, for `addon_core.api_docs`. A field with a default may be
+field); these models only describe it, for `addon_core.web.api_docs`. A field with a default may be
 absent from an answer; `X | None` fields are always present and may be null.
 """
 

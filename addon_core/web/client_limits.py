@@ -6,7 +6,7 @@ hold a connection (and its memory) for as long as it likes. `GuardedHttpToolsPro
 adds those bounds at the protocol, below the app: a client that has not sent its whole
 header block within the header timeout gets 408 and is cut off (this also covers a
 connection that sends nothing), one past the header count or size gets 431. The body
-reader (`addon_core.incoming`) answers 408 to a body not in within the body timeout; the
+reader (`addon_core.web.body`) answers 408 to a body not in within the body timeout; the
 guard cuts, a second later, a body the app is not reading.
 """
 

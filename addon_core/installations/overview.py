@@ -16,12 +16,12 @@ from litestar.handlers import BaseRouteHandler
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.api import CallerDep
 from addon_core.bootstrap.routes import render_progress
-from addon_core.dead_letters import render_job
-from addon_core.jobs import DEAD, QUEUED, RUNNING
-from addon_core.models import Event, Execution, Flow, Installation, Job
+from addon_core.jobs.dead_letters import render_job
+from addon_core.jobs.queue import DEAD, QUEUED, RUNNING
 from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.storage.models import Event, Execution, Flow, Installation, Job
+from addon_core.web.caller import CallerDep
 
 #: The events chart covers this many hours, one bar per hour, oldest first.
 CHART_HOURS = 24

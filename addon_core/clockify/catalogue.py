@@ -23,6 +23,16 @@ from urllib.request import url2pathname
 import httpx
 import msgspec
 
+from addon_core.clockify.openapi_schema import (
+    CallValidator,
+    SchemaRegistry,
+    convert_schema,
+    find_body_paging,
+    maximum,
+)
+from addon_core.clockify.openapi_schema import (
+    ValidationIssue as ValidationIssue,  # validate() answers it
+)
 from addon_core.errors import (
     ConflictError,
     ForbiddenError,
@@ -30,14 +40,6 @@ from addon_core.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from addon_core.openapi_schema import (
-    CallValidator,
-    SchemaRegistry,
-    convert_schema,
-    find_body_paging,
-    maximum,
-)
-from addon_core.openapi_schema import ValidationIssue as ValidationIssue  # validate() answers it
 
 DEFAULT_OPENAPI_URL = "https://docs.clockify.me/openapi.json"
 WORKSPACE_PARAM = "workspaceId"

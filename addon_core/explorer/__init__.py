@@ -1,0 +1,1 @@
+"""The API explorer: Clockify operations listed, described and run."""

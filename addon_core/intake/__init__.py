@@ -1,0 +1,1 @@
+"""Webhooks in: verification, the coalescing durable writer and the lean store."""

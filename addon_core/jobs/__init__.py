@@ -1,0 +1,1 @@
+"""Durable background jobs: the leased queue, worker heartbeats and dead letters."""
