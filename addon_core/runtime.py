@@ -35,7 +35,6 @@ from addon_core.flows.outbound import OutboundHttp
 from addon_core.intake.writer import IntakeWriter
 from addon_core.jobs.queue import JobQueue
 from addon_core.metrics import Metrics
-from addon_core.ratelimit import RateLimiter
 from addon_core.settings import AddonSettings
 from addon_core.storage.database import (
     create_engine,
@@ -64,7 +63,6 @@ class AddonRuntime:
     allowlist: HostAllowlist
     metrics: Metrics
     head_revision: str | None
-    rate_limiter: RateLimiter
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     intake: IntakeWriter | None = None
@@ -271,7 +269,6 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         ),
         metrics=Metrics(settings.addon_key),
         head_revision=head_revision(),
-        rate_limiter=RateLimiter(settings.custom_webhook_rate_limit_per_minute),
     )
 
 

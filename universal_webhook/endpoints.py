@@ -61,6 +61,7 @@ from addon_core.storage.models import Endpoint
 from addon_core.storage.vault import token_context
 from addon_core.web.body import header_map, parse_json_object, read_api_body, read_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
+from universal_webhook.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,17 @@ class ReceiverCache:
         self._items.pop(endpoint_id, None)
 
 
+def rate_limiter(state: State) -> RateLimiter:
+    """The app's per-endpoint rate limiter (one per app, made on first use)."""
+    limiter = state.get("custom_rate_limiter")
+    if limiter is None:
+        runtime: AddonRuntime = state.runtime
+        limit = runtime.settings.custom_webhook_rate_limit_per_minute
+        limiter = state["custom_rate_limiter"] = RateLimiter(limit)
+    assert isinstance(limiter, RateLimiter)
+    return limiter
+
+
 def receiver_cache(state: State) -> ReceiverCache:
     """The app's cache of endpoints (one per app, made on first use)."""
     cache = state.get("custom_receivers")
@@ -228,15 +240,16 @@ async def receive_custom_webhook(
     """Verify one custom delivery, store it and acknowledge it once committed."""
     runtime: AddonRuntime = request.app.state.runtime
     counter = runtime.metrics.custom_webhooks
+    limiter = rate_limiter(request.app.state)
     rate_headers: dict[str, str] = {}
     try:
         receiver = await _find_receiver(request.app.state, runtime, endpoint_id)
         try:
             verified = await _verify(request, runtime, receiver)
         except AddonError:
-            _charge(runtime, f"endpoint-invalid:{endpoint_id}", receiver.rate_limit, "invalid ")
+            _charge(limiter, f"endpoint-invalid:{endpoint_id}", receiver.rate_limit, "invalid ")
             raise
-        rate_headers = _charge(runtime, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
+        rate_headers = _charge(limiter, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
         delivery = _parse(receiver, *verified, max_depth=runtime.settings.max_json_depth)
         assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
@@ -252,9 +265,9 @@ async def receive_custom_webhook(
     return Response(_BODIES[outcome], media_type="application/json", headers=rate_headers)
 
 
-def _charge(runtime: AddonRuntime, key: str, limit: int, kind: str) -> dict[str, str]:
+def _charge(limiter: RateLimiter, key: str, limit: int, kind: str) -> dict[str, str]:
     """Count one request against a budget; its rate headers, or 429 once it is spent."""
-    decision = runtime.rate_limiter.check(key, limit)
+    decision = limiter.check(key, limit)
     if not decision.allowed:
         raise RateLimitedError(
             f"this endpoint accepts {decision.limit} {kind}deliveries a minute; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon_core.ratelimit import Decision, RateLimiter
+from universal_webhook.ratelimit import Decision, RateLimiter
 
 
 class Clock:
