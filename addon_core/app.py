@@ -15,7 +15,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from addon_core.audit import AUDIT_ROUTES
@@ -24,6 +23,7 @@ from addon_core.clockify.manifest import Manifest, load_manifest
 from addon_core.correlation import with_request_id
 from addon_core.errors import AddonError
 from addon_core.explorer.routes import EXPLORER_ROUTES
+from addon_core.features import Feature
 from addon_core.flows.engine import setup_flows
 from addon_core.flows.event_feed import EVENT_FEED_ROUTES
 from addon_core.flows.portable_routes import PORTABLE_ROUTES
@@ -33,7 +33,7 @@ from addon_core.installations.overview import OVERVIEW_ROUTES
 from addon_core.intake.routes import receive_clockify_webhook, refuse_unknown_event
 from addon_core.jobs.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Feature, Runtime, build_runtime, provide_runtime
+from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
 from addon_core.settings import AddonSettings
 from addon_core.storage.database import DatabaseUnavailableError
 from addon_core.web import page_router, template_config
@@ -44,33 +44,30 @@ from addon_core.web.idempotency import idempotent
 
 log = logging.getLogger(__name__)
 
-#: What both add-ons do, set up on every runtime (each adds its job kinds and hooks).
-CORE_FEATURES: tuple[Feature, ...] = (setup_bootstrap, setup_flows)
-#: The JSON API both add-ons serve under /api/.
-CORE_API: tuple[BaseRouteHandler, ...] = (
-    *OVERVIEW_ROUTES,
-    *EVENT_FEED_ROUTES,
-    *EXPLORER_ROUTES,
-    *PORTABLE_ROUTES,
-    *FLOW_ROUTES,
-    *BOOTSTRAP_ROUTES,
-    *DEAD_LETTER_ROUTES,
-    *AUDIT_ROUTES,
+#: What both add-ons do; an app spec adds what only it does.
+CORE_FEATURES: tuple[Feature, ...] = (
+    Feature("overview", OVERVIEW_ROUTES),
+    Feature("events", EVENT_FEED_ROUTES),
+    Feature("explorer", EXPLORER_ROUTES),
+    Feature("flows", (*PORTABLE_ROUTES, *FLOW_ROUTES), setup=setup_flows),
+    Feature("bootstrap", BOOTSTRAP_ROUTES, setup=setup_bootstrap),
+    Feature("dead-letters", DEAD_LETTER_ROUTES),
+    Feature("audit", AUDIT_ROUTES),
 )
 
 
 @dataclass(frozen=True)
 class AppSpec:
-    """What makes one add-on: its name, settings class, routes and UI text."""
+    """What makes one add-on: its name, settings class, title and its own features."""
 
     name: str
     settings_class: type[AddonSettings]
     title: str
-    route_handlers: Sequence[BaseRouteHandler] = field(default_factory=tuple)
-    #: What only this add-on does (job handlers, lifecycle hooks), set up on its runtime.
+    #: What only this add-on does, after the core features.
     features: Sequence[Feature] = field(default_factory=tuple)
-    #: Page sections only this add-on shows, after the core ones (`addon_core.web`).
-    page_sections: Sequence[str] = field(default_factory=tuple)
+
+    def all_features(self) -> tuple[Feature, ...]:
+        return (*CORE_FEATURES, *self.features)
 
 
 def create_addon_app(
@@ -78,8 +75,11 @@ def create_addon_app(
 ) -> Litestar:
     """Build the app; raise `ConfigError` if the settings cannot work."""
     runtime = build_runtime(settings, manifest or load_manifest(spec.name))
-    for feature in (*CORE_FEATURES, *spec.features):
-        feature(runtime)
+    features = spec.all_features()
+    for feature in features:
+        if feature.setup is not None:
+            feature.setup(runtime)
+    sections = [section for feature in spec.features for section in feature.page_sections]
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -92,7 +92,7 @@ def create_addon_app(
     return Litestar(
         route_handlers=[
             serve_manifest,
-            page_router(settings, spec.page_sections),
+            page_router(settings, sections),
             livez,
             readyz,
             healthz,
@@ -100,8 +100,7 @@ def create_addon_app(
             receive_clockify_webhook,
             refuse_unknown_event,
             *build_lifecycle_handlers(runtime),
-            *CORE_API,
-            *spec.route_handlers,
+            *(route for feature in features for route in feature.routes),
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),

@@ -50,8 +50,6 @@ from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 #: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
 #: installation row is flushed: what it adds to the session commits with the event.
 LifecycleHook = Callable[[AsyncSession, "AddonRuntime", Installation], Awaitable[None]]
-#: Registers job handlers and hooks on a runtime before it opens.
-Feature = Callable[["AddonRuntime"], None]
 
 
 @dataclass

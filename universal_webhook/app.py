@@ -9,6 +9,7 @@ from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
 from addon_core.app import AppSpec, create_addon_app
+from addon_core.features import Feature
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, CommaList, load_settings
 from universal_webhook.coverage import COVERAGE_ROUTES, check_priority, setup_coverage
@@ -41,13 +42,21 @@ def allow_http_actions(runtime: AddonRuntime) -> None:
     runtime.flow_action_types.add("http")
 
 
+ENDPOINTS = Feature(
+    "endpoints",
+    (*ENDPOINT_ROUTES, *DELIVERY_ROUTES),
+    setup=setup_endpoints,
+    page_sections=("endpoints",),
+)
+COVERAGE = Feature("coverage", COVERAGE_ROUTES, setup=setup_coverage, page_sections=("coverage",))
+HTTP_ACTIONS = Feature("http-actions", setup=allow_http_actions)
+
+
 SPEC = AppSpec(
     name="universal-webhook",
     settings_class=UniversalWebhookSettings,
     title="Universal Webhook",
-    route_handlers=(*ENDPOINT_ROUTES, *DELIVERY_ROUTES, *COVERAGE_ROUTES),
-    features=(allow_http_actions, setup_coverage, setup_endpoints),
-    page_sections=("endpoints", "coverage"),
+    features=(HTTP_ACTIONS, ENDPOINTS, COVERAGE),
 )
 
 

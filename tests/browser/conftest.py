@@ -14,7 +14,9 @@ from tests.browser.harness import CHROMIUM_FLAGS, Served, chromium_path, serve
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop on this thread while
+# it is open, and the asyncio tests that follow need the thread without one.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
