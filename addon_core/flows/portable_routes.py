@@ -8,11 +8,9 @@ from litestar import Request, get, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
-from addon_core import audit
 from addon_core.flows import portable, service
 from addon_core.flows.document import FlowValidationError
-from addon_core.flows.masking import mask_document
-from addon_core.flows.routes import read_json, render_flow
+from addon_core.flows.routes import read_json, render_created
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.web.caller import Caller, CallerDep
 
@@ -62,18 +60,7 @@ async def _save(runtime: AddonRuntime, caller: Caller, document: Any) -> dict[st
         saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
     except FlowValidationError as exc:
         raise portable.in_export_terms(exc) from None
-    await audit.record(
-        runtime,
-        caller.workspace_id,
-        audit.by(caller),
-        "flow.imported",
-        target=saved.flow.id,
-        after=mask_document(saved.flow.document),
-    )
-    shown = render_flow(saved.flow)
-    if saved.signing_secret is not None:
-        shown["signingSecret"] = saved.signing_secret
-    return shown
+    return await render_created(runtime, caller, saved, "flow.imported")
 
 
 PORTABLE_ROUTES: list[BaseRouteHandler] = [

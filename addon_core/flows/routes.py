@@ -30,6 +30,7 @@ from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.storage.models import Flow, FlowVersion
 from addon_core.web.body import decode_json, read_api_body
 from addon_core.web.caller import (
+    Caller,
     CallerDep,
     RowId,
     decode_cursor,
@@ -95,13 +96,16 @@ async def create_flow(
     caller.require_writer("creating a flow")
     document = service.strip_read_only(await read_json(request, runtime))
     saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
+    return await render_created(runtime, caller, saved, "flow.created")
+
+
+async def render_created(
+    runtime: AddonRuntime, caller: Caller, saved: service.Saved, kind: str
+) -> dict[str, Any]:
+    """Audit a new flow, then show it with its signing secret (this once) and warnings."""
+    after = mask_document(saved.flow.document)
     await audit.record(
-        runtime,
-        caller.workspace_id,
-        audit.by(caller),
-        "flow.created",
-        target=saved.flow.id,
-        after=mask_document(saved.flow.document),
+        runtime, caller.workspace_id, audit.by(caller), kind, target=saved.flow.id, after=after
     )
     shown = render_flow(saved.flow)
     if saved.signing_secret is not None:
