@@ -41,7 +41,10 @@ _TITLES = {
     "explorer": "Explorer",
     "endpoints": "Endpoints",
     "coverage": "Coverage",
+    "audit": "Audit",
 }
+#: Sections only OWNER and ADMIN see (their API refuses a USER).
+WRITER_SECTIONS: tuple[str, ...] = ("audit",)
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -137,7 +140,10 @@ def page_router(settings: AddonSettings, sections: Sequence[str]) -> Router:
             "theme": "dark" if str(claims.raw.get("theme", "")).upper() == "DARK" else "light",
             "role": role,
             "can_write": role in WRITER_ROLES,
-            "sections": [(name, _TITLES.get(name, name.title())) for name in shown],
+            "sections": [
+                (name, _TITLES.get(name, name.title()))
+                for name in (*shown, *(WRITER_SECTIONS if role in WRITER_ROLES else ()))
+            ],
         }
         return Template("sidebar.html.j2", context=context)
 

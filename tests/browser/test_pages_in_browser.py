@@ -13,8 +13,10 @@ CORE = ["overview", "events", "flows", "explorer"]
 EVENT = "NEW_PROJECT"
 
 
-def sections(served: Served) -> list[str]:
-    return [*CORE, "endpoints", "coverage"] if served.app_name == "universal-webhook" else CORE
+def sections(served: Served, *, writer: bool = True) -> list[str]:
+    """The tabs an OWNER (or, with writer=False, a USER) sees."""
+    own = ["endpoints", "coverage"] if served.app_name == "universal-webhook" else []
+    return [*CORE, *own, *(["audit"] if writer else [])]
 
 
 def open_shell(page: Any, served: Served, section: str = "overview", **query: Any) -> Any:
@@ -130,12 +132,32 @@ def test_the_token_is_renewed_through_the_shell_before_it_expires(
 def test_a_user_sees_no_write_control(page: Any, served: Served, console: Console) -> None:
     frame = open_shell(page, served, "overview", role="USER")
     assert frame.locator(".badge", has_text="read-only").count() == 1
-    for section in sections(served):
+    assert frame.locator(".tabs a[data-section='audit']").count() == 0
+    for section in sections(served, writer=False):
         go(frame, section)
         assert frame.locator(".write:visible").count() == 0, section
         assert frame.locator("button.primary:visible").count() <= 1  # explorer's Run, or none
     for hidden in ("#fl-new", "#fl-save", "#ev-replay", "#ov-bootstrap-run", "#ep-form"):
         assert frame.locator(hidden).count() == 0
+    assert console.errors == []
+
+
+def test_a_gallery_flow_is_imported_from_the_flows_page_and_shows_in_the_audit(
+    page: Any, served: Served, console: Console
+) -> None:
+    frame = open_shell(page, served, "flows")
+    frame.locator("#fl-gallery-box summary").click()
+    needing = frame.locator(".gallery-item[data-id='tag-matching-time-entries']")
+    needing.locator("button").click()
+    needing.locator(".errors li", has_text="the id of the tag to add").wait_for()
+    assert [error for error in console.errors if "422" not in error] == []
+    console.errors.clear()  # the browser logs the refused import's 422, as intended
+
+    ready = frame.locator(".gallery-item[data-id='bill-like-the-project']")
+    ready.locator("button").click()
+    frame.locator("#fl-editor-title", has_text="Bill time entries like their project").wait_for()
+    go(frame, "audit")
+    frame.locator("#au-table tr[data-kind='flow.imported']").first.wait_for()
     assert console.errors == []
 
 

@@ -9,6 +9,7 @@ const loaders = {
   explorer: () => import("./explorer.js"),
   endpoints: () => import("./endpoints.js"),
   coverage: () => import("./coverage.js"),
+  audit: () => import("./audit.js"),
 };
 const sections = document.body.dataset.sections.split(",");
 const started = new Set();

@@ -6,6 +6,7 @@ import { $, canWrite, clear, h, pretty, showErrors, when } from "./dom.js";
 import { renderExecutions } from "./events.js";
 import { canonical, diffLines } from "./diff.js";
 import { ActionList } from "./flow_actions.js";
+import { renderGallery } from "./gallery.js";
 import { parseValue } from "./schemaform.js";
 import { notify } from "./session.js";
 
@@ -44,6 +45,9 @@ export async function start(view) {
   $("#fl-dry-go", root).addEventListener("click", dryRun);
   $("#fl-toggle", root)?.addEventListener("click", togglePause);
   $("#fl-delete", root)?.addEventListener("click", remove);
+  $("#fl-gallery-box", root)?.addEventListener("toggle", (event) => {
+    if (event.target.open) renderGallery($("#fl-gallery", root)).catch((error) => notify("error", error.message));
+  });
 }
 
 export async function show(params) {
