@@ -137,11 +137,13 @@ def serve_manifest(runtime: Runtime) -> dict[str, Any]:
     return runtime.manifest.render(base_url=runtime.settings.base_url, key=runtime.addon_key)
 
 
-def _error_response(status_code: int, detail: str, extra: Any = None) -> Response[Any]:
+def _error_response(
+    status_code: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
     content: dict[str, Any] = {"status_code": status_code, "detail": redact_text(detail)}
     if extra:
         content["extra"] = redact(extra)
-    return Response(content, status_code=status_code, media_type=MediaType.JSON)
+    return Response(content, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
 def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Response[Any]:
@@ -150,7 +152,7 @@ def handle_addon_error(request: Request[Any, Any, Any], exc: AddonError) -> Resp
         runtime.metrics.database_errors.labels(runtime.addon_key, "request").inc()
     level = logging.WARNING if exc.status_code >= 500 else logging.INFO
     log.log(level, "%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
-    return _error_response(exc.status_code, exc.detail, exc.extra)
+    return _error_response(exc.status_code, exc.detail, exc.extra, exc.headers)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -31,11 +31,18 @@ class AddonError(Exception):
     status_code: ClassVar[int] = 500
 
     def __init__(
-        self, detail: str, *, extra: dict[str, Any] | None = None, reason: str | None = None
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        #: response headers the refusal carries (`Retry-After`, `X-RateLimit-*`)
+        self.headers = headers or {}
         #: a short, bounded label for metrics (`signature`, `not_installed`, ...)
         self.reason = reason or type(self).__name__
 
@@ -78,6 +85,10 @@ class PayloadTooLargeError(AddonError):
 
 class UnsupportedMediaTypeError(AddonError):
     status_code = 415
+
+
+class TooManyRequestsError(AddonError):
+    status_code = 429
 
 
 class ServiceUnavailableError(AddonError):

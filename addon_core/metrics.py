@@ -54,6 +54,10 @@ class Metrics:
             "addon_lifecycle_events", "Verified lifecycle calls by type.",
             ["addon", "type"], registry=r,
         )  # fmt: skip
+        self.quota_refusals = Counter(
+            "addon_quota_refusals", "Requests refused for a workspace quota, by quota.",
+            ["addon", "quota"], registry=r,
+        )  # fmt: skip
         self.flow_executions = Counter(
             "addon_flow_executions", "Flow executions by final status.",
             ["addon", "status"], registry=r,

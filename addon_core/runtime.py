@@ -35,6 +35,7 @@ from addon_core.flows.outbound import OutboundHttp
 from addon_core.intake.writer import IntakeWriter
 from addon_core.jobs.queue import JobQueue
 from addon_core.metrics import Metrics
+from addon_core.quotas import Quotas
 from addon_core.settings import AddonSettings
 from addon_core.storage.database import (
     create_engine,
@@ -61,6 +62,7 @@ class AddonRuntime:
     allowlist: HostAllowlist
     metrics: Metrics
     head_revision: str | None
+    quotas: Quotas
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     intake: IntakeWriter | None = None
@@ -250,6 +252,7 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
     keys = load_public_keys(
         settings.clockify_public_key_file, variable=settings.env_name("clockify_public_key_file")
     )
+    metrics = Metrics(settings.addon_key)
     return AddonRuntime(
         settings=settings,
         manifest=manifest,
@@ -265,8 +268,9 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
             allow_insecure_http=settings.allow_insecure_http,
             prefix=settings.env_prefix,
         ),
-        metrics=Metrics(settings.addon_key),
+        metrics=metrics,
         head_revision=head_revision(),
+        quotas=Quotas(settings, metrics, settings.addon_key),
     )
 
 

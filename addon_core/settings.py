@@ -124,6 +124,13 @@ class AddonSettings(BaseSettings):
     custom_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     custom_webhook_rate_limit_per_minute: int = Field(default=600, ge=1)
     secret_rotation_grace_seconds: int = Field(default=86400, ge=0)
+    # --- quotas per workspace (defaults a normal workspace never meets) ---
+    quota_flows: int = Field(default=500, ge=1)
+    quota_flow_versions: int = Field(default=200, ge=1)
+    quota_endpoints: int = Field(default=100, ge=1)
+    quota_explorer_calls_per_minute: int = Field(default=300, ge=1)
+    quota_dry_runs_per_minute: int = Field(default=120, ge=1)
+    quota_outbound_per_minute: int = Field(default=1200, ge=1)
     # --- retention (days; 0 keeps forever) ---
     retention_events_days: int = Field(default=30, ge=0)
     retention_executions_days: int = Field(default=30, ge=0)

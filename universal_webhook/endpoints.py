@@ -48,12 +48,13 @@ from addon_core import audit
 from addon_core.errors import (
     AddonError,
     BadRequestError,
-    ConflictError,
     NotFoundError,
+    TooManyRequestsError,
     UnprocessableError,
 )
 from addon_core.intake.standard_webhooks import generate_secret, verify
 from addon_core.intake.writer import Delivery, Outcome
+from addon_core.rate_limit import RateLimiter
 from addon_core.redaction import SECRET_HEADERS, redact, redact_text, safe_headers
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.settings import AddonSettings
@@ -61,7 +62,6 @@ from addon_core.storage.models import Endpoint
 from addon_core.storage.vault import token_context
 from addon_core.web.body import header_map, parse_json_object, read_api_body, read_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
-from universal_webhook.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ DEFAULT_EVENT_TYPE = "custom"
 MAX_EVENT_TYPE_LENGTH = 64
 #: 18 random bytes (144 bits) as 24 url-safe characters: unguessable, fits `endpoints.id`.
 ENDPOINT_ID_BYTES = 18
-MAX_ENDPOINTS_PER_WORKSPACE = 100
 MAX_RATE_LIMIT_PER_MINUTE = 60_000
 CACHE_SECONDS = 5.0
 CACHE_SIZE = 10_000
@@ -84,15 +83,11 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BODIES = {outcome: b'{"status":"%s"}' % outcome.value.encode() for outcome in Outcome}
 
 
-class RateLimitedError(AddonError):
+class RateLimitedError(TooManyRequestsError):
     """The endpoint received more deliveries than its limit per minute."""
 
-    status_code = 429
-
     def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
-        super().__init__(detail, reason="rate_limited")
-        #: the `X-RateLimit-*` and `Retry-After` headers of the budget that was spent
-        self.headers = headers
+        super().__init__(detail, reason="rate_limited", headers=headers)
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -374,14 +369,11 @@ async def create_endpoint(
     secret = generate_secret()
     _, sessions = runtime.db()
     async with sessions.begin() as session:
+        await runtime.quotas.lock_workspace(session, runtime.addon_key, caller.workspace_id)
         existing = await session.scalar(
             select(func.count()).select_from(Endpoint).where(*_scope(runtime, caller.workspace_id))
         )
-        if (existing or 0) >= MAX_ENDPOINTS_PER_WORKSPACE:
-            raise ConflictError(
-                f"a workspace may have at most {MAX_ENDPOINTS_PER_WORKSPACE} custom webhook "
-                "endpoints; delete one first"
-            )
+        runtime.quotas.check_count("endpoints", existing or 0, what="custom webhook endpoints")
         endpoint = Endpoint(
             id=random.token_urlsafe(ENDPOINT_ID_BYTES),
             addon_key=runtime.addon_key,

@@ -157,6 +157,7 @@ async def execute_operation(
     included (see the module docstring).
     """
     operation = runtime.catalogue().get(operation_id)
+    runtime.quotas.charge(caller.workspace_id, "explorer_calls_per_minute")
     _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)

@@ -20,6 +20,7 @@ from addon_core.clockify.client import (
 from addon_core.errors import AddonError
 from addon_core.flows.outbound import OutboundError, OutboundRefusedError, OutboundResult
 from addon_core.flows.plan import PlannedRequest
+from addon_core.quotas import RateQuotaExceededError
 from addon_core.redaction import redact, redact_text, redact_url
 from addon_core.runtime import AddonRuntime
 
@@ -93,13 +94,25 @@ async def send_clockify(
 
 
 async def send_http(
-    runtime: AddonRuntime, planned: PlannedRequest, *, secret: str, allowed_hosts: list[str]
+    runtime: AddonRuntime,
+    planned: PlannedRequest,
+    *,
+    secret: str,
+    allowed_hosts: list[str],
+    workspace_id: str,
 ) -> StepOutcome:
-    """Send a planned `http` step, signed with the flow's Standard Webhooks secret."""
+    """Send a planned `http` step, signed with the flow's Standard Webhooks secret.
+
+    Past the workspace's outbound quota the step is not sent and is tried again later.
+    """
     if runtime.outbound is None:
         raise RuntimeError("the app's lifespan has not started")
     started = time.perf_counter()
     count = runtime.metrics.outbound_requests
+    try:
+        runtime.quotas.charge(workspace_id, "outbound_per_minute")
+    except RateQuotaExceededError as exc:
+        return StepOutcome("retry", error=exc.detail, duration_ms=_since(started))
     try:
         result = await runtime.outbound.send(
             method=planned.method,

@@ -314,7 +314,13 @@ class FlowEngine:
         if planned.type == "http":
             secret = await self._signing_secret(run, flow)
             hosts = parse_allowed_hosts(run.settings.get(ALLOWED_HOSTS_SETTING))
-            return await send_http(self.runtime, planned, secret=secret, allowed_hosts=hosts)
+            return await send_http(
+                self.runtime,
+                planned,
+                secret=secret,
+                allowed_hosts=hosts,
+                workspace_id=run.workspace_id,
+            )
         if run.clockify is None:
             run.clockify = self.runtime.installation_context(run.installation)
         return await send_clockify(self.runtime, run.clockify, planned)

@@ -280,6 +280,7 @@ async def dry_run_flow(
     Only clockify GETs are sent (see `addon_core.flows.dry_run`); nothing is stored.
     `eventType` defaults to the first event the trigger lists.
     """
+    runtime.quotas.charge(caller.workspace_id, "dry_runs_per_minute")
     body = await read_json(request, runtime)
     _engine, sessions = runtime.db()
     async with sessions() as session:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
@@ -24,7 +24,13 @@ from addon_core.flows.plan import template_limits
 from addon_core.flows.review import refuse_undeclared_settings
 from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.runtime import AddonRuntime
-from addon_core.storage.models import Endpoint, Execution, ExecutionStep, Flow, FlowVersion
+from addon_core.storage.models import (
+    Endpoint,
+    Execution,
+    ExecutionStep,
+    Flow,
+    FlowVersion,
+)
 from addon_core.web.caller import find_in_workspace
 
 #: Random bytes of a flow id: 20 url-safe characters.
@@ -129,6 +135,7 @@ async def create_flow(
     _engine, sessions = runtime.db()
     async with sessions.begin() as session:
         checked = await check_document(session, runtime, workspace_id, document)
+        await _check_flow_quota(session, runtime, workspace_id)
         now = datetime.now(UTC)
         flow_id = secrets.token_urlsafe(FLOW_ID_BYTES)
         secret = generate_secret() if uses_signing_secret(runtime) else None
@@ -199,7 +206,31 @@ async def update_flow(
                 saved_at=now,
             )
         )
+        await _prune_versions(session, flow, runtime.quotas.limit_versions())
     return flow
+
+
+async def _check_flow_quota(
+    session: AsyncSession, runtime: AddonRuntime, workspace_id: str
+) -> None:
+    """Refuse a flow past the workspace's quota (two creates take turns for the last place)."""
+    await runtime.quotas.lock_workspace(session, runtime.addon_key, workspace_id)
+    current = await session.scalar(
+        select(func.count())
+        .select_from(Flow)
+        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+    )
+    runtime.quotas.check_count("flows", current or 0, what="flows")
+
+
+async def _prune_versions(session: AsyncSession, flow: Flow, keep: int) -> None:
+    """Keep only the newest `keep` versions of a flow (the current one always stays)."""
+    await session.flush()
+    await session.execute(
+        delete(FlowVersion).where(
+            FlowVersion.flow_id == flow.id, FlowVersion.version <= flow.version - keep
+        )
+    )
 
 
 async def resume_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Flow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from universal_webhook.ratelimit import Decision, RateLimiter
+from addon_core.rate_limit import Decision, RateLimiter
 
 
 class Clock:

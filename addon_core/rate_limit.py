@@ -1,7 +1,8 @@
-"""Per-endpoint rate limits for custom inbound webhooks: GCRA in this process's memory.
+"""Rate limits by key, GCRA in this process's memory: custom endpoints' deliveries
+(Universal Webhook) and the per-workspace rate quotas (`addon_core.quotas`).
 
-The limit holds per process: with several replicas each enforces it on its own, so an
-endpoint may get up to `replicas x limit` a minute. That is an accepted trade-off.
+A limit holds per process: with several replicas each enforces it on its own, so a key
+may get up to `replicas x limit` a minute. That is an accepted trade-off.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""Quotas per workspace: counts refused with 409, rates with 429, versions pruned, all named."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from addon_core.clockify.manifest import load_manifest
+from addon_core.clockify.tokens import TokenSigner
+from tests.db import fetch_all
+from tests.fake_clockify import Clockify, Workspace
+from tests.integration.test_flows_api import Api, answer_clockify, tag_meetings
+
+QUOTAS = {
+    "quota_flows": 2,
+    "quota_flow_versions": 2,
+    "quota_endpoints": 1,
+    "quota_explorer_calls_per_minute": 2,
+    "quota_dry_runs_per_minute": 2,
+}
+
+
+@pytest.fixture
+async def small(
+    make_app: Callable[..., Litestar],
+    reference_dir: Path,
+    database_url: str,
+    signer: Callable[[str], TokenSigner],
+) -> AsyncIterator[Api]:
+    """Universal Webhook with small quotas, installed in one workspace."""
+    name = "universal-webhook"
+    app = make_app(
+        name,
+        clockify_openapi_file=reference_dir / "openapi.json",
+        bootstrap_enabled=False,
+        **QUOTAS,
+    )
+    sent: list[httpx.Request] = []
+    app.state.runtime.http_transport = answer_clockify(sent)
+    async with AsyncTestClient(app=app) as client:
+        manifest = load_manifest(name).render(base_url="https://addons.example.com/uw", key=name)
+        clockify = Clockify(client, manifest)
+        workspace = Workspace(signer(name))
+        await clockify.install(workspace)
+        yield Api(client, clockify, workspace, database_url, name, sent)
+
+
+def quota_refusals(api: Api, quota: str) -> float:
+    metric = api.runtime.metrics.quota_refusals.labels(api.app_name, quota)
+    return float(metric._value.get())
+
+
+async def test_flows_past_the_quota_are_refused_naming_it(small: Api) -> None:
+    await small.create(tag_meetings(name="one"))
+    await small.create(tag_meetings(name="two"))
+
+    refused = await small.call("POST", "/api/flows", tag_meetings(name="three"))
+
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["extra"] == {"quota": "flows", "limit": 2, "resetSeconds": None}
+    assert "UNIVERSAL_WEBHOOK_QUOTA_FLOWS" in body["detail"]
+    assert quota_refusals(small, "flows") == 1
+    # Another workspace has its own count.
+    other = await small.new_workspace(small.workspace.signer)
+    elsewhere = await small.call("POST", "/api/flows", tag_meetings(), workspace=other)
+    assert elsewhere.status_code == 201
+
+
+async def test_concurrent_creates_cannot_both_take_the_last_place(small: Api) -> None:
+    await small.create(tag_meetings(name="one"))
+
+    answers = await asyncio.gather(
+        *(small.call("POST", "/api/flows", tag_meetings(name=f"n{i}")) for i in range(4))
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409]
+    rows = await fetch_all(small.database_url, "SELECT COUNT(*) AS n FROM flows")
+    assert rows[0]["n"] == 2
+
+
+async def test_only_the_newest_versions_are_kept(small: Api) -> None:
+    created = await small.create(tag_meetings())
+    for name in ("v2", "v3", "v4"):
+        answer = await small.call("PUT", f"/api/flows/{created['id']}", tag_meetings(name=name))
+        assert answer.status_code == 200
+
+    versions = (await small.call("GET", f"/api/flows/{created['id']}/versions")).json()["items"]
+
+    assert [item["version"] for item in versions] == [4, 3]
+
+
+async def test_endpoints_past_the_quota_are_refused(small: Api) -> None:
+    assert (await small.call("POST", "/api/endpoints", {"name": "a"})).status_code == 201
+    refused = await small.call("POST", "/api/endpoints", {"name": "b"})
+    assert refused.status_code == 409
+    assert refused.json()["extra"]["quota"] == "endpoints"
+
+
+async def test_explorer_calls_past_the_rate_get_429_with_rate_headers(small: Api) -> None:
+    path = "/api/operations/getProject/execute"
+    body = {"params": {"projectId": "5f11849d4e759e12c40733d5"}}
+    answers = [await small.call("POST", path, body) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    refused = answers[-1]
+    assert refused.headers["x-ratelimit-limit"] == "2"
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["extra"]["quota"] == "explorer_calls_per_minute"
+    assert refused.json()["extra"]["resetSeconds"] >= 1
+    assert quota_refusals(small, "explorer_calls_per_minute") == 1
+    calls = await fetch_all(small.database_url, "SELECT COUNT(*) AS n FROM api_calls")
+    assert calls[0]["n"] == 2  # the refused call reached neither Clockify nor the history
+
+
+async def test_dry_runs_past_the_rate_get_429(small: Api) -> None:
+    created = await small.create(tag_meetings())
+    body = {"eventType": "NEW_TIME_ENTRY", "event": {"id": "x", "description": "standup"}}
+    answers = [await small.call("POST", f"/api/flows/{created['id']}/test", body) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[-1].json()["extra"]["quota"] == "dry_runs_per_minute"
