@@ -31,6 +31,7 @@ from addon_core.storage.database import create_engine, upgrade_to_head
 from addon_core.storage.encryption import generate_key
 from api_studio.app import SPEC as API_STUDIO
 from tests.fake_clockify import Clockify, Workspace
+from tests.served_app import AppProcess
 from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,3 +229,14 @@ def workspace(signer: Callable[[str], TokenSigner]) -> Workspace:
 def fresh_workspace(signer: Callable[[str], TokenSigner]) -> Callable[[], Workspace]:
     """Make further workspaces, each with its own ids and tokens."""
     return lambda: Workspace(signer("universal-webhook"))
+
+
+@pytest.fixture
+def processes() -> Iterator[list[AppProcess]]:
+    """App processes (`clockify-addons serve`) a test starts; any still running is killed."""
+    started: list[AppProcess] = []
+    yield started
+    for app in started:
+        app.kill()
+        if app.process is not None:
+            app.process.wait(30)

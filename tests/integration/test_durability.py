@@ -7,7 +7,7 @@ so the sandbox's request log shows each event's effect.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,17 +45,6 @@ async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncI
         reference_dir=reference_dir,
     ) as running:
         yield running
-
-
-@pytest.fixture
-def processes() -> Iterator[list[AppProcess]]:
-    """App processes a test starts; any still running at the end is killed."""
-    started: list[AppProcess] = []
-    yield started
-    for app in started:
-        app.kill()
-        if app.process is not None:
-            app.process.wait(30)
 
 
 def _utc(value: datetime | str) -> datetime:

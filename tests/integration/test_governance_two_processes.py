@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,16 +21,6 @@ async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncI
         seed=17, sizes=Sizes(projects=5), private_key=private_key, reference_dir=reference_dir
     ) as running:
         yield running
-
-
-@pytest.fixture
-def processes() -> Iterator[list[AppProcess]]:
-    started: list[AppProcess] = []
-    yield started
-    for app in started:
-        app.kill()
-        if app.process is not None:
-            app.process.wait(30)
 
 
 async def test_one_key_and_the_last_quota_place_are_taken_once_across_processes(

@@ -8,7 +8,7 @@ so that the budget they share is what keeps them under it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +40,6 @@ async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncI
         reference_dir=reference_dir,
     ) as running:
         yield running
-
-
-@pytest.fixture
-def processes() -> Iterator[list[AppProcess]]:
-    """App processes a test starts; any still running at the end is killed."""
-    started: list[AppProcess] = []
-    yield started
-    for app in started:
-        app.kill()
-        if app.process is not None:
-            app.process.wait(30)
 
 
 async def test_two_processes_run_each_event_once_and_keep_to_the_rate_limit(

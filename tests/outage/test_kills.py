@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -43,16 +43,6 @@ async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncI
         reference_dir=reference_dir,
     ) as running:
         yield running
-
-
-@pytest.fixture
-def processes() -> Iterator[list[AppProcess]]:
-    started: list[AppProcess] = []
-    yield started
-    for app in started:
-        app.kill()
-        if app.process is not None:
-            app.process.wait(30)
 
 
 def project_pages(sandbox: Sandbox, workspace_id: str, *, since: int = 0) -> Counter[int]:
