@@ -25,6 +25,7 @@ from addon_core import audit
 from addon_core.clockify.manifest import normalize_webhook_path
 from addon_core.clockify.tokens import ClaimMismatchError, Claims, TokenError, TokenKind
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
+from addon_core.redaction import MASK, is_secret_name
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.storage.database import translate_errors
 from addon_core.storage.models import (
@@ -124,6 +125,20 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
     return post(path, status_code=200, name=f"lifecycle-{lifecycle_type.lower()}")(handle_lifecycle)
 
 
+def _masked_settings(settings: Any) -> Any:
+    """Settings as the audit keeps them: the value of a secret-named setting masked."""
+    if not isinstance(settings, list):
+        return settings
+    return [
+        {**item, "value": MASK}
+        if isinstance(item, dict)
+        and item.get("value") is not None
+        and any(is_secret_name(str(item.get(key) or "")) for key in ("id", "name"))
+        else item
+        for item in settings
+    ]
+
+
 def _audit(
     session: AsyncSession,
     runtime: AddonRuntime,
@@ -138,7 +153,8 @@ def _audit(
     before: Any = None
     after: Any = {"status": call.body.get("status")} if lifecycle_type == "STATUS_CHANGED" else None
     if lifecycle_type == "SETTINGS_UPDATED":
-        before, after = {"settings": settings_before}, {"settings": call.body.get("settings")}
+        before = {"settings": _masked_settings(settings_before)}
+        after = {"settings": _masked_settings(call.body.get("settings"))}
     audit.add(
         session,
         runtime.addon_key,

@@ -73,6 +73,21 @@ async def test_lifecycle_and_settings_from_clockify_are_recorded(uw: Api) -> Non
     assert entries[0]["changes"] == {"before": {"settings": []}, "after": {"settings": settings}}
 
 
+async def test_a_secret_setting_is_masked_in_the_trail(uw: Api) -> None:
+    settings = [
+        {"id": "apiToken", "name": "API token", "value": "tok-very-secret"},
+        {"id": "team", "name": "Team", "value": "ops"},
+    ]
+    body = {"workspaceId": uw.workspace.workspace_id, "addonId": uw.workspace.addon_id,
+            "settings": settings}  # fmt: skip
+    assert (await uw.clockify.lifecycle(uw.workspace, "SETTINGS_UPDATED", body)).status_code == 200
+
+    [entry] = await audit(uw, kind="lifecycle.settings_updated")
+    shown = entry["changes"]["after"]["settings"]
+    assert "tok-very-secret" not in json.dumps(entry)
+    assert shown[1] == {"id": "team", "name": "Team", "value": "ops"}
+
+
 async def test_endpoint_changes_are_recorded(uw: Api) -> None:
     endpoint = (await uw.call("POST", "/api/endpoints", {"name": "billing"})).json()
     await uw.call("POST", f"/api/endpoints/{endpoint['id']}/rotate-secret")
