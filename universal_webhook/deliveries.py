@@ -24,7 +24,8 @@ from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.runtime import AddonRuntime, Runtime
 from addon_core.storage.models import Event
 from addon_core.web.caller import CallerDep, page_limit
-from universal_webhook.endpoints import CUSTOM_PATH_PREFIX, _endpoint, _find_receiver
+from universal_webhook.endpoints import _endpoint
+from universal_webhook.receiver import CUSTOM_PATH_PREFIX, _find_receiver
 
 #: The event type a test delivery carries (header or body field, as the endpoint reads it).
 TEST_EVENT_TYPE = "test.delivery"

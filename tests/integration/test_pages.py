@@ -136,7 +136,7 @@ async def test_universal_webhook_shows_its_own_sections(installed: Installed) ->
     page = await installed.client.get(
         "/ui/sidebar", params={"auth_token": installed.workspace.user_token()}
     )
-    assert 'data-sections="overview,events,flows,explorer,endpoints,coverage"' in page.text
+    assert 'data-sections="overview,events,flows,explorer,endpoints,coverage,audit"' in page.text
 
 
 @pytest.mark.parametrize("app_name", ["api-studio"])
@@ -144,7 +144,11 @@ async def test_api_studio_shows_the_core_sections_only(installed: Installed) -> 
     page = await installed.client.get(
         "/ui/sidebar", params={"auth_token": installed.workspace.user_token()}
     )
-    assert 'data-sections="overview,events,flows,explorer"' in page.text
+    assert 'data-sections="overview,events,flows,explorer,audit"' in page.text
+    user = await installed.client.get(
+        "/ui/sidebar", params={"auth_token": installed.workspace.user_token("USER")}
+    )
+    assert 'data-sections="overview,events,flows,explorer"' in user.text  # no audit
 
 
 async def test_frame_ancestors_are_configurable(
