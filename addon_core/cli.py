@@ -345,7 +345,7 @@ def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> Non
     import json
 
     from addon_core.jobs.dead_letters import render_job
-    from addon_core.jobs.queue import list_dead_jobs
+    from addon_core.jobs.rows import list_dead_jobs
 
     settings = _settings(app)
     rows = _run_on_database(
@@ -384,7 +384,7 @@ def jobs_dead(app: str, workspace: str | None, limit: int, as_json: bool) -> Non
 @click.argument("job_id", type=int)
 def jobs_replay(app: str, job_id: int) -> None:
     """Queue APP's dead job JOB_ID again with fresh attempts; exit 1 if it is not dead."""
-    from addon_core.jobs.queue import replay_job
+    from addon_core.jobs.rows import replay_job
 
     settings = _settings(app)
     job = _run_on_database(

@@ -10,6 +10,10 @@ and extends its leases with each beat; the jobs of a worker that stopped beating
 whose process is gone from this machine) go back to the queue at once, and a lease
 that expires does too. Enqueuing in this process wakes the claimer at once; other
 processes notice within the poll interval.
+
+The module is long on purpose: the claim, run, settle and beat loops share the queue's
+state (running jobs, wake-ups, the worker identity) and are one thing. Rows made or
+changed outside the loop (new jobs, dead jobs, replays) are `jobs.rows`.
 """
 
 from __future__ import annotations
@@ -31,18 +35,27 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from addon_core.correlation import bind, current_request_id
-from addon_core.errors import AddonError, ConflictError, NotFoundError
+from addon_core.correlation import bind
+from addon_core.errors import AddonError
+from addon_core.jobs.rows import (
+    DEAD,
+    DONE,
+    QUEUED,
+    REQUEST_ID_FIELD,
+    RUNNING,
+    list_dead_jobs,
+    new_job,
+    replay_job,
+)
 from addon_core.jobs.workers import WorkerIdentity, beat, find_dead_workers, forget_workers
 from addon_core.metrics import Metrics
 from addon_core.redaction import redact_text
 from addon_core.storage.database import DATABASE_ERRORS, is_sqlite
 from addon_core.storage.models import Job
-from addon_core.tracing import TRACEPARENT, current_traceparent, span
+from addon_core.tracing import TRACEPARENT, span
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 _ERROR_LIMIT = 2000
 #: How often the claimer refreshes the queue gauges.
 SAMPLE_SECONDS = 5.0
@@ -83,52 +96,12 @@ class ClaimedJob:
 
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
-#: The payload field that carries the id of the request a job comes from (event_store
-#: writes it too, for the flow jobs it makes from stored webhooks).
-REQUEST_ID_FIELD = "request_id"
 
 
 def default_worker_id() -> str:
     """Name this process's worker uniquely: a restarted process never reuses its predecessor's
     id, even with the same pid (pid 1 in a container)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def new_job(
-    addon_key: str,
-    kind: str,
-    workspace_id: str,
-    payload: Mapping[str, Any],
-    *,
-    ordering_key: str | None = None,
-    max_attempts: int = 8,
-    delay: float = 0.0,
-) -> Job:
-    """Build a job row to add to the caller's session, so it commits with the caller's work.
-
-    The request id of the request (or job) that makes it goes along, for its log lines.
-    """
-    now = datetime.now(UTC)
-    payload = dict(payload)
-    request_id = current_request_id()
-    if request_id is not None:
-        payload.setdefault(REQUEST_ID_FIELD, request_id)
-    traceparent = current_traceparent()
-    if traceparent is not None:
-        payload.setdefault(TRACEPARENT, traceparent)
-    return Job(
-        addon_key=addon_key,
-        workspace_id=workspace_id,
-        kind=kind,
-        ordering_key=ordering_key,
-        payload=payload,
-        status=QUEUED,
-        attempts=0,
-        max_attempts=max_attempts,
-        run_at=now + timedelta(seconds=delay),
-        created_at=now,
-        updated_at=now,
-    )
 
 
 class JobQueue:
@@ -636,48 +609,14 @@ class JobQueue:
         return job
 
 
-async def list_dead_jobs(
-    sessions: async_sessionmaker[AsyncSession],
-    addon_key: str,
-    workspace_id: str | None = None,
-    *,
-    limit: int = 100,
-    before: int | None = None,
-) -> list[Job]:
-    """List dead jobs newest first, of one workspace when given, with ids below `before`."""
-    query = select(Job).where(Job.addon_key == addon_key, Job.status == DEAD)
-    if workspace_id is not None:
-        query = query.where(Job.workspace_id == workspace_id)
-    if before is not None:
-        query = query.where(Job.id < before)
-    async with sessions() as session:
-        return list((await session.scalars(query.order_by(Job.id.desc()).limit(limit))).all())
-
-
-async def replay_job(
-    sessions: async_sessionmaker[AsyncSession],
-    addon_key: str,
-    job_id: int,
-    workspace_id: str | None = None,
-) -> Job:
-    """Queue a dead job again with a fresh set of attempts (404 if unknown, 409 if not dead).
-
-    A queue in another process picks it up within its poll interval.
-    """
-    now = datetime.now(UTC)
-    query = select(Job).where(Job.id == job_id, Job.addon_key == addon_key)
-    if workspace_id is not None:
-        query = query.where(Job.workspace_id == workspace_id)
-    async with sessions.begin() as session:
-        job = await session.scalar(query.with_for_update())
-        if job is None:
-            raise NotFoundError(f"there is no job {job_id}; list dead jobs for their ids")
-        if job.status != DEAD:
-            raise ConflictError(
-                f"job {job_id} is {job.status}, not dead; only dead jobs can be replayed"
-            )
-        job.status = QUEUED
-        job.attempts = 0
-        job.run_at = now
-        job.updated_at = now
-    return job
+__all__ = [
+    "DEAD",
+    "DONE",
+    "QUEUED",
+    "RUNNING",
+    "ClaimedJob",
+    "JobQueue",
+    "PermanentJobError",
+    "RetryJobError",
+    "new_job",
+]
