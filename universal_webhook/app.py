@@ -12,10 +12,11 @@ from addon_core.app import AppSpec, create_addon_app
 from addon_core.features import Feature
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, CommaList, load_settings
-from universal_webhook.coverage import COVERAGE_ROUTES, check_priority, setup_coverage
+from universal_webhook.coverage import COVERAGE_ROUTES, setup_coverage
 from universal_webhook.deliveries import DELIVERY_ROUTES
 from universal_webhook.endpoints import ENDPOINT_ROUTES
 from universal_webhook.receiver import setup_endpoints
+from universal_webhook.registration import check_priority
 
 
 class UniversalWebhookSettings(AddonSettings):

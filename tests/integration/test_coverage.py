@@ -26,7 +26,7 @@ from addon_core.sandbox.store import MAX_USER_WEBHOOKS
 from addon_core.settings import load_settings
 from tests.db import fetch_all
 from universal_webhook.app import UniversalWebhookSettings
-from universal_webhook.coverage import (
+from universal_webhook.registration import (
     JOB_KIND,
     NOT_IN_WEBHOOKS_API,
     PRIORITY,
@@ -351,7 +351,7 @@ async def test_coverage_registers_as_many_webhooks_as_clockify_allows_not_ten(
     database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="universal_webhook.coverage")
+    caplog.set_level(logging.INFO, logger="universal_webhook.registration")
     sandbox.store.webhooks_per_user = 25  # this Clockify allows more than the docs say
     room = 25 - SEEDED_WEBHOOKS
     app, port = make_uw(bootstrap_enabled=False)
@@ -375,7 +375,7 @@ async def test_coverage_registers_as_many_webhooks_as_clockify_allows_not_ten(
     # An expected limit is information, not a warning.
     refusals = [r for r in caplog.records if "refused a webhook" in r.getMessage()]
     assert [r.levelno for r in refusals] == [logging.INFO]
-    coverage_logs = [r for r in caplog.records if r.name == "universal_webhook.coverage"]
+    coverage_logs = [r for r in caplog.records if r.name == "universal_webhook.registration"]
     assert not [r for r in coverage_logs if r.levelno >= logging.WARNING]
 
 
