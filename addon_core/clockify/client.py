@@ -12,12 +12,10 @@ for idempotent methods; POST and PATCH only when the request provably never left
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -33,13 +31,13 @@ from tenacity import (
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Lane, Pacer
 from addon_core.errors import AddonError, ServiceUnavailableError
+from addon_core.http_semantics import IDEMPOTENT_METHODS, retry_after_seconds
 from addon_core.metrics import Metrics
 from addon_core.redaction import redact_text
 from addon_core.tracing import span
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 #: Failures raised before any byte of the request was written.
 UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
@@ -382,7 +380,7 @@ class ClockifyClient:
         """Wait what a 429's Retry-After asks, capped; otherwise back off exponentially."""
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _RetryableStatusError) and error.response.status_code == 429:
-            retry_after = _retry_after(error.response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(error.response.headers.get("Retry-After"))
             if retry_after is not None:
                 return min(retry_after, self.max_retry_after)
         return float(self._backoff(state))
@@ -453,23 +451,6 @@ def _describe(error: BaseException | None) -> str:
     if error is None:
         return "no answer"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Read `Retry-After` as seconds or an HTTP date (RFC 9110, 10.2.3); None if absent or bad."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _body(response: httpx.Response) -> Any:

@@ -34,13 +34,13 @@ from addon_core.flows.conditions import evaluate
 from addon_core.flows.document import ClockifyAction, FlowDocument, HttpAction
 from addon_core.flows.execution_store import ExecutionStore, FlowRow, NewExecution, StepRecord
 from addon_core.flows.plan import (
-    IDEMPOTENT_METHODS,
     PlannedRequest,
     installation_settings,
     plan_action,
     template_limits,
 )
 from addon_core.flows.templates import make_context
+from addon_core.http_semantics import IDEMPOTENT_METHODS
 from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.runtime import AddonRuntime

@@ -11,14 +11,12 @@ TLS SNI and certificate check use the name. A DNS rebind after the check has not
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import ipaddress
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +25,7 @@ import httpx
 
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.errors import AddonError, UnprocessableError
+from addon_core.http_semantics import retry_after_seconds
 from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.redaction import redact_text, safe_headers
 
@@ -104,7 +103,7 @@ class OutboundResult:
     @property
     def retry_after(self) -> float | None:
         """Return the `Retry-After` delay in seconds, if the answer gave one."""
-        return _parse_retry_after(self.headers.get("retry-after"))
+        return retry_after_seconds(self.headers.get("retry-after"))
 
     def raise_for_status(self) -> OutboundResult:
         """Return self if 2xx, else raise `OutboundError` carrying this result."""
@@ -400,17 +399,3 @@ def _merge(*parts: Mapping[str, str]) -> dict[str, str]:
         for key, value in part.items():
             merged[key.lower()] = value
     return merged
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

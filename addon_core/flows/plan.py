@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from addon_core.clockify.catalogue import (
     WORKSPACE_PARAM,
@@ -23,12 +23,12 @@ from addon_core.errors import UnprocessableError
 from addon_core.flows.document import ClockifyAction, HttpAction
 from addon_core.flows.render_budget import RenderBudget, TemplateLimits
 from addon_core.flows.templates import render
+from addon_core.http_semantics import IDEMPOTENT_METHODS
 from addon_core.redaction import redact, redact_headers, redact_url
 from addon_core.settings import AddonSettings
 from addon_core.storage.models import Installation
 
 #: Methods that may be sent again after a crash left their result unknown (CONTRACT.md).
-IDEMPOTENT_METHODS: Final = frozenset({"GET", "PUT", "DELETE"})
 
 
 class PlanError(UnprocessableError):
