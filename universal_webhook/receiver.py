@@ -53,7 +53,7 @@ from addon_core.redaction import redact, redact_text, safe_headers
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings
 from addon_core.storage.models import Endpoint
-from addon_core.storage.vault import token_context
+from addon_core.storage.vault import endpoint_purpose, token_context
 from addon_core.web.body import header_map, parse_json_object, read_body
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def receiver_cache(state: State) -> ReceiverCache:
 
 
 def secret_context(runtime: AddonRuntime, endpoint: Endpoint) -> str:
-    return token_context(runtime.addon_key, endpoint.workspace_id, f"endpoint:{endpoint.id}")
+    return token_context(runtime.addon_key, endpoint.workspace_id, endpoint_purpose(endpoint.id))
 
 
 def _receiver(runtime: AddonRuntime, endpoint: Endpoint) -> Receiver:

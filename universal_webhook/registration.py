@@ -37,7 +37,7 @@ from addon_core.jobs.queue import ClaimedJob, PermanentJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import CoverageGap, Installation, WebhookRegistration
-from addon_core.storage.vault import token_context
+from addon_core.storage.vault import token_context, webhook_purpose
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +462,7 @@ async def _store(
         registration.clockify_webhook_id = str(hook["id"])
         registration.token_digest = hashlib.sha256(token.encode()).digest()
         registration.auth_token = runtime.key_ring.encrypt(
-            token, token_context(runtime.addon_key, context.workspace_id, path)
+            token, token_context(runtime.addon_key, context.workspace_id, webhook_purpose(path))
         )
     return True
 

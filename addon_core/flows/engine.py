@@ -45,7 +45,7 @@ from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Event, Installation
-from addon_core.storage.vault import token_context
+from addon_core.storage.vault import flow_purpose, token_context
 from addon_core.tracing import span
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def setup_flows(runtime: AddonRuntime) -> None:
 
 def signing_secret_context(addon_key: str, workspace_id: str, flow_id: str) -> str:
     """The associated data a flow's signing secret is encrypted under."""
-    return token_context(addon_key, workspace_id, f"flow:{flow_id}")
+    return token_context(addon_key, workspace_id, flow_purpose(flow_id))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from addon_core.clockify.tokens import ClaimMismatchError, Claims, TokenError, T
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Base, Installation, WebhookRegistration, utcnow
-from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
+from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context, webhook_purpose
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ async def apply_installed(
                 source="manifest",
                 token_digest=hashlib.sha256(token.encode()).digest(),
                 auth_token=runtime.key_ring.encrypt(
-                    token, token_context(runtime.addon_key, call.workspace_id, path)
+                    token,
+                    token_context(runtime.addon_key, call.workspace_id, webhook_purpose(path)),
                 ),
             )
         )

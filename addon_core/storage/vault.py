@@ -15,6 +15,23 @@ from addon_core.storage.models import Endpoint, Flow, Installation, WebhookRegis
 INSTALLATION_PURPOSE = "installation"
 
 
+# The purpose each kind of secret is bound to, named here only: rotation re-encrypts by
+# them, so a purpose written differently anywhere else could no longer be opened.
+def webhook_purpose(path: str) -> str:
+    """A webhook's token (manifest or API-registered), bound to the webhook's path."""
+    return path
+
+
+def endpoint_purpose(endpoint_id: str) -> str:
+    """A custom endpoint's secret (current and previous)."""
+    return f"endpoint:{endpoint_id}"
+
+
+def flow_purpose(flow_id: str) -> str:
+    """A flow's signing secret for its http actions."""
+    return f"flow:{flow_id}"
+
+
 def token_context(addon_key: str, workspace_id: str, purpose: str) -> str:
     """The associated data a token is encrypted under: its add-on, workspace and use."""
     return f"{addon_key}|{workspace_id}|{purpose}"
@@ -36,10 +53,10 @@ def _secrets() -> list[_Secret]:
     flow: Table = Flow.__table__  # type: ignore[assignment]
     return [
         _Secret(installation, "auth_token", lambda row: INSTALLATION_PURPOSE),
-        _Secret(registration, "auth_token", lambda row: str(row.path)),
-        _Secret(endpoint, "secret", lambda row: f"endpoint:{row.id}"),
-        _Secret(endpoint, "previous_secret", lambda row: f"endpoint:{row.id}"),
-        _Secret(flow, "signing_secret", lambda row: f"flow:{row.id}"),
+        _Secret(registration, "auth_token", lambda row: webhook_purpose(str(row.path))),
+        _Secret(endpoint, "secret", lambda row: endpoint_purpose(str(row.id))),
+        _Secret(endpoint, "previous_secret", lambda row: endpoint_purpose(str(row.id))),
+        _Secret(flow, "signing_secret", lambda row: flow_purpose(str(row.id))),
     ]
 
 
