@@ -27,7 +27,7 @@ from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox import Workspace as SandboxWorkspace
 from addon_core.sandbox.loopback import serving
-from addon_core.storage.database import create_engine
+from addon_core.storage.database import create_engine, for_writing
 from addon_core.storage.models import Execution, ExecutionStep, Flow
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
@@ -1007,7 +1007,9 @@ async def test_a_dry_run_warns_of_a_stored_reference_to_an_undeclared_setting(ap
     created = await api.create()
     engine = create_engine(api.database_url)  # the test's own: the app's lives on its loop
     try:
-        async with AsyncSession(engine) as session, session.begin():
+        # BEGIN IMMEDIATE on SQLite: a read-then-write transaction beside the app's background
+        # jobs must wait for the write lock, not fail to upgrade its read lock.
+        async with AsyncSession(for_writing(engine)) as session, session.begin():
             flow = await session.get(Flow, created["id"])
             assert flow is not None
             document = copy.deepcopy(flow.document)
