@@ -189,9 +189,13 @@ async def fire_all(
     payloads: dict[str, dict[str, Any]],
     *,
     senders: int = 6,
-    on_answer: Callable[[int], None] | None = None,
+    on_answer: Callable[[int], float | None] | None = None,
 ) -> dict[str, int | None]:
-    """Deliver every payload, `senders` at a time; return each one's status (None: no answer)."""
+    """Deliver every payload, `senders` at a time; return each one's status (None: no answer).
+
+    `on_answer` gets the number acknowledged so far; a number it returns is a pause, in
+    seconds, before that sender's next delivery.
+    """
     pending = list(payloads.items())
     answers: dict[str, int | None] = {}
     sent = 0
@@ -208,7 +212,9 @@ async def fire_all(
             except httpx.TransportError:
                 answers[key] = None
             if on_answer is not None:
-                on_answer(sum(1 for status in answers.values() if status and status < 300))
+                pause = on_answer(sum(1 for status in answers.values() if status and status < 300))
+                if pause:
+                    await asyncio.sleep(pause)
 
     await asyncio.gather(*(sender() for _ in range(senders)))
     return answers

@@ -290,14 +290,18 @@ class JobQueue:
     async def beat(self) -> None:
         """Say this worker lives, extend its leases and take over the jobs of dead workers."""
         now = datetime.now(UTC)
+        # Only the jobs running here: a row whose outcome could not be written (the database
+        # was down when it settled) must let its lease lapse, so that it is taken again.
+        running = list(self._running)
         async with self._sessions.begin() as session:
             await beat(session, self._identity, now, sqlite=not self._skip_locked)
-            await session.execute(
-                update(Job)
-                .where(Job.worker == self.worker_id, Job.status == RUNNING)
-                .values(lease_until=now + self._lease)
-                .execution_options(synchronize_session=False)
-            )
+            if running:
+                await session.execute(
+                    update(Job)
+                    .where(Job.worker == self.worker_id, Job.status == RUNNING, Job.id.in_(running))
+                    .values(lease_until=now + self._lease)
+                    .execution_options(synchronize_session=False)
+                )
             dead = await find_dead_workers(session, self._identity, now, self._worker_timeout)
             if dead:
                 count = await self._requeue_abandoned(session, now, Job.worker.in_(dead))

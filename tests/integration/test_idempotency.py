@@ -166,12 +166,16 @@ async def test_an_answer_older_than_a_day_runs_again_and_retention_removes_it(
     assert await count(database_url, "endpoints") == 2
 
     await _age_keys(database_url)
+    # The app's own retention may run meanwhile and take the aged key first: either way,
+    # what retention deletes is exactly the aged key, and none is left.
+    left = await count(database_url, "idempotency_keys")
     engine = create_engine(database_url)
     try:
         deleted = await run_retention(engine, "universal-webhook", RetentionPolicy())
     finally:
         await engine.dispose()
-    assert deleted["idempotency_keys"] == 1
+    assert left <= 1
+    assert deleted["idempotency_keys"] == left
     assert await count(database_url, "idempotency_keys") == 0
 
 
