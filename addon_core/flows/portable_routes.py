@@ -8,6 +8,7 @@ from litestar import Request, get, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
+from addon_core import audit
 from addon_core.flows import portable, service
 from addon_core.flows.document import FlowValidationError
 from addon_core.flows.routes import read_json, render_created
@@ -57,10 +58,17 @@ async def import_from_gallery(
 
 async def _save(runtime: AddonRuntime, caller: Caller, document: Any) -> dict[str, Any]:
     try:
-        saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
+        saved = await service.create_flow(
+            runtime,
+            caller.workspace_id,
+            caller.user_id,
+            document,
+            actor=audit.by(caller),
+            kind="flow.imported",
+        )
     except FlowValidationError as exc:
         raise portable.in_export_terms(exc) from None
-    return await render_created(runtime, caller, saved, "flow.imported")
+    return await render_created(runtime, caller, saved)
 
 
 PORTABLE_ROUTES: list[BaseRouteHandler] = [

@@ -95,18 +95,16 @@ async def create_flow(
     """Validate and store a flow; Universal Webhook returns its signing secret this once."""
     caller.require_writer("creating a flow")
     document = service.strip_read_only(await read_json(request, runtime))
-    saved = await service.create_flow(runtime, caller.workspace_id, caller.user_id, document)
-    return await render_created(runtime, caller, saved, "flow.created")
+    saved = await service.create_flow(
+        runtime, caller.workspace_id, caller.user_id, document, actor=audit.by(caller)
+    )
+    return await render_created(runtime, caller, saved)
 
 
 async def render_created(
-    runtime: AddonRuntime, caller: Caller, saved: service.Saved, kind: str
+    runtime: AddonRuntime, caller: Caller, saved: service.Saved
 ) -> dict[str, Any]:
-    """Audit a new flow, then show it with its signing secret (this once) and warnings."""
-    after = mask_document(saved.flow.document)
-    await audit.record(
-        runtime, caller.workspace_id, audit.by(caller), kind, target=saved.flow.id, after=after
-    )
+    """Show a new flow with its signing secret (this once) and its warnings."""
     shown = render_flow(saved.flow)
     if saved.signing_secret is not None:
         shown["signingSecret"] = saved.signing_secret
@@ -143,44 +141,18 @@ async def update_flow(
     """Replace a flow's document with a new version; a paused flow resumes."""
     caller.require_writer("changing a flow")
     document = await read_json(request, runtime)
-    before = await _stored_document(runtime, caller.workspace_id, flow_id)
     flow = await service.update_flow(
-        runtime, caller.workspace_id, caller.user_id, flow_id, document
-    )
-    await audit.record(
-        runtime,
-        caller.workspace_id,
-        audit.by(caller),
-        "flow.version",
-        target=f"{flow.id}@{flow.version}",
-        before=before,
-        after=mask_document(flow.document),
+        runtime, caller.workspace_id, caller.user_id, flow_id, document, actor=audit.by(caller)
     )
     warnings = await save_warnings(runtime, caller.workspace_id, flow.document)
     return {**render_flow(flow), "warnings": warnings}
-
-
-async def _stored_document(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Any:
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
-        flow = await service.find_flow(session, runtime, workspace_id, flow_id)
-    return mask_document(flow.document)
 
 
 @delete("/api/flows/{flow_id:str}", name="flows:delete", status_code=204)
 async def delete_flow(runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]) -> None:
     """Delete a flow with its versions and executions."""
     caller.require_writer("deleting a flow")
-    before = await _stored_document(runtime, caller.workspace_id, flow_id)
-    await service.delete_flow(runtime, caller.workspace_id, flow_id)
-    await audit.record(
-        runtime,
-        caller.workspace_id,
-        audit.by(caller),
-        "flow.deleted",
-        target=flow_id,
-        before=before,
-    )
+    await service.delete_flow(runtime, caller.workspace_id, flow_id, actor=audit.by(caller))
 
 
 @post("/api/flows/{flow_id:str}/resume", name="flows:resume", status_code=200)

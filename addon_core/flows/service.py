@@ -15,11 +15,12 @@ from typing import Any, Final
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core import audit
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from addon_core.flows.document import FlowDocument, validate_flow
 from addon_core.flows.engine import ANY_EVENT, signing_secret_context
-from addon_core.flows.masking import keep_masked_secrets
+from addon_core.flows.masking import keep_masked_secrets, mask_document
 from addon_core.flows.plan import template_limits
 from addon_core.flows.review import refuse_undeclared_settings
 from addon_core.intake.standard_webhooks import generate_secret
@@ -129,9 +130,18 @@ def _canonical(document: FlowDocument) -> dict[str, Any]:
 
 
 async def create_flow(
-    runtime: AddonRuntime, workspace_id: str, user_id: str | None, document: Any
+    runtime: AddonRuntime,
+    workspace_id: str,
+    user_id: str | None,
+    document: Any,
+    *,
+    actor: audit.Actor,
+    kind: str = "flow.created",
 ) -> Saved:
-    """Validate and store a new flow as version 1; make its signing secret if it signs."""
+    """Validate and store a new flow as version 1; make its signing secret if it signs.
+
+    The audit entry (`kind`) commits with the flow.
+    """
     _engine, sessions = runtime.db()
     async with sessions.begin() as session:
         checked = await check_document(session, runtime, workspace_id, document)
@@ -165,11 +175,19 @@ async def create_flow(
                 flow_id=flow_id, version=1, document=canonical, saved_by=user_id, saved_at=now
             )
         )
+        audit.add(session, runtime.addon_key, workspace_id, actor, kind, target=flow_id,
+                  after=mask_document(canonical))  # fmt: skip
     return Saved(flow, secret)
 
 
 async def update_flow(
-    runtime: AddonRuntime, workspace_id: str, user_id: str | None, flow_id: str, document: Any
+    runtime: AddonRuntime,
+    workspace_id: str,
+    user_id: str | None,
+    flow_id: str,
+    document: Any,
+    *,
+    actor: audit.Actor,
 ) -> Flow:
     """Store a changed document as the flow's next version; a paused flow resumes.
 
@@ -189,6 +207,9 @@ async def update_flow(
         checked = await check_document(session, runtime, workspace_id, fresh)
         now = datetime.now(UTC)
         canonical = _canonical(checked)
+        audit.add(session, runtime.addon_key, workspace_id, actor, "flow.version",
+                  target=f"{flow.id}@{flow.version + 1}", before=mask_document(flow.document),
+                  after=mask_document(canonical))  # fmt: skip
         flow.version += 1
         flow.document = canonical
         flow.name = checked.name
@@ -262,11 +283,15 @@ async def rotate_signing_secret(runtime: AddonRuntime, workspace_id: str, flow_i
     return secret
 
 
-async def delete_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> None:
+async def delete_flow(
+    runtime: AddonRuntime, workspace_id: str, flow_id: str, *, actor: audit.Actor
+) -> None:
     """Delete a flow with its versions, executions and their steps."""
     _engine, sessions = runtime.db()
     async with sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
+        audit.add(session, runtime.addon_key, workspace_id, actor, "flow.deleted",
+                  target=flow_id, before=mask_document(flow.document))  # fmt: skip
         # Explicit rather than relying on ON DELETE CASCADE, which a SQLite connection
         # without `PRAGMA foreign_keys` would skip.
         runs = select(Execution.id).where(Execution.flow_id == flow.id).scalar_subquery()
