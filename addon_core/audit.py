@@ -1,9 +1,10 @@
 """The audit trail: every change of a workspace's configuration, who made it and from where.
 
-Flows (created, each new version, resumed, deleted, secret rotated), custom endpoints
-(created, rotated, deleted), lifecycle calls and settings from Clockify, event and
-dead-job replays, and key rotation by the operator each add one `AuditEntry`: the actor
-(the user id and role of the verified token, or `clockify` / `operator`), the time, the
+Flows (created, each new version, paused by the add-on after failing too often,
+resumed, deleted, secret rotated), custom endpoints (created, rotated, deleted),
+lifecycle calls and settings from Clockify, event and dead-job replays, and key rotation
+by the operator each add one `AuditEntry`: the actor (the user id and role of the
+verified token, or `clockify` / `operator` / `addon`), the time, the
 kind, the object, the request id (from `correlation`), and the fields that changed,
 redacted. Entries written with the change share its transaction (`add`); route-level
 ones commit on their own (`record`). `GET /api/audit` shows them to OWNER and ADMIN;
@@ -43,6 +44,8 @@ class Actor:
 
 CLOCKIFY: Final = Actor("clockify")
 OPERATOR: Final = Actor("operator")
+#: the add-on itself (a flow paused after failing too often in a row)
+ADDON: Final = Actor("addon")
 
 
 def by(caller: Caller) -> Actor:

@@ -140,6 +140,7 @@ class AddonRuntime:
             batch_size=settings.intake_batch_size,
             dedupe_window=timedelta(seconds=settings.dedupe_window_seconds),
             job_attempts=settings.job_max_attempts,
+            events_per_day=settings.quota_events_per_day,
             on_stored=self.jobs.wake,
         )
         self.retention = RetentionScheduler(

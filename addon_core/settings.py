@@ -131,6 +131,8 @@ class AddonSettings(BaseSettings):
     quota_explorer_calls_per_minute: int = Field(default=300, ge=1)
     quota_dry_runs_per_minute: int = Field(default=120, ge=1)
     quota_outbound_per_minute: int = Field(default=1200, ge=1)
+    #: events stored a UTC day; past it events are still stored, marked, and run no flow
+    quota_events_per_day: int = Field(default=200_000, ge=1)
     # --- retention (days; 0 keeps forever) ---
     retention_events_days: int = Field(default=30, ge=0)
     retention_executions_days: int = Field(default=30, ge=0)

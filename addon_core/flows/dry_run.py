@@ -21,8 +21,8 @@ from addon_core.clockify.client import (
 from addon_core.errors import AddonError
 from addon_core.flows.actions import excerpt, kept_result
 from addon_core.flows.conditions import explain
+from addon_core.flows.dispatch import ANY_EVENT
 from addon_core.flows.document import ClockifyAction, FlowDocument, HttpAction
-from addon_core.flows.engine import ANY_EVENT
 from addon_core.flows.plan import (
     PlannedRequest,
     installation_settings,

@@ -31,6 +31,7 @@ from addon_core.flows.actions import (
     send_http,
 )
 from addon_core.flows.conditions import evaluate
+from addon_core.flows.dispatch import ANY_EVENT, DISPATCH_JOB
 from addon_core.flows.document import ClockifyAction, FlowDocument, HttpAction
 from addon_core.flows.execution_store import ExecutionStore, FlowRow, NewExecution, StepRecord
 from addon_core.flows.plan import (
@@ -50,9 +51,6 @@ from addon_core.tracing import span
 
 log = logging.getLogger(__name__)
 
-DISPATCH_JOB: Final = "flow.dispatch"
-#: A trigger event name that matches every event type of its source.
-ANY_EVENT: Final = "*"
 _DOCUMENT_CACHE_SIZE: Final = 512
 _IN_FLIGHT_AT_CRASH = (
     "{method} was in flight when the process sending it stopped; it may or may not have "

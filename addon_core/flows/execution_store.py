@@ -15,7 +15,9 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from addon_core import audit
 from addon_core.flows.actions import StepOutcome
+from addon_core.flows.dispatch import live_flow
 from addon_core.flows.plan import PlannedRequest
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
@@ -86,7 +88,7 @@ class ExecutionStore:
         on, even if the flow was disabled or paused since), oldest flow first. None when
         the event is gone, its workspace is not active, or no flow is left to run.
         """
-        live = and_(Flow.enabled.is_(True), Flow.paused_reason.is_(None))
+        live = live_flow()
         version = func.coalesce(Execution.flow_version, Flow.version)
         query = (
             select(
@@ -311,13 +313,31 @@ class ExecutionStore:
         limit = self.runtime.settings.flow_pause_after_failures
         streak = Flow.consecutive_failures + 1
         values: dict[str, Any] = {"consecutive_failures": streak}
-        if limit > 0:
-            reason = f"paused after {limit} failures in a row; last: {error or status}"
-            values["paused_reason"] = case(
-                (and_(Flow.paused_reason.is_(None), streak >= limit), clip(reason)),
-                else_=Flow.paused_reason,
+        if limit <= 0:
+            await session.execute(flow.values(**values))
+            return True
+        reason = clip(f"paused after {limit} failures in a row; last: {error or status}")
+        values["paused_reason"] = case(
+            (and_(Flow.paused_reason.is_(None), streak >= limit), reason),
+            else_=Flow.paused_reason,
+        )
+        after = await session.execute(
+            flow.values(**values).returning(
+                Flow.addon_key, Flow.workspace_id, Flow.consecutive_failures, Flow.paused_reason
             )
-        await session.execute(flow.values(**values))
+        )
+        row = after.one_or_none()
+        if row is not None and row.consecutive_failures == limit and row.paused_reason == reason:
+            # This failure paused it: the add-on changed the flow's configuration.
+            audit.add(
+                session,
+                row.addon_key,
+                row.workspace_id,
+                audit.ADDON,
+                "flow.paused",
+                target=flow_id,
+                after={"pausedReason": reason},
+            )
         return True
 
     async def keep_signing_secret(self, flow_id: str, encrypted: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
-from addon_core.flows.engine import DISPATCH_JOB
+from addon_core.flows.dispatch import DISPATCH_JOB, OVER_QUOTA_REASON, ordering_key
 from addon_core.flows.masking import mask_request
 from addon_core.flows.service import as_utc, find_flow
 from addon_core.redaction import redact, redact_text
@@ -180,16 +180,8 @@ def render_event(event: Event) -> dict[str, Any]:
         "endpointId": event.endpoint_id,
         "receivedAt": as_utc(event.received_at).isoformat(),
         "payload": redact(event_payload(event)),
+        "flowsSkipped": OVER_QUOTA_REASON if event.over_quota else None,
     }
-
-
-def ordering_key(event: Event) -> str:
-    """Return the job ordering key intake gives an event: its workspace and entity id."""
-    payload = event_payload(event)
-    entity = payload.get("id") if isinstance(payload, dict) else None
-    if isinstance(entity, bool) or not isinstance(entity, str | int | float):
-        entity = f"event-{event.id}"
-    return f"{event.workspace_id}:{entity}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +211,12 @@ async def replay_event(
         payload: dict[str, Any] = {"event_id": event.id, "run_key": run_key}
         if chosen is not None:
             payload["flow_ids"] = chosen
-        job = queue.new(DISPATCH_JOB, workspace_id, payload, ordering_key=ordering_key(event))
+        job = queue.new(
+            DISPATCH_JOB,
+            workspace_id,
+            payload,
+            ordering_key=ordering_key(event.workspace_id, event_payload(event), event.id),
+        )
         session.add(job)
         await session.flush()
         job_id = job.id

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core import audit
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from addon_core.flows.dispatch import ANY_EVENT
 from addon_core.flows.document import FlowDocument, validate_flow
-from addon_core.flows.engine import ANY_EVENT, signing_secret_context
+from addon_core.flows.engine import signing_secret_context
 from addon_core.flows.masking import keep_masked_secrets, mask_document
 from addon_core.flows.plan import template_limits
 from addon_core.flows.review import refuse_undeclared_settings

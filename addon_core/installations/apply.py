@@ -27,7 +27,10 @@ from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context, webhoo
 log = logging.getLogger(__name__)
 
 #: Tables that keep their rows when a workspace is purged.
-_KEPT_ON_PURGE = frozenset({"installations", "lifecycle_audit"})
+#: Kept when a workspace's data is purged: the installation's tombstone, the lifecycle
+#: record, and the day's event count (a reinstall must not reset the daily quota; it
+#: holds no data of the workspace and retention removes it after two days).
+_KEPT_ON_PURGE = frozenset({"installations", "lifecycle_audit", "event_day_counts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +251,7 @@ async def apply_deleted(
 
 
 async def purge_workspace(session: AsyncSession, addon_key: str, workspace_id: str) -> None:
-    """Delete every row of the workspace except the installation tombstone and the audit."""
+    """Delete every row of the workspace except those `_KEPT_ON_PURGE` names."""
     for table in reversed(Base.metadata.sorted_tables):
         if table.name in _KEPT_ON_PURGE or not {"addon_key", "workspace_id"} <= set(table.c.keys()):
             continue

@@ -14,20 +14,28 @@ IMMEDIATE, so a look-up then an insert see one state. On PostgreSQL it runs on a
 asyncpg connection from the engine's pool: the installation rows are locked
 `FOR SHARE` first (a concurrent DELETED waits for the commit) and the registrations
 read after the lock, and the dedupe upsert settles races between replicas.
+
+The same transaction counts the events each workspace stored that UTC day
+(`event_day_counts`, one upsert per workspace and batch) and marks those past the
+workspace's daily quota: they are stored and acknowledged like any other, and get no
+`flow.dispatch` job (`addon_core.flows.dispatch` owns that rule and the job's SQL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from addon_core.flows.dispatch import enqueue_sql
 from addon_core.storage.database import configure_sqlite_connection, is_sqlite
 
 #: workspace → (status, addon id, path → token digest)
@@ -35,6 +43,16 @@ Registry = dict[str, tuple[str, str, dict[str, bytes]]]
 #: decides, from the registry, which rows to store (columns in `EVENT_COLUMNS` order,
 #: `received_at` excepted: the store stamps the batch)
 Planner = Callable[[Registry], list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What a batch stored: the dedupe keys of its new events, and how many of those were
+    past their workspace's daily quota."""
+
+    keys: set[str]
+    over_quota: int = 0
+
 
 EVENT_COLUMNS = (
     "addon_key",
@@ -45,9 +63,10 @@ EVENT_COLUMNS = (
     "payload",
     "headers",
     "endpoint_id",
+    "over_quota",
     "received_at",
 )
-_WORKSPACE, _KEY = 1, 4  # positions in a planned row
+_WORKSPACE, _KEY = 1, 4  # positions in a planned row (which ends before `over_quota`)
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 
@@ -55,19 +74,45 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLit
 class EventStore(Protocol):
     async def write(
         self, addon_key: str, workspaces: Sequence[str], paths: Sequence[str], plan: Planner
-    ) -> set[str]:
-        """Run one batch transaction; return the dedupe keys of the events stored."""
+    ) -> StoredBatch:
+        """Run one batch transaction; return what it stored."""
 
     async def close(self) -> None: ...
 
 
-def open_event_store(
-    engine: AsyncEngine, *, dedupe_window: timedelta, job_attempts: int = 8
-) -> EventStore:
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    dedupe_window: timedelta
+    job_attempts: int = 8
+    #: events a workspace may store a UTC day and run flows on (`{P}QUOTA_EVENTS_PER_DAY`)
+    events_per_day: int = 200_000
+
+
+def open_event_store(engine: AsyncEngine, options: StoreOptions) -> EventStore:
     if is_sqlite(engine):
         path = make_url(str(engine.url)).database or ":memory:"
-        return SqliteEventStore(path, dedupe_window, job_attempts)
-    return PostgresEventStore(engine, dedupe_window, job_attempts)
+        return SqliteEventStore(path, options)
+    return PostgresEventStore(engine, options)
+
+
+def over_quota_marks(
+    rows: Sequence[Sequence[Any]], totals: Mapping[str, int], limit: int
+) -> list[bool]:
+    """Mark the rows past the daily quota: of a workspace's `n` new rows, whose day total
+    is now `totals[ws]`, the last `totals[ws] - limit` (at most `n`) are over."""
+    new = Counter(row[_WORKSPACE] for row in rows)
+    over = {ws: min(n, max(0, totals.get(ws, 0) - limit)) for ws, n in new.items()}
+    seen: Counter[str] = Counter()
+    marks = []
+    for row in rows:
+        workspace = row[_WORKSPACE]
+        seen[workspace] += 1
+        marks.append(seen[workspace] > new[workspace] - over[workspace])
+    return marks
+
+
+def utc_day(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def _placeholders(count: int) -> str:
@@ -77,25 +122,15 @@ def _placeholders(count: int) -> str:
 _SQLITE_INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_placeholders(len(EVENT_COLUMNS))})"
 )
-#: A `flow.dispatch` job per event stored, in the same transaction, for workspaces with a
-#: live flow: the event is then processed even if the process dies right after the commit.
-#: Jobs of one entity (the payload's `id`) run in order. The job carries the request id
-#: the event's request came with (addon_core.correlation keeps it in the stored headers).
-_FLOW_WORKSPACE = (
-    "EXISTS (SELECT 1 FROM flows AS f WHERE f.addon_key = e.addon_key "
-    "AND f.workspace_id = e.workspace_id AND f.enabled AND f.paused_reason IS NULL)"
+#: A `flow.dispatch` job per event dispatched, in the same transaction: the event is then
+#: processed even if the process dies right after the commit.
+_SQLITE_INSERT_JOBS = enqueue_sql("sqlite", source="events AS e", max_attempts="?", now="?") + (
+    " AND e.id > ?"
 )
-_JOB_COLUMNS = (
-    "INSERT INTO jobs (addon_key, workspace_id, kind, ordering_key, payload, status, "
-    "attempts, max_attempts, run_at, created_at, updated_at) "
-)
-_SQLITE_INSERT_JOBS = (
-    _JOB_COLUMNS + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', "
-    "e.workspace_id || ':' || COALESCE(json_extract(e.payload, '$.id'), 'event-' || e.id), "
-    "json_object('event_id', e.id, 'request_id', json_extract(e.headers, '$.\"x-request-id\"'), "
-    "'traceparent', json_extract(e.headers, '$.traceparent')), "
-    "'queued', 0, ?, ?, ?, ? "
-    f"FROM events AS e WHERE e.id > ? AND {_FLOW_WORKSPACE}"
+_SQLITE_COUNT_DAY = (
+    "INSERT INTO event_day_counts (addon_key, workspace_id, day, events) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (addon_key, workspace_id, day) DO UPDATE "
+    "SET events = events + excluded.events RETURNING events"
 )
 _SQLITE_REMEMBER_KEY = (
     "INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) VALUES (?, ?, ?, ?) "
@@ -107,16 +142,15 @@ _SQLITE_REMEMBER_KEY = (
 class SqliteEventStore:
     """Batches on one sqlite3 connection owned by one worker thread."""
 
-    def __init__(self, path: str, dedupe_window: timedelta, job_attempts: int) -> None:
+    def __init__(self, path: str, options: StoreOptions) -> None:
         self._path = path
-        self._window = dedupe_window
-        self._job_attempts = job_attempts
+        self._options = options
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-sqlite")
         self._conn: sqlite3.Connection | None = None
 
     async def write(
         self, addon_key: str, workspaces: Sequence[str], paths: Sequence[str], plan: Planner
-    ) -> set[str]:
+    ) -> StoredBatch:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, self._write, addon_key, workspaces, paths, plan
@@ -140,7 +174,7 @@ class SqliteEventStore:
 
     def _write(
         self, addon_key: str, workspaces: Sequence[str], paths: Sequence[str], plan: Planner
-    ) -> set[str]:
+    ) -> StoredBatch:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -161,47 +195,87 @@ class SqliteEventStore:
 
     def _store(
         self, conn: sqlite3.Connection, addon_key: str, rows: list[tuple[Any, ...]]
-    ) -> set[str]:
+    ) -> StoredBatch:
         if not rows:
-            return set()
+            return StoredBatch(set())
         # The write lock is held since BEGIN IMMEDIATE: a key not seen here cannot
         # appear before the insert, so prepared single-row statements run by
         # executemany do (cheaper than a multi-row INSERT ... RETURNING per batch).
         now = datetime.now(UTC)
         keys = [row[_KEY] for row in rows]
+        window_start = (now - self._options.dedupe_window).strftime(_SQLITE_TIME)
         seen = {
             key
             for (key,) in conn.execute(
                 "SELECT dedupe_key FROM event_dedupe WHERE addon_key = ? "
                 f"AND dedupe_key IN ({_placeholders(len(keys))}) AND seen_at >= ?",
-                (addon_key, *keys, (now - self._window).strftime(_SQLITE_TIME)),
+                (addon_key, *keys, window_start),
             )
         }
         fresh = [row for row in rows if row[_KEY] not in seen]
+        if not fresh:
+            return StoredBatch(set())
         stamp = now.strftime(_SQLITE_TIME)
         conn.executemany(
             _SQLITE_REMEMBER_KEY, [(addon_key, r[_KEY], r[_WORKSPACE], stamp) for r in fresh]
         )
+        day = utc_day(now)
+        totals = {
+            workspace: conn.execute(_SQLITE_COUNT_DAY, (addon_key, workspace, day, n)).fetchone()[0]
+            for workspace, n in sorted(Counter(r[_WORKSPACE] for r in fresh).items())
+        }
+        marks = over_quota_marks(fresh, totals, self._options.events_per_day)
         (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-        conn.executemany(_SQLITE_INSERT_EVENT, [(*row, stamp) for row in fresh])
-        conn.execute(_SQLITE_INSERT_JOBS, (self._job_attempts, stamp, stamp, stamp, last_id))
-        return {row[_KEY] for row in fresh}
+        conn.executemany(
+            _SQLITE_INSERT_EVENT,
+            [(*row, over, stamp) for row, over in zip(fresh, marks, strict=True)],
+        )
+        conn.execute(
+            _SQLITE_INSERT_JOBS, (self._options.job_attempts, stamp, stamp, stamp, last_id)
+        )
+        return StoredBatch({row[_KEY] for row in fresh}, sum(marks))
+
+
+#: Remember the new keys (a key inside the window is a redelivery: the upsert skips it and
+#: settles races between replicas) and add them to their workspace's count for the day,
+#: in one round trip: rows `("key", dedupe key, NULL)` and `("day", workspace, total)`.
+_PG_REMEMBER_AND_COUNT = (
+    "WITH fresh AS (INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) "
+    "SELECT $1, k, w, $4 FROM unnest($2::text[], $3::text[]) AS t(k, w) "
+    "ON CONFLICT (addon_key, dedupe_key) DO UPDATE "
+    "SET seen_at = EXCLUDED.seen_at, workspace_id = EXCLUDED.workspace_id "
+    "WHERE event_dedupe.seen_at < $5 RETURNING dedupe_key, workspace_id), "
+    "counted AS (INSERT INTO event_day_counts (addon_key, workspace_id, day, events) "
+    "SELECT $1, workspace_id, $6, count(*)::integer FROM fresh GROUP BY workspace_id "
+    "ORDER BY workspace_id "
+    "ON CONFLICT (addon_key, workspace_id, day) DO UPDATE "
+    "SET events = event_day_counts.events + EXCLUDED.events RETURNING workspace_id, events) "
+    "SELECT 'key', dedupe_key, NULL::integer FROM fresh "
+    "UNION ALL SELECT 'day', workspace_id, events FROM counted"
+)
+_PG_INSERT_EVENTS_AND_JOBS = (
+    f"WITH e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    "SELECT a, w, e, s, d, p, h, n, o, $10 FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::boolean[]) "
+    "AS t(a, w, e, s, d, p, h, n, o) "
+    "RETURNING id, addon_key, workspace_id, payload, headers, over_quota) "
+    + enqueue_sql("postgresql", source="e", max_attempts="$11", now="$10")
+)
 
 
 class PostgresEventStore:
     """Batches on asyncpg connections borrowed from the engine's pool."""
 
-    def __init__(self, engine: AsyncEngine, dedupe_window: timedelta, job_attempts: int) -> None:
+    def __init__(self, engine: AsyncEngine, options: StoreOptions) -> None:
         self._engine = engine
-        self._window = dedupe_window
-        self._job_attempts = job_attempts
+        self._options = options
 
     async def close(self) -> None:
         return None
 
     async def write(
         self, addon_key: str, workspaces: Sequence[str], paths: Sequence[str], plan: Planner
-    ) -> set[str]:
+    ) -> StoredBatch:
         async with self._engine.connect() as sa_conn:
             raw = await sa_conn.get_raw_connection()
             conn: Any = raw.driver_connection
@@ -231,47 +305,38 @@ class PostgresEventStore:
                 ]
                 return await self._store(conn, addon_key, plan(_registry(rows)))
 
-    async def _store(self, conn: Any, addon_key: str, rows: list[tuple[Any, ...]]) -> set[str]:
+    async def _store(self, conn: Any, addon_key: str, rows: list[tuple[Any, ...]]) -> StoredBatch:
         if not rows:
-            return set()
+            return StoredBatch(set())
         now = datetime.now(UTC)
-        fresh_keys = {
-            record[0]
-            for record in await conn.fetch(
-                "INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) "
-                "SELECT $1, k, w, $4 FROM unnest($2::text[], $3::text[]) AS t(k, w) "
-                "ON CONFLICT (addon_key, dedupe_key) DO UPDATE "
-                "SET seen_at = EXCLUDED.seen_at, workspace_id = EXCLUDED.workspace_id "
-                "WHERE event_dedupe.seen_at < $5 RETURNING dedupe_key",
-                addon_key,
-                [row[_KEY] for row in rows],
-                [row[_WORKSPACE] for row in rows],
-                now,
-                now - self._window,
-            )
-        }
+        fresh_keys: set[str] = set()
+        totals: dict[str, int] = {}
+        for what, value, events in await conn.fetch(
+            _PG_REMEMBER_AND_COUNT,
+            addon_key,
+            [row[_KEY] for row in rows],
+            [row[_WORKSPACE] for row in rows],
+            now,
+            now - self._options.dedupe_window,
+            utc_day(now),
+        ):
+            if what == "key":
+                fresh_keys.add(value)
+            else:
+                totals[value] = events
         fresh = [row for row in rows if row[_KEY] in fresh_keys]
-        if fresh:
-            columns = list(zip(*fresh, strict=True))
-            await conn.execute(
-                f"WITH e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                "SELECT a, w, e, s, d, p, h, n, $9 FROM unnest($1::text[], $2::text[], "
-                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) "
-                "AS t(a, w, e, s, d, p, h, n) "
-                "RETURNING id, addon_key, workspace_id, payload, headers) "
-                + _JOB_COLUMNS
-                + "SELECT e.addon_key, e.workspace_id, 'flow.dispatch', e.workspace_id || ':' || "
-                "COALESCE(e.payload::json ->> 'id', 'event-' || e.id), "
-                "json_build_object('event_id', e.id, "
-                "'request_id', e.headers::json ->> 'x-request-id', "
-                "'traceparent', e.headers::json ->> 'traceparent'), "
-                "'queued', 0, $10, $9, $9, $9 "
-                f"FROM e WHERE {_FLOW_WORKSPACE}",
-                *(list(c) for c in columns),
-                now,
-                self._job_attempts,
-            )
-        return fresh_keys
+        if not fresh:
+            return StoredBatch(set())
+        marks = over_quota_marks(fresh, totals, self._options.events_per_day)
+        columns = list(zip(*fresh, strict=True))
+        await conn.execute(
+            _PG_INSERT_EVENTS_AND_JOBS,
+            *(list(c) for c in columns),
+            marks,
+            now,
+            self._options.job_attempts,
+        )
+        return StoredBatch(fresh_keys, sum(marks))
 
 
 def _registry(rows: Sequence[Sequence[Any]]) -> Registry:

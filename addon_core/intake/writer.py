@@ -4,7 +4,9 @@ Concurrent deliveries queue here; one writer task takes whatever is queued and,
 in one transaction, checks each against the installation and the webhook token
 stored for its path, then inserts the accepted ones with their dedupe key
 (a redelivered identical body inserts nothing). Each delivery's future resolves
-only after the commit, so nothing is acknowledged that is not stored.
+only after the commit, so nothing is acknowledged that is not stored. Events past
+their workspace's daily quota are stored and acknowledged too, marked: a webhook is
+never refused for a quota.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from addon_core.clockify.tokens import ClaimMismatchError
 from addon_core.errors import AddonError, ConflictError
-from addon_core.intake.store import Registry, open_event_store
+from addon_core.intake.store import Registry, StoreOptions, open_event_store
 from addon_core.metrics import Metrics
 from addon_core.storage.database import DatabaseUnavailableError, translate_errors
 
@@ -71,10 +73,16 @@ class IntakeWriter:
         batch_size: int = 256,
         dedupe_window: timedelta = timedelta(minutes=10),
         job_attempts: int = 8,
+        events_per_day: int = 200_000,
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         self._store = open_event_store(
-            engine, dedupe_window=dedupe_window, job_attempts=job_attempts
+            engine,
+            StoreOptions(
+                dedupe_window=dedupe_window,
+                job_attempts=job_attempts,
+                events_per_day=events_per_day,
+            ),
         )
         self._on_stored = on_stored
         self._addon_key = addon_key
@@ -88,6 +96,7 @@ class IntakeWriter:
         self.write_failed = False
         self._depth = metrics.intake_queue.labels(addon_key)
         self._batch_sizes = metrics.intake_batch_size.labels(addon_key)
+        self._over_quota = metrics.quota_refusals.labels(addon_key, "events_per_day")
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"intake-writer:{self._addon_key}")
@@ -176,8 +185,12 @@ class IntakeWriter:
         workspaces = sorted({d.workspace_id for d in batch})
         paths = sorted({d.path for d in batch})
         async with translate_errors("storing webhook events"):
-            inserted = await self._store.write(self._addon_key, workspaces, paths, plan)
+            stored = await self._store.write(self._addon_key, workspaces, paths, plan)
         self._batch_sizes.observe(len(batch))
+        inserted = stored.keys
+        if stored.over_quota:
+            # Stored and acknowledged all the same; they run no flow (flows.dispatch).
+            self._over_quota.inc(stored.over_quota)
         if inserted and self._on_stored is not None:
             self._on_stored()  # their flow jobs may start now
         for index, delivery in enumerate(batch):

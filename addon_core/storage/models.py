@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,6 +143,20 @@ class Event(Base):
     #: the request headers minus credentials, as a JSON object
     headers: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: stored past the workspace's daily quota of events: it runs no flow
+    over_quota: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class EventDayCount(Base):
+    """How many events a workspace stored on one UTC day, for its daily quota."""
+
+    __tablename__ = "event_day_counts"
+
+    addon_key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the UTC day, `YYYY-MM-DD`
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer)
 
 
 class EventDedupe(Base):

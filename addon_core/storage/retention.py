@@ -32,6 +32,7 @@ from addon_core.storage.models import (
     ApiCall,
     AuditEntry,
     Event,
+    EventDayCount,
     EventDedupe,
     Execution,
     ExecutionStep,
@@ -68,6 +69,7 @@ COUNTED = (
     "dead_jobs",
     "done_jobs",
     "idempotency_keys",
+    "event_day_counts",
     "audit_log",
 )
 
@@ -193,6 +195,17 @@ async def run_retention(
             )
         )
     count("idempotency_keys", result.rowcount or 0)
+
+    # The daily event counts are read for today only; two days are kept for a late batch
+    # and for an operator looking at yesterday.
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            delete(EventDayCount).where(
+                EventDayCount.addon_key == addon_key,
+                EventDayCount.day < (at - timedelta(days=2)).strftime("%Y-%m-%d"),
+            )
+        )
+    count("event_day_counts", result.rowcount or 0)
 
     if policy.audit_days:
         cutoff = at - timedelta(days=policy.audit_days)

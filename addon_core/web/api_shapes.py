@@ -289,6 +289,8 @@ class Event(Shape):
     endpointId: str | None
     receivedAt: Instant
     payload: Any
+    #: why no flow ran on it (stored past the workspace's daily quota), else null
+    flowsSkipped: str | None
 
 
 class ReplayRequest(BaseModel):

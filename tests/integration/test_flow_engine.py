@@ -29,7 +29,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import and_, func, or_, select, update
 
-from addon_core.flows.engine import DISPATCH_JOB, signing_secret_context
+from addon_core.flows.dispatch import DISPATCH_JOB
+from addon_core.flows.engine import signing_secret_context
 from addon_core.intake.standard_webhooks import verify
 from addon_core.logs import configure_logging
 from addon_core.redaction import MASK
@@ -38,7 +39,15 @@ from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.gate import RecordedRequest
 from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.workspace import Workspace
-from addon_core.storage.models import Event, Execution, ExecutionStep, Flow, FlowVersion, Job
+from addon_core.storage.models import (
+    AuditEntry,
+    Event,
+    Execution,
+    ExecutionStep,
+    Flow,
+    FlowVersion,
+    Job,
+)
 from addon_core.tracing import use_tracer_provider
 
 ADDON_KEY = "universal-webhook"
@@ -549,6 +558,14 @@ async def test_a_flow_pauses_after_failures_in_a_row(running: HarnessFactory) ->
         assert flow.consecutive_failures == 2
         assert flow.paused_reason is not None
         assert flow.paused_reason.startswith("paused after 2 failures in a row; last: ")
+        # The pause is a change of configuration by the add-on itself: it is audited once.
+        _engine, sessions = harness.runtime.db()
+        async with sessions() as session:
+            audited = (
+                await session.scalars(select(AuditEntry).where(AuditEntry.kind.like("flow.%")))
+            ).all()
+        assert [(e.kind, e.actor, e.target) for e in audited] == [("flow.paused", "addon", flow_id)]
+        assert audited[0].changes["after"] == {"pausedReason": flow.paused_reason}
 
         await fire(4, fail=False)
         for event_id in await harness.event_ids():

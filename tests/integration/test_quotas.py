@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from tests.db import fetch_all
 from tests.fake_clockify import Clockify, Workspace
-from tests.integration.test_flows_api import Api, answer_clockify, tag_meetings
+from tests.integration.test_flows_api import EVENT, Api, answer_clockify, tag_meetings
 
 QUOTAS = {
     "quota_flows": 2,
@@ -23,6 +24,7 @@ QUOTAS = {
     "quota_endpoints": 1,
     "quota_explorer_calls_per_minute": 2,
     "quota_dry_runs_per_minute": 2,
+    "quota_events_per_day": 3,
 }
 
 
@@ -126,3 +128,35 @@ async def test_dry_runs_past_the_rate_get_429(small: Api) -> None:
     answers = [await small.call("POST", f"/api/flows/{created['id']}/test", body) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [200, 200, 429]
     assert answers[-1].json()["extra"]["quota"] == "dry_runs_per_minute"
+
+
+async def test_events_past_the_daily_quota_are_stored_marked_and_run_no_flow(small: Api) -> None:
+    await small.create(tag_meetings())
+    entries = [{"id": f"entry-{i}", "description": "meeting", "projectId": "p1"} for i in range(5)]
+
+    answers = [await small.clockify.send_webhook(small.workspace, EVENT, e) for e in entries]
+    redelivered = await small.clockify.send_webhook(small.workspace, EVENT, entries[0])
+
+    # Never refused: every delivery is acknowledged and stored; a redelivery is not counted.
+    assert [answer.status_code for answer in [*answers, redelivered]] == [200] * 6
+    events = (await small.call("GET", "/api/events")).json()["items"]
+    skipped = {event["payload"]["id"]: event["flowsSkipped"] for event in events}
+    assert list(skipped) == [f"entry-{i}" for i in reversed(range(5))]
+    assert [skipped[f"entry-{i}"] is None for i in range(5)] == [True] * 3 + [False] * 2
+    assert "quota events_per_day" in str(skipped["entry-4"])
+    # Only the events within the quota got a flow job.
+    jobs = await fetch_all(
+        small.database_url, "SELECT payload FROM jobs WHERE kind = 'flow.dispatch'"
+    )
+    payloads = [row["payload"] for row in jobs]
+    dispatched = {(p if isinstance(p, dict) else json.loads(p))["event_id"] for p in payloads}
+    assert dispatched == {event["id"] for event in events if event["flowsSkipped"] is None}
+    counted = await fetch_all(small.database_url, "SELECT events FROM event_day_counts")
+    assert counted == [{"events": 5}]
+    assert quota_refusals(small, "events_per_day") == 2
+    # Another workspace has its own count.
+    other = await small.new_workspace(small.workspace.signer)
+    elsewhere = await small.clockify.send_webhook(other, EVENT, entries[0])
+    assert elsewhere.status_code == 200
+    mine = (await small.call("GET", "/api/events", workspace=other)).json()["items"]
+    assert [event["flowsSkipped"] for event in mine] == [None]

@@ -22,6 +22,7 @@ from addon_core.storage.models import (
     ApiCall,
     Base,
     Event,
+    EventDayCount,
     EventDedupe,
     Execution,
     ExecutionStep,
@@ -244,6 +245,22 @@ async def test_dedupe_keys_are_kept_a_day_when_the_window_is_shorter(engine: Asy
 
     assert deleted["event_dedupe"] == 1
     assert await remaining(engine, "event_dedupe") == 1
+
+
+async def test_daily_event_counts_older_than_two_days_go(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        for days_ago in (0, 1, 2, 3):
+            day = (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%d")
+            await connection.execute(
+                insert(EventDayCount).values(addon_key=ADDON, workspace_id="w", day=day, events=1)
+            )
+
+    deleted = await run_retention(engine, ADDON, POLICY, now=NOW)
+
+    assert deleted["event_day_counts"] == 1
+    async with engine.connect() as connection:
+        days = (await connection.execute(select(EventDayCount.day))).scalars().all()
+    assert sorted(days) == ["2025-05-30", "2025-05-31", "2025-06-01"]
 
 
 async def test_zero_days_keeps_a_table_forever(engine: AsyncEngine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from addon_core.intake.store import over_quota_marks
 from addon_core.metrics import Metrics
 from addon_core.quotas import QuotaExceededError, Quotas, RateQuotaExceededError
 from addon_core.settings import load_settings
@@ -41,3 +42,22 @@ def test_a_count_quota_refuses_at_its_limit_only() -> None:
     assert refused.value.status_code == 409
     assert "quota flows allows 3" in refused.value.detail
     assert refusals(metrics, "flows") == 1
+
+
+def _rows(*workspaces: str) -> list[tuple[str, ...]]:
+    # Planned intake rows: the workspace is the second column.
+    return [("addon", workspace, "NEW_TIME_ENTRY") for workspace in workspaces]
+
+
+def test_the_last_events_past_the_daily_quota_are_marked_per_workspace() -> None:
+    rows = _rows("a", "b", "a", "a", "b")
+    # a stored 3 now and has 4 today (1 over a quota of 3); b stored 2 and has 2.
+    assert over_quota_marks(rows, {"a": 4, "b": 2}, 3) == [False, False, False, True, False]
+
+
+def test_a_workspace_already_past_the_quota_has_every_new_event_marked() -> None:
+    assert over_quota_marks(_rows("a", "a"), {"a": 10}, 3) == [True, True]
+
+
+def test_nothing_is_marked_within_the_quota() -> None:
+    assert over_quota_marks(_rows("a", "a"), {"a": 3}, 3) == [False, False]

@@ -70,7 +70,10 @@ function row(event, isNew = false) {
     dataset: { id: event.id, type: event.eventType },
     className: isNew ? "fresh" : "",
     onclick: () => { window.location.hash = `#events/${event.id}`; },
-  }, h("td", {}, when(event.receivedAt)), h("td", {}, event.eventType),
+  }, h("td", {}, when(event.receivedAt)),
+  h("td", {}, event.eventType,
+    event.flowsSkipped ? h("span", { className: "badge warn", title: event.flowsSkipped },
+      "over quota") : ""),
   h("td", {}, event.source + (event.endpointId ? ` · ${event.endpointId}` : "")));
 }
 
@@ -124,6 +127,9 @@ async function open(id) {
   $("#ev-detail-title", root).textContent = `${event.eventType} · ${when(event.receivedAt)}`;
   $("#ev-payload", root).textContent = pretty(event.payload);
   renderExecutions($("#ev-executions", root), executions.items);
+  if (event.flowsSkipped) {
+    $("#ev-executions", root).prepend(h("p", { className: "notice warn" }, event.flowsSkipped));
+  }
   $("#ev-detail", root).hidden = false;
 }
 
