@@ -94,6 +94,8 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
                     detail=detail,
                 )
             )
+        if runtime.intake is not None:
+            runtime.intake.recent.forget(call.workspace_id)  # its redeliveries ask the database
         if runtime.jobs is not None:
             runtime.jobs.wake()  # what the hooks enqueued (bootstrap, coverage) starts now
         log.info("lifecycle %s on workspace %s: %s", lifecycle_type, call.workspace_id, outcome)

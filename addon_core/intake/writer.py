@@ -7,6 +7,10 @@ stored for its path, then inserts the accepted ones with their dedupe key
 only after the commit, so nothing is acknowledged that is not stored. Events past
 their workspace's daily quota are stored and acknowledged too, marked: a webhook is
 never refused for a quota.
+
+A redelivery of an event this process committed within the dedupe window, with the
+same webhook token, is answered from memory (`RecentKeys`) without a transaction: the
+database would answer the same, and nothing is stored or run either way.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -61,6 +67,41 @@ class Delivery:
     future: asyncio.Future[Outcome] = field(init=False)
 
 
+class RecentKeys:
+    """The dedupe keys this process committed lately, to answer their redeliveries at once.
+
+    Bounded (least recently stored first out) and timed on the monotonic clock from
+    before the commit, so an entry expires no later than the database's key does. A key
+    only answers for the token it was stored with: a reinstall issues new tokens, and its
+    deliveries go to the database. A lifecycle call forgets its workspace's keys.
+    """
+
+    def __init__(self, window_seconds: float, size: int = 16_384) -> None:
+        self._window = window_seconds
+        self._size = size
+        self._keys: OrderedDict[str, tuple[float, bytes, str]] = OrderedDict()
+
+    def seen(self, delivery: Delivery) -> bool:
+        entry = self._keys.get(delivery.dedupe_key)
+        if entry is None:
+            return False
+        at, digest, _workspace = entry
+        if time.monotonic() - at >= self._window:
+            del self._keys[delivery.dedupe_key]
+            return False
+        return hmac.compare_digest(digest, delivery.token_digest)
+
+    def remember(self, delivery: Delivery, at: float) -> None:
+        self._keys[delivery.dedupe_key] = (at, delivery.token_digest, delivery.workspace_id)
+        self._keys.move_to_end(delivery.dedupe_key)
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+    def forget(self, workspace_id: str) -> None:
+        for key in [k for k, (_, _, w) in self._keys.items() if w == workspace_id]:
+            del self._keys[key]
+
+
 class IntakeWriter:
     """Commit deliveries in batches; one writer task per process."""
 
@@ -88,6 +129,7 @@ class IntakeWriter:
         self._addon_key = addon_key
         self._metrics = metrics
         self._batch_size = batch_size
+        self.recent = RecentKeys(dedupe_window.total_seconds())
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: list[Delivery] = []
@@ -133,6 +175,8 @@ class IntakeWriter:
         """Queue a delivery and wait until it is committed (or refused)."""
         if not self.running:
             raise DatabaseUnavailableError("the intake writer is not running; retry later")
+        if self.recent.seen(delivery):
+            return Outcome.DUPLICATE
         delivery.future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(delivery)
         self._depth.inc()
@@ -184,6 +228,7 @@ class IntakeWriter:
 
         workspaces = sorted({d.workspace_id for d in batch})
         paths = sorted({d.path for d in batch})
+        started = time.monotonic()
         async with translate_errors("storing webhook events"):
             stored = await self._store.write(self._addon_key, workspaces, paths, plan)
         self._batch_sizes.observe(len(batch))
@@ -199,6 +244,7 @@ class IntakeWriter:
             if index in problems:
                 delivery.future.set_exception(problems[index])
             elif firsts[delivery.dedupe_key] == index and delivery.dedupe_key in inserted:
+                self.recent.remember(delivery, started)
                 delivery.future.set_result(Outcome.ACCEPTED)
             else:
                 delivery.future.set_result(Outcome.DUPLICATE)

@@ -617,6 +617,30 @@ async def test_identical_redelivery_is_answered_duplicate_and_stored_once(
     assert await count(database_url, "events") == 1
 
 
+async def test_a_redelivery_after_uninstall_is_refused_and_after_reinstall_is_stored(
+    clockify: Clockify, workspace: Workspace, database_url: str
+) -> None:
+    # The process remembers the keys it stored lately: a lifecycle call must make it ask
+    # the database again, and a reinstall's new tokens never match the remembered ones.
+    await clockify.install(workspace)
+    payload = _time_entry(workspace)
+    assert (await clockify.send_webhook(workspace, EVENT, payload)).json()["status"] == "accepted"
+
+    deleted = {
+        "addonId": workspace.addon_id,
+        "workspaceId": workspace.workspace_id,
+        "asUser": workspace.owner_id,
+    }
+    assert (await clockify.lifecycle(workspace, "DELETED", deleted)).status_code == 200
+    refused = await clockify.send_webhook(workspace, EVENT, payload)
+    await clockify.install(workspace, iat=time.time() + 5)  # issued after the DELETED
+    again = await clockify.send_webhook(workspace, EVENT, payload)
+
+    assert refused.status_code == 409, refused.text
+    assert again.json() == {"status": "accepted"}
+    assert await count(database_url, "events") == 1  # the first went with the uninstall
+
+
 async def test_same_body_after_the_dedupe_window_is_a_new_event(
     make_client: Callable[..., Any], workspace: Workspace, database_url: str
 ) -> None:
