@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from addon_core.storage.database import (
+    alembic_config,
     create_engine,
     current_revision,
     downgrade_to,
@@ -54,6 +58,25 @@ def schema_differences(connection: Connection) -> list[Any]:
 
 def test_migration_history_has_a_head() -> None:
     assert head_revision() is not None
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == script.get_current_head()
+    assert head_revision() in {revision.revision for revision in script.walk_revisions()}
+
+
+def test_a_serving_process_does_not_import_alembic() -> None:
+    # The check runs in a fresh interpreter: this one has imported Alembic for the tests.
+    code = (
+        "import sys; import universal_webhook.app; "
+        "from addon_core.storage.database import head_revision; head_revision(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
 
 
 async def test_fresh_database_is_at_no_revision(engine: AsyncEngine) -> None:
