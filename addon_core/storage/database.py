@@ -198,7 +198,10 @@ def _alembic_head() -> str | None:
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Apply every pending migration."""
+    """Apply every pending migration (none, without loading Alembic, when at the head)."""
+    # `serve` migrates at every start: a database already at the head costs one read.
+    if await current_revision(engine) == head_revision():
+        return
     async with engine.begin() as conn:
         if not is_sqlite(engine):
             # Replicas starting together migrate one at a time (SQLite: BEGIN IMMEDIATE).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -66,17 +67,28 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
     assert head_revision() in {revision.revision for revision in script.walk_revisions()}
 
 
-def test_a_serving_process_does_not_import_alembic() -> None:
-    # The check runs in a fresh interpreter: this one has imported Alembic for the tests.
+async def test_serving_on_a_migrated_database_does_not_import_alembic(
+    engine: AsyncEngine, empty_database_url: str
+) -> None:
+    await upgrade_to_head(engine)
+    # `serve` migrates at each start: at the head that is one read. The check runs in a
+    # fresh interpreter, since this one has imported Alembic for the tests.
     code = (
-        "import sys; import universal_webhook.app; "
-        "from addon_core.storage.database import head_revision; head_revision(); "
+        "import asyncio, sys; import universal_webhook.app; "
+        "from addon_core.storage.database import create_engine, upgrade_to_head; "
+        "engine = create_engine(sys.argv[1]); asyncio.run(upgrade_to_head(engine)); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code, empty_database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert result.stdout.strip() == "[]"
+    assert await current_revision(engine) == head_revision()
 
 
 async def test_fresh_database_is_at_no_revision(engine: AsyncEngine) -> None:
