@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import copy
-import json
 import os
 import signal
 import statistics
@@ -36,6 +35,7 @@ from typing import Any
 
 import httpx
 from bootstrap import fresh_database
+from figures import Figures, add_json_option, write_json
 from soak import SCRIPT, free_port, rss_mib
 
 from addon_core.sandbox import Sandbox, Sizes, Workspace
@@ -237,8 +237,8 @@ async def sample(
         print("  ".join(line), flush=True)
 
 
-async def run(args: argparse.Namespace, folder: Path) -> dict[str, float]:
-    figures: dict[str, float] = {}
+async def run(args: argparse.Namespace, folder: Path) -> Figures:
+    figures: Figures = {}
     databases = {app: await fresh_database(args.database_url, folder) for app in APPS}
     sizes = Sizes(time_entries=200, webhooks=0)
     async with Sandbox.running(seed=7, sizes=sizes) as sandbox:
@@ -306,15 +306,14 @@ def main() -> None:
     parser.add_argument("--explorer-rate", type=float, default=2.0, help="explorer calls/s per app")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between RSS samples")
     parser.add_argument("--database-url", help="a PostgreSQL server (default: SQLite files)")
-    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
+    add_json_option(parser)
     args = parser.parse_args()
     if args.starts < 1:
         parser.error("--starts must be at least 1")
     args.interval = min(args.interval, max(args.minutes * 60 / 2, 1.0))
     with tempfile.TemporaryDirectory() as name:
         figures = asyncio.run(run(args, Path(name)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    write_json(args.json, figures)
     sys.exit(0)
 
 
