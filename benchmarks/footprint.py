@@ -39,7 +39,6 @@ from figures import Figures, add_json_option, write_json
 from soak import SCRIPT, free_port, rss_mib
 
 from addon_core.sandbox import Sandbox, Sizes, Workspace
-from addon_core.settings import reference_dir
 from addon_core.storage.encryption import generate_key
 
 APPS = ("universal-webhook", "api-studio")
@@ -61,19 +60,13 @@ GOAL_READY_S = 1.0
 GOAL_RSS_MB = 120.0
 
 
-def openapi_path() -> Path:
-    """Clockify's OpenAPI document: $CLOCKIFY_REFERENCE_DIR, else ../shared/clockify."""
-    folder = reference_dir() or Path(__file__).resolve().parents[2] / "shared" / "clockify"
-    path = folder / "openapi.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: set CLOCKIFY_REFERENCE_DIR")
-    return path
-
-
 def environment(
     app: str, database_url: str, sandbox: Sandbox, folder: Path, port: int
 ) -> dict[str, str]:
-    """The settings `serve APP` reads, for one app on its own port and data folder."""
+    """The settings `serve APP` reads, for one app on its own port and data folder.
+
+    The operation catalogue is the one shipped in the package, as in production.
+    """
     prefix = app.upper().replace("-", "_") + "_"
     folder.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -82,7 +75,6 @@ def environment(
         "CLOCKIFY_PUBLIC_KEY_FILE": str(sandbox.write_public_key(folder / "sandbox.pem")),
         "CLOCKIFY_API_ALLOWED_HOSTS": f"127.0.0.1:{sandbox.port}",
         "ALLOW_INSECURE_HTTP": "true",
-        "CLOCKIFY_OPENAPI_FILE": str(openapi_path()),
         "ENCRYPTION_KEYS": generate_key(),
         "DATA_DIR": str(folder / "data"),
         "BOOTSTRAP_ENABLED": "false",
