@@ -90,10 +90,20 @@ def configure_sqlite_connection(connection: Any) -> None:
     cursor.close()
 
 
+#: The page cache of each pooled SQLite connection, in KiB. SQLite's default (2 MiB) times
+#: the pool's up to 15 connections let a serving process grow by 30 MiB as the database
+#: grows; the pages stay in the operating system's cache either way. The intake's own
+#: connection keeps the default: its inserts touch index pages all over.
+POOLED_SQLITE_CACHE_KIB = 512
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Autocommit at the driver level, so that `_begin` owns BEGIN.
     dbapi_connection.isolation_level = None
     configure_sqlite_connection(dbapi_connection)
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size=-{POOLED_SQLITE_CACHE_KIB}")
+    cursor.close()
 
 
 def _begin(connection: Connection) -> None:

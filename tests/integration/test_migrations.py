@@ -1,4 +1,7 @@
-"""The one Alembic history: upgrade, downgrade and upgrade again on SQLite and PostgreSQL."""
+"""The one Alembic history: upgrade, downgrade and upgrade again on SQLite and PostgreSQL.
+
+Also what every connection is opened with (SQLite pragmas).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,19 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from addon_core.storage.database import (
+    POOLED_SQLITE_CACHE_KIB,
     alembic_config,
     create_engine,
     current_revision,
@@ -141,3 +146,15 @@ async def test_schema_comparison_sees_tables_an_unmigrated_database_lacks(
 
     added = {diff[1].name for diff in differences if diff[0] == "add_table"}
     assert added == set(Base.metadata.tables)
+
+
+async def test_pooled_sqlite_connections_keep_a_small_page_cache(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}")
+    try:
+        async with engine.connect() as conn:
+            cache = (await conn.execute(text("PRAGMA cache_size"))).scalar_one()
+            synchronous = (await conn.execute(text("PRAGMA synchronous"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert cache == -POOLED_SQLITE_CACHE_KIB
+    assert synchronous == 2  # FULL: the durable commits are kept
