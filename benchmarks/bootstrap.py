@@ -24,6 +24,7 @@ from pathlib import Path
 from statistics import median
 
 import httpx
+from figures import Figures, add_json_option, write_json
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -184,7 +185,7 @@ async def bootstrap_once(sandbox: Sandbox, database_url: str, work: Path) -> Rou
     )
 
 
-async def run(scale: int, rounds: int, server_url: str | None, work: Path) -> None:
+async def run(scale: int, rounds: int, server_url: str | None, work: Path) -> Figures:
     async with Sandbox.running(
         seed=scale, sizes=sizes(scale), rate_limit=LIMIT, reference_dir=REFERENCE
     ) as sandbox:
@@ -202,6 +203,14 @@ async def run(scale: int, rounds: int, server_url: str | None, work: Path) -> No
         f"  rounds (s): {'; '.join(str(result) for result in results)}",
         flush=True,
     )
+    return {
+        f"scale{scale}.seconds": elapsed,
+        f"scale{scale}.floor_s": floor,
+        f"scale{scale}.ratio": elapsed / floor,
+        f"scale{scale}.pages": pages,
+        f"scale{scale}.sent": sent,
+        f"scale{scale}.throttled": throttled,
+    }
 
 
 def main() -> None:
@@ -209,12 +218,15 @@ def main() -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="", help="a PostgreSQL server to test on")
+    add_json_option(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-bootstrap-"))
     server_url = args.database_url or None
     print(f"database: {make_url(server_url).get_backend_name() if server_url else 'sqlite'}")
+    figures: Figures = {}
     for scale in args.scale:
-        asyncio.run(run(scale, args.rounds, server_url, work))
+        figures |= asyncio.run(run(scale, args.rounds, server_url, work))
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":

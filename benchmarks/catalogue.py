@@ -21,6 +21,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from figures import Figures, add_json_option, slug, write_json
+
 from addon_core.clockify.catalogue import Catalogue, load_catalogue
 from addon_core.clockify.shipped_data import CATALOGUE_FILE, SHIPPED_DIR
 from addon_core.settings import reference_dir
@@ -104,8 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("document", nargs="?", help="path to Clockify's openapi.json")
     parser.add_argument("--calls", type=int, default=10_000, help="calls per timing round")
+    add_json_option(parser)
     args = parser.parse_args()
     path = document_path(args.document)
+    figures: Figures = {}
 
     shipped = SHIPPED_DIR / CATALOGUE_FILE
     for label, source in (("document", path), ("shipped", shipped)):
@@ -114,6 +118,8 @@ def main() -> None:
             f"{label}: {source} ({source.stat().st_size / 1e6:.2f} MB): load median "
             f"{median(loads) * 1e3:.1f} ms, max {max(loads) * 1e3:.1f} ms (5 runs)"
         )
+        figures[f"{label}.load_ms"] = median(loads) * 1e3
+        figures[f"{label}.mb"] = source.stat().st_size / 1e6
 
     catalogue: Catalogue = load_catalogue(path)
     print(f"operations: {len(catalogue)}, component schemas: {len(catalogue.definitions)}")
@@ -130,6 +136,9 @@ def main() -> None:
         steady = per_call_microseconds(validate, args.calls)
         issues = catalogue.validate(operation_id, bound, body, workspace_id=WORKSPACE)
         print(f"{label:44} {first * 1e3:11.2f} ms {steady:7.1f} µs  {len(issues)}")
+        figures[f"{slug(label)}.first_ms"] = first * 1e3
+        figures[f"{slug(label)}.per_call_us"] = steady
+    write_json(args.json, figures)
     print(f"\n(pid {os.getpid()}, Python {sys.version.split()[0]})")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from figures import Figures, add_json_option, slug, write_json
 
 from addon_core.web.body import check_json_depth
 
@@ -61,7 +62,9 @@ def per_call(function: Callable[[], Any], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
+    add_json_option(parser)
     args = parser.parse_args()
+    figures: Figures = {}
     bodies = {
         "webhook body": WEBHOOK,
         "1 MiB, many objects": many_objects(1 << 20),
@@ -75,6 +78,9 @@ def main() -> None:
         check = per_call(lambda body=body: check_json_depth(body, 64), repeat)
         decode = per_call(lambda body=body: msgspec.json.decode(body), repeat)
         print(f"{name:<22} {len(body):>9} {check:>15.2f} {decode:>11.2f} {check / decode:>13.2f}")
+        figures.update({f"{slug(name)}.bytes": len(body), f"{slug(name)}.check_us": check,
+                        f"{slug(name)}.decode_us": decode})  # fmt: skip
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":

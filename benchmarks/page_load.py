@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harness
 
+from figures import Figures, add_json_option, slug, write_json
 from playwright.sync_api import sync_playwright
 
 from tests.browser.harness import CHROMIUM_FLAGS, Served, chromium_path, serve
@@ -42,7 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--app", default="api-studio", choices=["api-studio", "universal-webhook"])
     parser.add_argument("--loads", type=int, default=15)
+    add_json_option(parser)
     args = parser.parse_args()
+    results: Figures = {}
     executable = chromium_path()
     if executable is None:
         raise SystemExit("Chromium is not installed (apt-get install chromium)")
@@ -59,7 +62,12 @@ def main() -> None:
                     f"  {section:<10} p50 {statistics.median(figures):6.0f}  "
                     f"p95 {p95:6.0f}  min {figures[0]:6.0f}  max {figures[-1]:6.0f}"
                 )
+                name = slug(section)
+                results[f"{name}.p50_ms"] = statistics.median(figures)
+                results[f"{name}.p95_ms"] = p95
+                results[f"{name}.min_ms"] = figures[0]
             browser.close()
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

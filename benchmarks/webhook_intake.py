@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from figures import Figures, add_json_option, write_json
 
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.storage.encryption import generate_key
@@ -156,7 +157,9 @@ async def count_events(database_url: str) -> int:
 
 
 def install(port: int, signer: TokenSigner) -> str:
-    webhook_token = signer.token(WORKSPACE, ADDON_ID)
+    # Like Clockify's, the webhook token names its event: a lifecycle call signed with a
+    # webhook token is refused, so the two must differ.
+    webhook_token = signer.token(WORKSPACE, ADDON_ID, eventType="NEW_TIME_ENTRY")
     body = {
         "addonId": ADDON_ID,
         "authToken": signer.token(
@@ -186,7 +189,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="")
+    add_json_option(parser)
     args = parser.parse_args()
+    figures: Figures = {"connections": args.connections}
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
@@ -241,11 +246,16 @@ def main() -> None:
             print(f"{mode:<10} median req/s: bare {medians['bare litestar']:.0f}, "
                   f"universal-webhook {medians['universal-webhook']:.0f}, ratio {ratio:.2f}, "
                   f"universal-webhook p99 {p99:.2f} ms")  # fmt: skip
+            figures.update({f"{mode}.bare_rps": medians["bare litestar"], f"{mode}.ratio": ratio,
+                            f"{mode}.app_rps": medians["universal-webhook"],
+                            f"{mode}.p99_ms": p99})  # fmt: skip
             if mode == "distinct":
                 stored = asyncio.run(count_events(database_url)) - before
                 acked = sum(r["requests"] - r["errors"] for r in runs["universal-webhook"])
                 verdict = "ok" if stored >= acked else "LOST EVENTS"
                 print(f"distinct   acknowledged {acked}, stored {stored}: {verdict}")
+                figures["distinct.lost"] = max(0, acked - stored)
+        write_json(args.json, figures)
     finally:
         stop(app)
         stop(bare)

@@ -1,0 +1,181 @@
+"""The markdown tables of `docs/performance.md`, rendered from `run_all.py`'s results.
+
+Each figure stands beside its reference (the bare framework measured in the same run, or
+the physical limit: the sandbox's 50 requests per second per workspace) and the goal of
+issue 14 (or of the issue that set it), with whether this run met it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = list[str]
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "-": ""}
+
+
+def table(header: list[str], rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def number(value: Any, digits: int = 1, unit: str = "") -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    text = f"{value:,.{digits}f}".replace(",", " ")
+    return f"{text}{unit}"
+
+
+def verdict(value: Any, goal: float, *, at_most: bool) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    met = value <= goal if at_most else value >= goal
+    return "met" if met else "not met"
+
+
+def webhook_intake(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    goals = {"identical": 0.8, "distinct": 0.5}
+    for database, figures in runs.items():
+        for mode, label in (
+            ("identical", "identical (dedupe)"),
+            ("distinct", "distinct (persist)"),
+        ):
+            ratio, p99 = figures.get(f"{mode}.ratio"), figures.get(f"{mode}.p99_ms")
+            rows.append([
+                DATABASES[database], label, number(figures.get(f"{mode}.bare_rps"), 0),
+                number(figures.get(f"{mode}.app_rps"), 0), number(ratio, 2),
+                f"≥ {goals[mode]} ({verdict(ratio, goals[mode], at_most=False)})",
+                number(p99, 1, " ms"), f"≤ 15 ms ({verdict(p99, 15, at_most=True)})",
+            ])  # fmt: skip
+    header = ["database", "mode", "bare Litestar req/s", "Universal Webhook req/s", "ratio",
+              "goal", "p99", "goal"]  # fmt: skip
+    return table(header, rows)
+
+
+def flow_latency(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for figures in runs.values():
+        for database in ("sqlite", "postgresql"):
+            p50, p99 = figures.get(f"{database}.p50_ms"), figures.get(f"{database}.p99_ms")
+            if p50 is None:
+                continue
+            met = "met" if verdict(p50, 15, at_most=True) == verdict(p99, 30, at_most=True) == (
+                "met") else "not met"  # fmt: skip
+            sustained = figures.get(f"{database}.sustained_flows_s")
+            rows.append([
+                DATABASES[database], number(p50, 1, " ms"),
+                number(figures.get(f"{database}.p90_ms"), 1, " ms"), number(p99, 1, " ms"),
+                f"p50 ≤ 15 ms, p99 ≤ 30 ms ({met})", number(sustained, 1, " flows/s"),
+                f"25 flows/s ({number(sustained / 25 * 100 if sustained else None, 0)} %)",
+            ])  # fmt: skip
+    header = ["database", "p50", "p90", "p99", "goal", "sustained", "limit (50 req/s, 2 calls)"]
+    return table(header, rows)
+
+
+def footprint(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for database, figures in runs.items():
+        minutes = figures.get("minutes")
+        for app in ("universal-webhook", "api-studio"):
+            ready, rss = figures.get(f"{app}.ready_s"), figures.get(f"{app}.rss_mb")
+            rows.append([
+                DATABASES[database], app, number(ready, 2, " s"),
+                f"≤ 1.0 s ({verdict(ready, 1.0, at_most=True)})",
+                f"{number(rss, 0, ' MB')} after {number(minutes, 1)} min",
+                number(figures.get(f"{app}.rss_peak_mb"), 0, " MB"),
+                f"≤ 120 MB ({verdict(rss, 120, at_most=True)})",
+            ])  # fmt: skip
+    header = ["database", "app", "/readyz green after start", "goal", "RSS", "peak", "goal"]
+    return table(header, rows)
+
+
+def bootstrap(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for database, figures in runs.items():
+        scales = sorted({key.split(".")[0] for key in figures if key.startswith("scale")})
+        for scale in scales:
+            ratio = figures.get(f"{scale}.ratio")
+            rows.append([
+                DATABASES[database], scale.removeprefix("scale"),
+                f"{figures.get(f'{scale}.pages')} ({figures.get(f'{scale}.sent')})",
+                number(figures.get(f"{scale}.seconds"), 2, " s"),
+                number(figures.get(f"{scale}.floor_s"), 2, " s"), number(ratio, 2, "x"),
+                f"≤ 1.1x ({verdict(ratio, 1.1, at_most=True)})",
+            ])  # fmt: skip
+    header = ["database", "seeded scale", "pages needed (sent)", "median", "floor (50 req/s)",
+              "ratio", "goal"]  # fmt: skip
+    return table(header, rows)
+
+
+def page_load(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for figures in runs.values():
+        for page, label in (("overview", "Overview"), ("flows_new", "Flow editor (new flow)")):
+            p50 = figures.get(f"{page}.p50_ms")
+            rows.append([
+                label, number(p50, 0, " ms"), number(figures.get(f"{page}.p95_ms"), 0, " ms"),
+                number(figures.get(f"{page}.min_ms"), 0, " ms"),
+                f"< 300 ms ({verdict(p50, 300, at_most=True)})",
+            ])  # fmt: skip
+    return table(["page", "p50", "p95", "min", "goal (issue 11)"], rows)
+
+
+def json_depth(runs: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for figures in runs.values():
+        bodies = sorted({key.rsplit(".", 1)[0] for key in figures})
+        for body in bodies:
+            rows.append([
+                body.replace("_", " "), number(figures.get(f"{body}.bytes"), 0),
+                number(figures.get(f"{body}.check_us"), 1, " µs"),
+                number(figures.get(f"{body}.decode_us"), 1, " µs"),
+            ])  # fmt: skip
+    return table(["body", "bytes", "depth check", "msgspec decode (reference)"], rows)
+
+
+def figures_list(runs: dict[str, dict[str, Any]]) -> str:
+    """Every figure by name, for benchmarks without a table of their own."""
+    rows = [
+        [DATABASES[database], name, number(value, 2) if isinstance(value, float) else str(value)]
+        for database, figures in runs.items()
+        for name, value in sorted(figures.items())
+    ]
+    if set(runs) == {"-"}:
+        return table(["figure", "value"], [row[1:] for row in rows])
+    return table(["database", "figure", "value"], rows)
+
+
+SECTIONS: list[tuple[str, str, Callable[[dict[str, dict[str, Any]]], str]]] = [
+    ("webhook_intake", "Webhook intake", webhook_intake),
+    ("pacing", "Clockify pacing (goal: ≥ 1 000 paced calls/s per process; 20 saturated "
+     "workspaces ≥ 97 % of 50 req/s each)", figures_list),
+    ("flow_latency", "Flows: webhook 2xx to the first Clockify request", flow_latency),
+    ("footprint", "Footprint", footprint),
+    ("bootstrap", "Bootstrap", bootstrap),
+    ("catalogue", "Operation catalogue", figures_list),
+    ("json_depth", "The cost of the input bounds", json_depth),
+    ("page_load", "Pages: time to interactive", page_load),
+]  # fmt: skip
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown for every benchmark that ran, with the skipped and failed ones named."""
+    quick = " (--quick: short runs, indicative figures only)" if results.get("quick") else ""
+    load = results.get("machine", {}).get("load_average_at_start")
+    parts = [f"Run of {results.get('started')}{quick}; load average at the start {load}.\n"]
+    for name, title, render_section in SECTIONS:
+        runs = results["runs"].get(name)
+        if not runs:
+            continue
+        parts.append(f"### {title} — `benchmarks/{name}.py`\n")
+        done = {db: entry["figures"] for db, entry in runs.items() if entry["status"] == "ok"}
+        if done:
+            parts.append(render_section(done) + "\n")
+        for database, entry in runs.items():
+            if entry["status"] != "ok":
+                where = f" on {DATABASES[database]}" if DATABASES[database] else ""
+                reason = entry.get("reason") or f"exit {entry.get('exit')}, see {entry.get('log')}"
+                parts.append(f"{entry['status']}{where}: {reason}\n")
+    return "\n".join(parts)
