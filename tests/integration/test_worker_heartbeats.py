@@ -172,8 +172,9 @@ async def test_a_restart_on_the_same_machine_takes_over_its_dead_predecessors_jo
 async def test_a_live_workers_long_job_is_never_taken_by_another_worker(
     make_queue: Build, sessions: Any
 ) -> None:
-    # Short lease and timeout: the job outlives both many times over while it runs.
-    options = {"lease_seconds": 1.0, "heartbeat_seconds": 0.1, "worker_timeout_seconds": 0.5}
+    # A short lease the job outlives three times over while it runs; the worker timeout is
+    # twenty beats, so a loaded machine's stall does not pass for a dead holder.
+    options = {"lease_seconds": 1.0, "heartbeat_seconds": 0.1, "worker_timeout_seconds": 2.0}
     holder = make_queue("holder", **options)
     other = make_queue("other", **options)
     runs: list[str] = []
@@ -192,7 +193,7 @@ async def test_a_live_workers_long_job_is_never_taken_by_another_worker(
     await holder.start()
     await eventually(lambda: _truthy(runs), "the holder to start the job")
     await other.start()
-    await asyncio.sleep(2.5)  # five worker timeouts, two and a half leases
+    await asyncio.sleep(3.0)  # three leases
     running = await load(sessions, job.id)
     assert (running.status, running.worker, running.attempts) == (RUNNING, "holder", 1)
     release.set()
