@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.params import FromPath
@@ -295,7 +294,7 @@ def _parse(
         token_digest=b"",
         dedupe_key=key,
         payload=body.decode(),  # valid UTF-8: it parsed as JSON
-        headers=msgspec.json.encode(safe_headers(headers)).decode(),
+        headers=safe_headers(headers),
         source="custom",
         endpoint_id=receiver.endpoint_id,
     )

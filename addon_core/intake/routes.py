@@ -14,7 +14,6 @@ import hashlib
 import logging
 from typing import Any
 
-import msgspec
 from litestar import Request, post
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
@@ -141,5 +140,5 @@ async def _verify_and_parse(
         token_digest=hashlib.sha256(token.encode()).digest(),
         dedupe_key=dedupe_key(workspace_id, event_type, body),
         payload=body.decode(),  # valid UTF-8: it parsed as JSON
-        headers=msgspec.json.encode(safe_headers(headers)).decode(),
+        headers=safe_headers(headers),
     )

@@ -21,12 +21,13 @@ import hmac
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from addon_core.clockify.tokens import ClaimMismatchError
@@ -61,7 +62,9 @@ class Delivery:
     token_digest: bytes
     dedupe_key: str
     payload: str
-    headers: str
+    #: the request's headers minus credentials; encoded as JSON when stored, so that a
+    #: redelivery answered from memory never pays for it
+    headers: Mapping[str, str]
     source: str = "clockify"
     endpoint_id: str | None = None
     future: asyncio.Future[Outcome] = field(init=False)
@@ -258,7 +261,7 @@ class IntakeWriter:
             delivery.source,
             delivery.dedupe_key,
             delivery.payload,
-            delivery.headers,
+            msgspec.json.encode(delivery.headers).decode(),
             delivery.endpoint_id,
         )
 

@@ -16,7 +16,7 @@ def _delivery(key: str = "k1", token: bytes = b"t1", workspace: str = "w1") -> D
         token_digest=token,
         dedupe_key=key,
         payload="{}",
-        headers="{}",
+        headers={},
     )
 
 
