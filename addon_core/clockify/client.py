@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from tenacity import (
 
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Lane, Pacer
+from addon_core.clockify.transport import AiohttpTransport
 from addon_core.errors import AddonError, ServiceUnavailableError
 from addon_core.http_semantics import IDEMPOTENT_METHODS, retry_after_seconds
 from addon_core.metrics import Metrics
@@ -47,18 +48,10 @@ UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
 # Pacing already bounds what is in flight per workspace (50); the pool bounds the total. A
 # call waiting for a connection is not sent yet, so it may wait as long as a call may last.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-# The pool is shards of a few connections each, filled first to last; see `ShardedPool`.
-POOL_SHARDS = 16
-SHARD_CONNECTIONS = 8
-# As many kept alive as open: httpcore 1.0.9 closes every idle connection while it holds more
-# than the keep-alive number, which churned a new TCP connection per call under load.
+POOL_CONNECTIONS = 128
 # An idle connection is dropped before servers commonly drop theirs (uvicorn: 5 s), so a
 # request is not sent down a connection the server is closing at that moment.
-SHARD_LIMITS = httpx.Limits(
-    max_connections=SHARD_CONNECTIONS,
-    max_keepalive_connections=SHARD_CONNECTIONS,
-    keepalive_expiry=4.0,
-)
+KEEPALIVE_SECONDS = 4.0
 
 _MESSAGE_LIMIT = 500
 
@@ -124,8 +117,8 @@ def create_http_client(
 ) -> httpx.AsyncClient:
     """Build the shared connection pool for Clockify: explicit timeouts, no redirects.
 
-    `transport` replaces the pool (tests pass fakes); by default it is a `ShardedPool` of
-    `POOL_SHARDS` x `SHARD_CONNECTIONS` connections.
+    `transport` replaces the pool (tests pass fakes); by default it is an `AiohttpTransport`
+    of `POOL_CONNECTIONS` connections.
     """
     timeout = (
         DEFAULT_TIMEOUT
@@ -133,91 +126,14 @@ def create_http_client(
         else httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
     )
     if transport is None:
-        tls = httpx.create_ssl_context(trust_env=False)  # loading CAs is slow: once for all
-        transport = ShardedPool(
-            [
-                httpx.AsyncHTTPTransport(verify=tls, limits=SHARD_LIMITS, trust_env=False)
-                for _ in range(POOL_SHARDS)
-            ],
-            SHARD_CONNECTIONS,
+        transport = AiohttpTransport(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=POOL_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
         )
     return httpx.AsyncClient(
         timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
     )
-
-
-class ShardedPool(httpx.AsyncBaseTransport):
-    """Send each request through the first shard with a free slot; the rest wait here, in order.
-
-    httpcore's pool (1.0.9) rescans its queued requests and idle connections whenever a
-    request joins or leaves it, at a cost that grows with the square of its connections:
-    one pool of 200 with 1 000 paced calls queued in it spent ~60 ms of CPU per call and
-    timed out connecting. Here no shard is asked for more than it has connections, so none
-    queues; the first shards take the load, so the idle connections of the others cost
-    nothing. Waiting here counts against the pool timeout, as waiting in the pool did.
-    """
-
-    def __init__(self, shards: list[httpx.AsyncBaseTransport], per_shard: int) -> None:
-        self.shards = shards
-        self.per_shard = per_shard
-        self._busy = [0] * len(shards)
-        self._slots = asyncio.Semaphore(per_shard * len(shards))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` once a slot is free; the slot is held until its body is closed."""
-        pool_timeout = request.extensions.get("timeout", {}).get("pool")
-        try:
-            async with asyncio.timeout(pool_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(
-                "no connection to Clockify came free in time", request=request
-            ) from None
-        # The semaphore guarantees a shard with a free slot.
-        index = next(i for i, busy in enumerate(self._busy) if busy < self.per_shard)
-        self._busy[index] += 1
-
-        def release() -> None:
-            self._busy[index] -= 1
-            self._slots.release()
-
-        try:
-            response = await self.shards[index].handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        if response.is_closed:  # read whole already (an in-memory answer): nothing to wait for
-            release()
-        elif isinstance(response.stream, httpx.AsyncByteStream):
-            response.stream = _SlotStream(response.stream, release)
-        else:
-            release()
-            raise TypeError("an async transport answered with a synchronous body")
-        return response
-
-    async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
-
-
-class _SlotStream(httpx.AsyncByteStream):
-    """A response body that gives its transport slot back when closed (once)."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 class ClockifyClient:
