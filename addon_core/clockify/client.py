@@ -131,9 +131,37 @@ def create_http_client(
             max_connections=POOL_CONNECTIONS,
             keepalive_expiry=KEEPALIVE_SECONDS,
         )
-    return httpx.AsyncClient(
+    return _CookielessClient(
         timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
     )
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing a response sets."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """An httpx client that neither keeps nor sends cookies.
+
+    One pool serves every installation, so a cookie Clockify sets on a call for one
+    workspace must not ride along on the next call, for another. Not reading them also
+    saves httpx's per-response cookie parsing (about a tenth of the client's CPU per call).
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        if cookies:
+            raise ValueError("the Clockify client sends no cookies")
+
+
+_NO_COOKIES = _NoCookies()
 
 
 class ClockifyClient:
@@ -213,7 +241,9 @@ class ClockifyClient:
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS
         started = time.perf_counter()
-        request = _Request(installation, method, url, operation, lane, json, params)
+        # Parsed once for every attempt: httpx parses a string URL with params twice a request.
+        target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+        request = _Request(installation, method, url, target, operation, lane, json)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
@@ -259,9 +289,8 @@ class ClockifyClient:
         try:
             response = await self.http.request(
                 request.method,
-                request.url,
+                request.target,
                 json=request.json,
-                params=request.params,
                 headers={
                     "X-Addon-Token": request.installation.token,
                     "Accept": "application/json",
@@ -341,10 +370,11 @@ class _Request:
     installation: InstallationContext
     method: str
     url: str
+    #: the URL with its query parameters, as sent
+    target: httpx.URL
     operation: str
     lane: Lane
     json: Any
-    params: Mapping[str, Any] | None
 
 
 def _may_retry(error: BaseException, idempotent: bool) -> bool:

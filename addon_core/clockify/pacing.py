@@ -117,8 +117,10 @@ class Pacer:
         if bucket is None:
             return 0.0
         now = self._clock()
-        recent = sum(1 for stamp in bucket.recent if now - stamp < _WINDOW)
-        return min(1.0, (bucket.in_flight + recent) / self.window_cap)
+        recent = bucket.recent  # oldest first: drop what has left the window, count the rest
+        while recent and now - recent[0] >= _WINDOW:
+            recent.popleft()
+        return min(1.0, (bucket.in_flight + len(recent)) / self.window_cap)
 
     async def acquire(self, workspace_id: str, lane: Lane = "interactive") -> float:
         """Wait for the workspace's next call slot, counted from now; return the seconds waited.

@@ -211,3 +211,27 @@ async def test_a_streamed_request_body_arrives_whole() -> None:
     assert response.status_code == 200
     assert server.requests[1] == b'{"name":"streamed"}'
     assert server.requests[0].lower().count(b"transfer-encoding") == 1
+
+
+async def test_the_client_sends_no_cookie_a_previous_answer_set(http: httpx.AsyncClient) -> None:
+    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                server.requests.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                break
+            await answer_ok(writer, b"Set-Cookie: session=workspace-a; Path=/\r\n")
+        writer.close()
+
+    async with Server(set_cookie) as server:
+        client = build_client(server.port, http)
+        for workspace in ("ws-a", "ws-b"):
+            await client.call(
+                InstallationContext(workspace, "token"),
+                "GET",
+                f"{server.url}/api/v1/workspaces/{workspace}/tags",
+                operation="getTags",
+            )
+
+    assert len(server.requests) == 2
+    assert b"cookie:" not in server.requests[1].lower()
