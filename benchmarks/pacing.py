@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Measure, print each run and the medians; write them as JSON with `--json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500, help="calls per workspace (> 150)")
-    parser.add_argument("--workspaces", type=int, nargs="+", default=[1, 4, 20])
+    parser.add_argument("--workspaces", type=int, nargs="*", default=[1, 4, 20])
     parser.add_argument("--shared-workspaces", type=int, default=40)
     parser.add_argument("--shared-processes", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; medians reported")

@@ -51,7 +51,7 @@ WITH oldest AS (
     SELECT slot FROM budget_slots
     WHERE addon_key = $1 AND workspace_id = $2 AND slot < $3::int
     ORDER BY granted_at, slot
-    LIMIT 1
+    LIMIT $5::int
     FOR UPDATE SKIP LOCKED
 ), granted AS (
     UPDATE budget_slots AS b SET granted_at = clock_timestamp() + make_interval(secs => $4)
@@ -63,7 +63,8 @@ WITH oldest AS (
     SELECT count(*) AS slots, min(granted_at) AS oldest_at FROM budget_slots
     WHERE addon_key = $1 AND workspace_id = $2 AND slot < $3::int
 )
-SELECT (SELECT granted_at FROM granted) AS granted_at, (SELECT slot FROM granted) AS slot,
+SELECT (SELECT array_agg(granted_at ORDER BY slot) FROM granted) AS granted_at,
+       (SELECT array_agg(slot ORDER BY slot) FROM granted) AS slot,
        seen.slots,
        extract(epoch FROM seen.oldest_at + interval '1 second' - clock_timestamp())::float8
            AS wait
@@ -105,6 +106,8 @@ class Grant:
     wait: float
     #: the slot taken, for `release`
     slot: int | None = None
+    #: more slots taken by the same statement (`want` > 1), each to be released
+    more: tuple[Grant, ...] = ()
 
     @property
     def granted(self) -> bool:
@@ -114,10 +117,11 @@ class Grant:
 class SharedBudget(Protocol):
     """A request budget per workspace shared by every process of an add-on."""
 
-    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
+    async def try_grant(self, workspace_id: str, *, hold: bool = False, want: int = 1) -> Grant:
         """Take a call slot for the workspace now, or say how long until one may be free.
 
-        With `hold`, the slot stays taken until `release` (the call's answer is back).
+        With `hold`, the slot stays taken until `release` (the call's answer is back),
+        and up to `want` slots may be taken at once (the others in `Grant.more`).
         """
         ...
 
@@ -145,8 +149,10 @@ class PostgresBudget:
     """`limit` calls per workspace in any second, across processes, kept in `budget_slots`.
 
     Each grant runs one prepared statement on a connection the budget keeps between
-    grants (up to `max_idle` of them): checking one out of the engine's pool per grant
-    would cost a pre-ping and a transaction, several times the statement itself. When
+    grants: checking one out of the engine's pool per grant would cost a pre-ping and a
+    prepare, several times the statement itself. It keeps up to `connections` and runs at
+    most that many statements at once; the others wait for a kept connection, so forty
+    saturated workspaces do not drain the engine's pool (which timed out at 20). When
     the database cannot answer, the grant fails with `DatabaseUnavailableError` (503).
     """
 
@@ -156,7 +162,7 @@ class PostgresBudget:
         addon_key: str,
         limit: int,
         *,
-        max_idle: int = 2,
+        connections: int = 4,
         hold_seconds: float = 60.0,
         release_delay: float = RELEASE_DELAY_SECONDS,
     ) -> None:
@@ -167,7 +173,8 @@ class PostgresBudget:
         self.addon_key = addon_key
         self.limit = limit
         self._engine = engine
-        self._max_idle = max_idle
+        #: at most `connections` statements at once, each on a connection kept between them
+        self._free = asyncio.Semaphore(connections)
         self.hold_seconds = hold_seconds
         self.release_delay = release_delay
         #: statements sent to the database (one round trip each), for the benchmark
@@ -178,20 +185,25 @@ class PostgresBudget:
         self._pending: list[tuple[str, int, datetime, float]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
-        """Take a call slot for the workspace now, or say how long until one may be free."""
+    async def try_grant(self, workspace_id: str, *, hold: bool = False, want: int = 1) -> Grant:
+        """Take a call slot for the workspace now, or say how long until one may be free.
+
+        A slot taken without `hold` counts from now, so only a held grant takes more than
+        one (`want`): each of those counts from its own call's answer.
+        """
         reused = bool(self._idle)
         held_for = self.hold_seconds if hold else 0.0
+        want = max(1, min(want, self.limit)) if hold else 1
         try:
             try:
-                return await self._grant(workspace_id, held_for, fresh=False)
+                return await self._grant(workspace_id, held_for, want, fresh=False)
             except _ERRORS:
                 if not reused:
                     raise
                 # A kept connection may have died while idle (server restart, idle
                 # timeout): try once on a fresh one, as the pool's pre-ping would.
                 # Repeating a grant is safe: a lost one only wasted a slot.
-                return await self._grant(workspace_id, held_for, fresh=True)
+                return await self._grant(workspace_id, held_for, want, fresh=True)
         except _ERRORS as exc:
             log.error(
                 "database error while pacing Clockify calls: %s",
@@ -227,7 +239,7 @@ class PostgresBudget:
             self.round_trips += 1
             await held.driver.execute(_RELEASE, self.addon_key, workspaces, slots, stamps, ages)
         except BaseException as exc:
-            await _release(held, invalidate=True)
+            await self._drop(held)
             if isinstance(exc, _ERRORS):
                 log.warning("could not release Clockify budget slots: %s", exc.__class__.__name__)
                 return
@@ -253,9 +265,9 @@ class PostgresBudget:
         for held in idle:
             await _release(held, invalidate=False)
 
-    async def _grant(self, workspace_id: str, held_for: float, *, fresh: bool) -> Grant:
+    async def _grant(self, workspace_id: str, held_for: float, want: int, *, fresh: bool) -> Grant:
         held = await self._borrow(fresh=fresh)
-        args = (self.addon_key, workspace_id, self.limit, held_for)
+        args = (self.addon_key, workspace_id, self.limit, held_for, want)
         try:
             self.round_trips += 1
             row = await held.grant.fetchrow(*args)
@@ -266,31 +278,52 @@ class PostgresBudget:
                 row = await held.grant.fetchrow(*args)
         except BaseException:
             # An error or a cancel mid-statement leaves the connection in an unknown state.
-            await _release(held, invalidate=True)
+            await self._drop(held)
             raise
         await self._give_back(held)
         if row["granted_at"] is not None:
-            return Grant(row["granted_at"], 0.0, row["slot"])
+            grants = [
+                Grant(at, 0.0, slot)
+                for at, slot in zip(row["granted_at"], row["slot"], strict=True)
+            ]
+            return Grant(grants[0].granted_at, 0.0, grants[0].slot, tuple(grants[1:]))
         # Held slots are stamped ahead until their calls answer: when they are the oldest,
         # a release may free one any time, so ask again within the window at the latest.
         return Grant(None, min(max(row["wait"] or 0.0, RETRY_FLOOR_SECONDS), MAX_WAIT_SECONDS))
 
     async def _borrow(self, *, fresh: bool) -> _Held:
-        if self._idle and not fresh:
-            return self._idle.pop()
-        connection = await self._engine.connect()
+        """Take a kept connection, or open one; wait while `connections` statements run."""
+        await self._free.acquire()
         try:
-            driver: Any = (await connection.get_raw_connection()).driver_connection
-            return _Held(connection, driver, await driver.prepare(_GRANT))
+            if self._idle and not fresh:
+                return self._idle.pop()
+            self.round_trips += 2  # the pool's pre-ping (or a connect), and the prepare
+            connection = await self._engine.connect()
+            try:
+                driver: Any = (await connection.get_raw_connection()).driver_connection
+                return _Held(connection, driver, await driver.prepare(_GRANT))
+            except BaseException:
+                await connection.close()
+                raise
         except BaseException:
-            await connection.close()
+            self._free.release()
             raise
 
     async def _give_back(self, held: _Held) -> None:
-        if len(self._idle) < self._max_idle and not self._closed:
-            self._idle.append(held)
-        else:
-            await _release(held, invalidate=False)
+        try:
+            if self._closed:
+                await _release(held, invalidate=False)
+            else:
+                self._idle.append(held)
+        finally:
+            self._free.release()
+
+    async def _drop(self, held: _Held) -> None:
+        """Let go of a connection in an unknown state (an error or a cancel mid-statement)."""
+        try:
+            await _release(held, invalidate=True)
+        finally:
+            self._free.release()
 
 
 async def _release(held: _Held, *, invalidate: bool) -> None:

@@ -61,10 +61,11 @@ class RecordingBudget(PostgresBudget):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.granted: list[int] = []
 
-    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
-        grant = await super().try_grant(workspace_id, hold=hold)
-        if grant.granted_at is not None:
-            self.granted.append(microseconds(grant.granted_at))
+    async def try_grant(self, workspace_id: str, *, hold: bool = False, want: int = 1) -> Grant:
+        grant = await super().try_grant(workspace_id, hold=hold, want=want)
+        for taken in (grant, *grant.more):
+            if taken.granted_at is not None:
+                self.granted.append(microseconds(taken.granted_at))
         return grant
 
 
@@ -128,10 +129,11 @@ held = sys.argv[5:] == ["held"]
 epoch = datetime(1970, 1, 1, tzinfo=UTC)
 
 class Printing(PostgresBudget):
-    async def try_grant(self, workspace_id, *, hold=False):
-        grant = await super().try_grant(workspace_id, hold=hold)
-        if grant.granted_at is not None:
-            print((grant.granted_at - epoch) // timedelta(microseconds=1), flush=True)
+    async def try_grant(self, workspace_id, *, hold=False, want=1):
+        grant = await super().try_grant(workspace_id, hold=hold, want=want)
+        for taken in (grant, *grant.more):
+            if taken.granted_at is not None:
+                print((taken.granted_at - epoch) // timedelta(microseconds=1), flush=True)
         return grant
 
 async def main():
@@ -242,6 +244,32 @@ async def test_releases_are_written_together_each_from_its_own_answer(database_u
     assert 0.0 < written.wait <= 1.0
     assert len(ages) == 3
     assert all(0.0 <= age < 1.0 for age in ages)
+
+
+async def test_a_held_grant_takes_the_free_slots_asked_for_in_one_statement(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    budget = PostgresBudget(engine, "api-studio", 3, hold_seconds=60.0)
+    try:
+        assert (await budget.try_grant("ws-1", hold=True)).granted  # creates the slots
+        trips = budget.round_trips
+        several = await budget.try_grant("ws-1", hold=True, want=5)
+        trips = budget.round_trips - trips
+        none_left = await budget.try_grant("ws-1", hold=True, want=2)
+        unheld = await budget.try_grant("ws-2", want=3)
+    finally:
+        await budget.aclose()
+        await engine.dispose()
+
+    # Two slots were free: both taken by one statement, the third is held.
+    assert several.granted
+    assert trips == 1
+    assert sorted(grant.slot for grant in (several, *several.more)) == [1, 2]
+    assert not none_left.granted
+    # A grant counted from its start takes one slot only: a spare would start later.
+    assert unheld.granted
+    assert unheld.more == ()
 
 
 async def test_closing_the_budget_writes_its_pending_releases(database_url: str) -> None:
