@@ -138,7 +138,11 @@ def serve_client(pipe: Connection, calls: int, database: str | None) -> None:
     pipe.send("ready")
     pipe.recv()
     cpu, started = time.process_time(), time.monotonic()
-    round_trips = uvloop.run(drive(url, tokens, calls, database))
+    try:
+        round_trips = uvloop.run(drive(url, tokens, calls, database))
+    except Exception as error:  # reported by the parent, which goes on with the next run
+        pipe.send(f"{type(error).__name__}: {error}")
+        return
     pipe.send((time.monotonic() - started, time.process_time() - cpu, round_trips))
 
 
@@ -159,8 +163,12 @@ def serve_sandbox(pipe: Connection, count: int) -> None:
         pipe.send((dict(accepted), peak, sandbox.throttled, cpu))
 
 
-def run(label: str, count: int, calls: int, processes: int, database: str | None) -> Outcome:
-    """Measure `count` workspaces, their calls split over `processes`, on a fresh sandbox."""
+def run(label: str, count: int, calls: int, processes: int, database: str | None) -> Outcome | str:
+    """Measure `count` workspaces, their calls split over `processes`, on a fresh sandbox.
+
+    Returns what failed instead when a client process did (the database timing out on a
+    machine too loaded to connect within its timeout, say).
+    """
     if database:
         # A fresh add-on key: slots stamped by an earlier run do not slow this one.
         database = f"{database}#bench-{uuid.uuid4().hex[:8]}"
@@ -188,6 +196,9 @@ def run(label: str, count: int, calls: int, processes: int, database: str | None
     for process, _ in clients:
         process.join()
     server.join()
+    failures = [result for result in results if isinstance(result, str)]
+    if failures:
+        return f"{label}: a client process failed: {failures[0]}"
     return Outcome(
         label=label,
         workspaces=count,
@@ -270,15 +281,22 @@ def measure_all(args: argparse.Namespace, database: str | None) -> dict[str, flo
         shared = (args.shared_workspaces, args.shared_processes)
         plan.append((f"pg_ws{shared[0]}_x{shared[1]}", *shared, database))
     runs: dict[str, list[dict[str, float]]] = defaultdict(list)
+    failed: dict[str, int] = defaultdict(int)
     for _ in range(args.repeat):
         for label, count, processes, url in plan:
             outcome = run(label, count, args.calls, processes, url)
+            if isinstance(outcome, str):
+                print(outcome, flush=True)
+                failed[label] += 1
+                continue
             report(outcome)
             runs[label].append(outcome.figures())
     figures = {"load_avg_1m": os.getloadavg()[0], "repeats": float(args.repeat)}
     for label, measured in runs.items():
         for name in measured[0]:
             figures[f"{label}_{name}"] = statistics.median(m[name] for m in measured)
+    for label, count in failed.items():
+        figures[f"{label}_failed_runs"] = float(count)
     return figures
 
 
