@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    RetryError,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Lane, Pacer
@@ -105,7 +98,7 @@ class ClockifyResponse:
 
 
 class _RetryableStatusError(Exception):
-    """A 429 or 5xx answer: tenacity's signal to retry, turned into an AddonError before leaving."""
+    """A 429 or 5xx answer: the signal to retry, turned into an AddonError before leaving."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"Clockify answered {response.status_code}")
@@ -194,9 +187,8 @@ class ClockifyClient:
         self.http = http if http is not None else create_http_client()
         self.attempts = attempts
         self.max_retry_after = max_retry_after
-        self._backoff = wait_exponential_jitter(
-            multiplier=backoff_base, max=backoff_max, jitter=backoff_base
-        )
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self._sleep = sleep
 
     async def aclose(self) -> None:
@@ -244,21 +236,18 @@ class ClockifyClient:
         # Parsed once for every attempt: httpx parses a string URL with params twice a request.
         target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
         request = _Request(installation, method, url, target, operation, lane, json)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(lambda exc: _may_retry(exc, idempotent)),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._record_retry(state, request),
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._attempt(request)
-        except RetryError as exhausted:
-            raise self._unavailable(request, exhausted.last_attempt.exception()) from None
-        except (httpx.HTTPError, _RetryableStatusError) as error:
-            raise self._unavailable(request, error) from None
+        attempt = 1
+        while True:
+            try:
+                response = await self._attempt(request)
+                break
+            except (httpx.HTTPError, _RetryableStatusError) as error:
+                if attempt >= self.attempts or not _may_retry(error, idempotent):
+                    raise self._unavailable(request, error) from None
+                delay = self._delay(error, attempt)
+                self._record_retry(error, attempt, delay, request)
+                await self._sleep(delay)
+                attempt += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "Clockify %s %s (%s) answered %d",
@@ -272,7 +261,7 @@ class ClockifyClient:
             body=_body(response),
             headers=response.headers,
             elapsed=time.perf_counter() - started,
-            attempts=retrying.statistics.get("attempt_number", 1),
+            attempts=attempt,
         )
 
     async def _attempt(self, request: _Request) -> httpx.Response:
@@ -321,17 +310,20 @@ class ClockifyClient:
         )
         raise ClockifyAPIError(status, message, operation=request.operation)
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _delay(self, error: BaseException, attempt: int) -> float:
         """Wait what a 429's Retry-After asks, capped; otherwise back off exponentially."""
-        error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _RetryableStatusError) and error.response.status_code == 429:
             retry_after = retry_after_seconds(error.response.headers.get("Retry-After"))
             if retry_after is not None:
                 return min(retry_after, self.max_retry_after)
-        return float(self._backoff(state))
+        # Exponential with jitter, capped, as tenacity's wait_exponential_jitter computed it.
+        jitter = random.uniform(0, self.backoff_base)  # noqa: S311 - spreads retries, no secret
+        backoff: float = self.backoff_base * 2.0 ** (attempt - 1) + jitter
+        return min(backoff, self.backoff_max)
 
-    def _record_retry(self, state: RetryCallState, request: _Request) -> None:
-        error = state.outcome.exception() if state.outcome else None
+    def _record_retry(
+        self, error: BaseException, attempt: int, delay: float, request: _Request
+    ) -> None:
         reason = _retry_reason(error)
         self.metrics.clockify_retries.labels(self.metrics.addon, request.operation, reason).inc()
         log.warning(
@@ -340,9 +332,9 @@ class ClockifyClient:
             redact_text(request.url),
             request.operation,
             redact_text(_describe(error)),
-            state.attempt_number,
+            attempt,
             self.attempts,
-            state.upcoming_sleep,
+            delay,
         )
 
     def _unavailable(self, request: _Request, error: BaseException | None) -> AddonError:
