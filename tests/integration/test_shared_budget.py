@@ -197,9 +197,13 @@ async def test_two_processes_share_one_budget_per_workspace(database_url: str, m
         grants.append([int(line) for line in stdout.split()])
     first, second = grants
     assert len(first) == len(second) == 150
-    # They ran together: each was granted calls before the other's last.
-    assert min(first) < max(second)
-    assert min(second) < max(first)
+    if mode == "started":
+        # They ran together: each was granted calls before the other's last.
+        assert min(first) < max(second)
+        assert min(second) < max(first)
+    # Held calls: a saturated process asks again the moment its own slots free (its
+    # window says when), so the other may only get slots once it is done; not fair
+    # (architecture, "Shared Clockify budget"), but never over the limit either way.
     merged = first + second
     assert busiest_second(merged) <= LIMIT
     assert elapsed < 3 * 300 / LIMIT
