@@ -1,48 +1,59 @@
 """Benchmark: how much of Clockify's 50 req/s per-workspace budget the client uses, safely.
 
 A local sandbox, in a process of its own, plays Clockify and answers 429 to any
-workspace over 50 requests in a sliding second. The production client (pacer, retries,
-sharded connection pool, on uvloop as `addon_core.cli` serves it) sends `--calls` GETs per
-workspace, all at once, for each count of workspaces in turn. Goal (issue 3): >= 97 % of
-the budget for 1 and for 20 workspaces at once, zero 429s.
+workspace over 50 requests in a sliding second. Client processes (pacer, retries,
+connection pool, on uvloop as `addon_core.cli` serves it) send `--calls` GETs per
+workspace, all at once. One process for each count in `--workspaces`; then, on
+PostgreSQL, `--shared-processes` processes sharing one budget (`budget.PostgresBudget`)
+send the calls of `--shared-workspaces` workspaces between them, every process calling
+every workspace. Goals (issue 14): one process sustains >= 1,000 calls/s, 20 workspaces
+at >= 97 % of their budget from one process, 40 from two, never over 50 in any second.
 
-Sustained rate per workspace: 50 over the mean time between an accepted arrival at the
-sandbox and the arrival 50 later (the limit makes that at least a second, whatever the
-pacing), from the second window on, once the pool is warm. `From start`: the calls after
-the first 50 over the time from the first to the last arrival, cold start included. Both
-top out at 100 %. CPU per call: each process's CPU time over the calls. Each process runs
-on one core and both share the machine's, so the lower of `cores / (client + sandbox)` and
-`1 / client` bounds the total rate this machine can carry, whatever the pacing; other load
-on the machine lowers it further.
+Sustained share per workspace: 50 over the mean time between an accepted arrival at the
+sandbox and the arrival 50 later (at least a second, whatever the pacing), from the
+second window on, as a fraction of 50/s. Peak: the most arrivals of one workspace in any
+1-s window. CPU per call: each process's CPU time over the calls it made; one core can
+carry 1e6 / (client µs per call) calls/s, the `capacity` figure, whatever else the
+machine does. DB round trips per call: statements the shared budget sent, per call.
 
-Measured on the 2-core development machine: 1 workspace 99 %, 4 workspaces 97-98 %, 8 about
-92 %, 20 about 35-55 %: one client process spends 1.6-2.2 ms of CPU per call (httpx mostly;
-the sandbox 0.5-0.7 ms), so it tops out near 450-600 calls/s, short of the 1 000 that 20
-workspaces need. No 429 at any count.
+    uv run python benchmarks/pacing.py [--calls 500] [--workspaces 1 4 20] [--repeat 3]
+        [--postgres URL | --no-postgres] [--json PATH]
 
-    uv run python benchmarks/pacing.py [--calls 500] [--workspaces 1 20] [--loop asyncio]
+Without `--postgres` a throwaway PostgreSQL cluster is started when its binaries are
+installed (as `scripts/test` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import glob
+import json
 import multiprocessing
 import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
 
 import uvloop
 
+from addon_core.clockify.budget import PostgresBudget
 from addon_core.clockify.client import ClockifyClient, InstallationContext, create_http_client
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Pacer
 from addon_core.metrics import Metrics
 from addon_core.sandbox import Sandbox, Sizes
+from addon_core.storage.database import create_engine, upgrade_to_head
 
 LIMIT = 50
 GOAL = 0.97
@@ -52,33 +63,52 @@ GOAL = 0.97
 class Outcome:
     """What one run measured."""
 
+    label: str
     workspaces: int
+    processes: int
     calls: int
     wall: float
-    #: per workspace: the sustained rate and the rate from start, in req/s
-    rates: list[tuple[float, float]]
+    #: per workspace: the sustained rate, in req/s
+    rates: list[float]
     peak: int
     throttled: int
     client_cpu: float
     sandbox_cpu: float
+    round_trips: int | None
 
-    @property
-    def worst(self) -> float:
-        """The lowest sustained per-workspace rate as a fraction of the budget."""
-        return min(sustained for sustained, _ in self.rates) / LIMIT
+    def figures(self) -> dict[str, float]:
+        """The run's named figures, flat."""
+        total = self.workspaces * self.calls
+        client_us = self.client_cpu / total * 1e6
+        figures = {
+            "share_mean_pct": statistics.mean(self.rates) / LIMIT * 100,
+            "share_worst_pct": min(self.rates) / LIMIT * 100,
+            "peak_in_1s": float(self.peak),
+            "throttled": float(self.throttled),
+            "calls_per_s_per_process": total / self.wall / self.processes,
+            "capacity_calls_per_s_per_core": 1e6 / client_us,
+            "client_cpu_us_per_call": client_us,
+            "sandbox_cpu_us_per_call": self.sandbox_cpu / total * 1e6,
+        }
+        if self.round_trips is not None:
+            figures["db_round_trips_per_call"] = self.round_trips / total
+        return figures
 
 
-async def drive(url: str, tokens: dict[str, str], calls: int) -> float:
-    """Send `calls` paced GETs for every workspace at once; return the wall time."""
+async def drive(url: str, tokens: dict[str, str], calls: int, database: str | None) -> int:
+    """Send `calls` paced GETs for every workspace at once; return the budget's round trips.
+
+    `database` is `URL#add-on key`: the processes of a run share the key's budget.
+    """
+    engine = create_engine(database.split("#")[0]) if database else None
+    budget = PostgresBudget(engine, database.split("#")[1], LIMIT) if engine and database else None
     http = create_http_client()
     client = ClockifyClient(
         allowlist=HostAllowlist.from_entries([url.split("//")[1]], allow_insecure_http=True),
         metrics=Metrics("benchmark"),
-        pacer=Pacer(LIMIT, LIMIT),
+        pacer=Pacer(LIMIT, LIMIT, shared=budget),
         http=http,
     )
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     try:
         await asyncio.gather(
             *(
@@ -95,17 +125,35 @@ async def drive(url: str, tokens: dict[str, str], calls: int) -> float:
         )
     finally:
         await http.aclose()
-    return loop.time() - started
+        if budget is not None:
+            await budget.aclose()
+        if engine is not None:
+            await engine.dispose()
+    return budget.round_trips if budget is not None else 0
+
+
+def serve_client(pipe: Connection, calls: int, database: str | None) -> None:
+    """A client process: wait for the go, drive, report wall, CPU and round trips."""
+    url, tokens = pipe.recv()
+    pipe.send("ready")
+    pipe.recv()
+    cpu, started = time.process_time(), time.monotonic()
+    try:
+        round_trips = uvloop.run(drive(url, tokens, calls, database))
+    except Exception as error:  # reported by the parent, which goes on with the next run
+        pipe.send(f"{type(error).__name__}: {error}")
+        return
+    pipe.send((time.monotonic() - started, time.process_time() - cpu, round_trips))
 
 
 def serve_sandbox(pipe: Connection, count: int) -> None:
-    """In a process of its own (so the client does not share its CPU): serve, then report."""
+    """In a process of its own (so the clients do not share its CPU): serve, then report."""
     with Sandbox.in_thread(sizes=Sizes(tags=3)) as sandbox:
         workspaces = [sandbox.create_workspace("benchmark") for _ in range(count)]
         pipe.send((sandbox.url, {w.workspace_id: w.installation_token() for w in workspaces}))
-        pipe.recv()  # the client starts
+        pipe.recv()  # the clients start
         cpu = time.process_time()
-        pipe.recv()  # the client is done
+        pipe.recv()  # the clients are done
         cpu = time.process_time() - cpu
         accepted: dict[str, list[float]] = defaultdict(list)
         for request in sandbox.requests:
@@ -115,76 +163,171 @@ def serve_sandbox(pipe: Connection, count: int) -> None:
         pipe.send((dict(accepted), peak, sandbox.throttled, cpu))
 
 
-def run(count: int, calls: int, loop: str) -> Outcome:
-    """Measure one count of workspaces against a fresh sandbox."""
+def run(label: str, count: int, calls: int, processes: int, database: str | None) -> Outcome | str:
+    """Measure `count` workspaces, their calls split over `processes`, on a fresh sandbox.
+
+    Returns what failed instead when a client process did (the database timing out on a
+    machine too loaded to connect within its timeout, say).
+    """
+    if database:
+        # A fresh add-on key: slots stamped by an earlier run do not slow this one.
+        database = f"{database}#bench-{uuid.uuid4().hex[:8]}"
     ours, theirs = multiprocessing.Pipe()
     server = multiprocessing.Process(target=serve_sandbox, args=(theirs, count), daemon=True)
     server.start()
-    url, tokens = ours.recv()
+    sandbox = ours.recv()
+    clients = []
+    for _ in range(processes):
+        mine, its = multiprocessing.Pipe()
+        process = multiprocessing.Process(
+            target=serve_client, args=(its, calls // processes, database), daemon=True
+        )
+        process.start()
+        mine.send(sandbox)
+        clients.append((process, mine))
+    for _, pipe in clients:
+        pipe.recv()  # ready
     ours.send("start")
-    cpu = time.process_time()
-    wall = run_loop(drive(url, tokens, calls), loop)
-    cpu = time.process_time() - cpu
+    for _, pipe in clients:
+        pipe.send("go")
+    results = [pipe.recv() for _, pipe in clients]
     ours.send("done")
     accepted, peak, throttled, sandbox_cpu = ours.recv()
+    for process, _ in clients:
+        process.join()
     server.join()
-    rates = [measure(sorted(times)) for times in accepted.values()]
-    return Outcome(count, calls, wall, rates, peak, throttled, cpu, sandbox_cpu)
+    failures = [result for result in results if isinstance(result, str)]
+    if failures:
+        return f"{label}: a client process failed: {failures[0]}"
+    return Outcome(
+        label=label,
+        workspaces=count,
+        processes=processes,
+        calls=calls // processes * processes,
+        wall=max(wall for wall, _, _ in results),
+        rates=[sustained(sorted(times)) for times in accepted.values()],
+        peak=peak,
+        throttled=throttled,
+        client_cpu=sum(cpu for _, cpu, _ in results),
+        sandbox_cpu=sandbox_cpu,
+        round_trips=sum(trips for _, _, trips in results) if database else None,
+    )
 
 
-def measure(times: list[float]) -> tuple[float, float]:
-    """Return the sustained rate and the rate from start of one workspace's arrivals."""
+def sustained(times: list[float]) -> float:
+    """The sustained rate of one workspace's accepted arrivals, in req/s."""
     # Any LIMIT + 1 accepted arrivals span at least a second, whatever the pacing.
     spans = [times[i + LIMIT] - times[i] for i in range(LIMIT, len(times) - LIMIT)]
-    sustained = LIMIT / (sum(spans) / len(spans))
-    from_start = (len(times) - LIMIT) / (times[-1] - times[0])
-    return sustained, from_start
-
-
-def run_loop(coroutine: Coroutine[Any, Any, float], loop: str) -> float:
-    if loop == "uvloop":
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
+    return LIMIT / (sum(spans) / len(spans))
 
 
 def report(outcome: Outcome) -> None:
-    total = outcome.workspaces * outcome.calls
-    client_ms = outcome.client_cpu / total * 1000
-    sandbox_ms = outcome.sandbox_cpu / total * 1000
-    # Each process runs on one core, and the two share the machine's.
-    per_call = (outcome.client_cpu + outcome.sandbox_cpu) / total
-    ceiling = min((os.cpu_count() or 1) / per_call, 1000 / max(client_ms, sandbox_ms))
-    sustained = sum(rate for rate, _ in outcome.rates) / len(outcome.rates)
-    from_start = sum(rate for _, rate in outcome.rates) / len(outcome.rates)
+    f = outcome.figures()
+    trips = f.get("db_round_trips_per_call")
     print(
-        f"{outcome.workspaces:>3} workspace(s) x {outcome.calls} calls: sustained "
-        f"{sustained:4.1f} req/s per workspace = {sustained / LIMIT:6.1%} of {LIMIT} "
-        f"(worst {outcome.worst:6.1%}, from start {from_start / LIMIT:6.1%}), "
-        f"429s {outcome.throttled}, peak {outcome.peak} in any 1 s, "
-        f"wall {outcome.wall:5.1f} s, total {total / outcome.wall:4.0f} req/s; "
-        f"CPU per call: client {client_ms:.2f} ms, sandbox {sandbox_ms:.2f} ms "
-        f"(machine bound ~{ceiling:.0f} req/s)",
+        f"{outcome.label:>10}: {outcome.workspaces:>2} workspace(s) x {outcome.calls} calls "
+        f"over {outcome.processes} process(es): share {f['share_mean_pct']:5.1f} % "
+        f"(worst {f['share_worst_pct']:5.1f} %), peak {outcome.peak} in 1 s, "
+        f"429s {outcome.throttled}, {f['calls_per_s_per_process']:5.0f} calls/s per process, "
+        f"client {f['client_cpu_us_per_call']:4.0f} µs/call "
+        f"(capacity {f['capacity_calls_per_s_per_core']:5.0f}/s per core), "
+        f"sandbox {f['sandbox_cpu_us_per_call']:4.0f} µs/call"
+        + (f", DB round trips {trips:.2f}/call" if trips is not None else ""),
         flush=True,
     )
 
 
-def main() -> None:
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str | None]:
+    """Start a PostgreSQL cluster in a temporary folder; yield its URL (None if not installed)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if not found or not os.access(f"{found[-1]}/initdb", os.X_OK):
+        yield None
+        return
+    pg_bin, folder = found[-1], tempfile.mkdtemp(prefix="pacing-pg.")
+    # initdb and postgres refuse to run as root: run them as the postgres user there.
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    if as_owner:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    initdb = [*as_owner, f"{pg_bin}/initdb", "-D", folder, "-U", "postgres", "-A", "trust"]
+    ctl = [*as_owner, f"{pg_bin}/pg_ctl", "-D", folder]
+    options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
+    try:
+        subprocess.run([*initdb, "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+        start = [*ctl, "-w", "-l", f"{folder}/server.log", "-o", options, "start"]
+        subprocess.run(start, check=True, stdout=subprocess.DEVNULL)
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def measure_all(args: argparse.Namespace, database: str | None) -> dict[str, float]:
+    """Run every measurement `--repeat` times; return the medians of their figures."""
+    plan = [(f"ws{n}", n, 1, None) for n in args.workspaces]
+    if database:
+        uvloop.run(migrate(database))
+        shared = (args.shared_workspaces, args.shared_processes)
+        plan.append((f"pg_ws{shared[0]}_x{shared[1]}", *shared, database))
+    runs: dict[str, list[dict[str, float]]] = defaultdict(list)
+    failed: dict[str, int] = defaultdict(int)
+    for _ in range(args.repeat):
+        for label, count, processes, url in plan:
+            outcome = run(label, count, args.calls, processes, url)
+            if isinstance(outcome, str):
+                print(outcome, flush=True)
+                failed[label] += 1
+                continue
+            report(outcome)
+            runs[label].append(outcome.figures())
+    figures = {"load_avg_1m": os.getloadavg()[0], "repeats": float(args.repeat)}
+    for label, measured in runs.items():
+        for name in measured[0]:
+            figures[f"{label}_{name}"] = statistics.median(m[name] for m in measured)
+    for label, count in failed.items():
+        figures[f"{label}_failed_runs"] = float(count)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Measure, print each run and the medians; write them as JSON with `--json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500, help="calls per workspace (> 150)")
-    parser.add_argument("--workspaces", type=int, nargs="+", default=[1, 20])
-    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
-    args = parser.parse_args()
+    parser.add_argument("--workspaces", type=int, nargs="*", default=[1, 4, 20])
+    parser.add_argument("--shared-workspaces", type=int, default=40)
+    parser.add_argument("--shared-processes", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; medians reported")
+    parser.add_argument("--postgres", help="postgresql+asyncpg:// URL (else a throwaway one)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the shared budget")
+    parser.add_argument("--json", type=Path, help="write the figures here as one JSON object")
+    args = parser.parse_args(argv)
     if args.calls <= 3 * LIMIT:
         parser.error(f"--calls must be above {3 * LIMIT}: the sustained rate needs 3 windows")
-    outcomes = []
-    for count in args.workspaces:
-        outcomes.append(run(count, args.calls, args.loop))
-        report(outcomes[-1])
-    reached = [o.workspaces for o in outcomes if o.worst >= GOAL and o.throttled == 0]
-    print(
-        f"largest count run with every workspace at >= {GOAL:.0%} and no 429: "
-        f"{max(reached) if reached else 'none'}"
-    )
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.no_postgres:
+        figures = measure_all(args, None)
+    elif args.postgres:
+        figures = measure_all(args, args.postgres)
+    else:
+        with throwaway_postgres() as url:
+            if url is None:
+                print("PostgreSQL is not installed: skipping the shared budget")
+            figures = measure_all(args, url)
+    print(json.dumps(figures, indent=1, sort_keys=True))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    return figures
 
 
 if __name__ == "__main__":

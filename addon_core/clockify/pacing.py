@@ -61,6 +61,8 @@ class _Bucket:
     #: a waiter is asking the shared budget; the others wait, so that one process sends
     #: one grant at a time per workspace and the lanes keep their order
     asking: bool = False
+    #: held shared slots granted along with an earlier waiter's, for the next waiters
+    spare: list[Grant] = field(default_factory=list)
 
 
 class Pacer:
@@ -117,8 +119,10 @@ class Pacer:
         if bucket is None:
             return 0.0
         now = self._clock()
-        recent = sum(1 for stamp in bucket.recent if now - stamp < _WINDOW)
-        return min(1.0, (bucket.in_flight + recent) / self.window_cap)
+        recent = bucket.recent  # oldest first: drop what has left the window, count the rest
+        while recent and now - recent[0] >= _WINDOW:
+            recent.popleft()
+        return min(1.0, (bucket.in_flight + len(recent)) / self.window_cap)
 
     async def acquire(self, workspace_id: str, lane: Lane = "interactive") -> float:
         """Wait for the workspace's next call slot, counted from now; return the seconds waited.
@@ -167,23 +171,42 @@ class Pacer:
                 heapq.heapify(bucket.waiters)
             if bucket.waiters:
                 bucket.waiters[0].turn.set()
+            elif bucket.spare and shared is not None:
+                # Nobody left to use them: count them from now, as calls that just ended.
+                spare, bucket.spare = bucket.spare, []
+                for grant in spare:
+                    await shared.release(workspace_id, grant)
 
-    @staticmethod
+    def _ask_shared_room(self, bucket: _Bucket) -> int:
+        """How many calls the local bucket and window would let start now."""
+        room = self.window_cap - bucket.in_flight - len(bucket.recent)
+        return max(1, min(len(bucket.waiters), int(bucket.tokens), room))
+
     async def _ask_shared(
-        shared: SharedBudget, bucket: _Bucket, workspace_id: str, ticket: _Ticket, hold: bool
+        self, shared: SharedBudget, bucket: _Bucket, workspace_id: str, ticket: _Ticket, hold: bool
     ) -> float:
-        """Take a shared slot: return 0.0 if granted, else the seconds to wait."""
+        """Take a shared slot: return 0.0 if granted, else the seconds to wait.
+
+        A held call takes a spare slot granted with an earlier one if there is one; else
+        it asks for as many as the waiters queued here could start now, in one round trip.
+        """
+        if hold and bucket.spare:
+            ticket.grant = bucket.spare.pop()
+            return 0.0
         bucket.asking = True
         try:
-            grant = await shared.try_grant(workspace_id, hold=hold)
+            want = self._ask_shared_room(bucket) if hold else 1
+            grant = await shared.try_grant(workspace_id, hold=hold, want=want)
             if grant.granted:
                 ticket.grant = grant
+                bucket.spare.extend(grant.more)
         finally:
             bucket.asking = False
             # A caller of a higher lane may have queued meanwhile: its turn now.
             if bucket.waiters:
                 bucket.waiters[0].turn.set()
-        return grant.wait
+        # A refusal is never a go, even one whose wait rounded to zero.
+        return 0.0 if grant.granted else max(grant.wait, _MIN_SLEEP)
 
     def _bucket(self, workspace_id: str, now: float) -> _Bucket:
         bucket = self._buckets.get(workspace_id)

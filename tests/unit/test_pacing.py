@@ -199,10 +199,13 @@ class FakeSharedBudget:
         self.most_asking = 0
         self.gate: asyncio.Event | None = None
         self.failures: list[Exception] = []
+        self.round_trips = 0
+        self.released: list[tuple[str, float]] = []
 
-    async def try_grant(self, workspace_id: str, *, hold: bool = False) -> Grant:
+    async def try_grant(self, workspace_id: str, *, hold: bool = False, want: int = 1) -> Grant:
         self.asking += 1
         self.most_asking = max(self.most_asking, self.asking)
+        self.round_trips += 1
         try:
             await asyncio.sleep(0)
             if self.gate is not None:
@@ -211,18 +214,27 @@ class FakeSharedBudget:
                 raise self.failures.pop(0)
             now = self.clock.now
             slots = self.slots.setdefault(workspace_id, [float("-inf")] * self.limit)
-            oldest = min(range(self.limit), key=slots.__getitem__)
-            if now - slots[oldest] < 1.0:
-                return Grant(None, slots[oldest] + 1.0 - now)
-            slots[oldest] = float("inf") if hold else now
-            self.granted.append((workspace_id, now))
-            return Grant(datetime.fromtimestamp(now, UTC), 0.0, oldest)
+            oldest = sorted(range(self.limit), key=slots.__getitem__)[: want if hold else 1]
+            free = [slot for slot in oldest if now - slots[slot] >= 1.0]
+            if not free:
+                return Grant(None, slots[oldest[0]] + 1.0 - now)
+            grants = []
+            for slot in free:
+                slots[slot] = float("inf") if hold else now
+                self.granted.append((workspace_id, now))
+                grants.append(Grant(datetime.fromtimestamp(now, UTC), 0.0, slot))
+            return Grant(grants[0].granted_at, 0.0, grants[0].slot, tuple(grants[1:]))
         finally:
             self.asking -= 1
 
     async def release(self, workspace_id: str, grant: Grant) -> None:
         assert grant.slot is not None
+        assert self.slots[workspace_id][grant.slot] == float("inf"), "released twice"
         self.slots[workspace_id][grant.slot] = self.clock.now
+        self.released.append((workspace_id, self.clock.now))
+
+    async def flush(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None
@@ -251,6 +263,57 @@ async def test_two_pacers_sharing_a_budget_never_exceed_it_together() -> None:
     assert busiest_second(starts) == 50
     # 300 calls at 50/s: 50 at once, then 50 more each second.
     assert max(starts) <= 6.0
+
+
+async def test_held_calls_take_shared_slots_for_the_waiters_queued_in_one_round_trip() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=50)
+    pacers = [Pacer(rate=50, burst=50, shared=budget, clock=clock, sleep=clock.sleep) for _ in "ab"]
+    ends: list[float] = []
+
+    async def call(pacer: Pacer) -> None:
+        async with pacer.call("ws-1", "flow"):
+            await clock.sleep(0.01)  # the request's flight
+        ends.append(clock.now)
+
+    await asyncio.wait_for(asyncio.gather(*(call(pacers[i % 2]) for i in range(300))), timeout=10)
+
+    starts = [at for _, at in budget.granted]
+    assert len(starts) == 300
+    assert len(budget.released) == 300  # every slot released once, none left held
+    assert busiest_second(starts) <= 50
+    # Fewer round trips than calls (one a call, and refusals, before): the first burst
+    # takes its slots in one per pacer; later slots free one by one as calls answer.
+    assert budget.round_trips < 200
+
+
+async def test_spare_shared_slots_are_released_when_their_waiters_leave() -> None:
+    clock = FakeClock(auto=True)
+    budget = FakeSharedBudget(clock, limit=10)
+    first_gate, second_gate = asyncio.Event(), asyncio.Event()
+    budget.gate = first_gate
+    pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
+
+    async def call() -> None:
+        async with pacer.call("ws-1"):
+            await clock.sleep(0.01)
+
+    tasks = [asyncio.create_task(call()) for _ in range(6)]
+    await settle()  # the first asks for itself alone; five queue behind it
+    budget.gate = second_gate
+    first_gate.set()
+    await settle()  # the second asks for the five queued, itself included
+    for task in tasks[2:]:
+        task.cancel()  # four of them give up while it asks
+    second_gate.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await settle()
+
+    assert len(budget.granted) == 6
+    assert budget.round_trips == 2
+    # Two calls' slots, and the four spares given back when nobody was left for them.
+    assert len(budget.released) == 6
+    assert float("inf") not in budget.slots["ws-1"]
 
 
 async def test_a_refused_shared_grant_delays_the_call_by_the_wait_it_gives() -> None:

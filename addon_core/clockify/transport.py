@@ -1,0 +1,136 @@
+"""The HTTP engine under the Clockify client: an httpx transport on aiohttp's connection pool.
+
+httpx keeps the client's API (requests, responses, `MockTransport` fakes); aiohttp moves
+the bytes, at about half of httpcore's CPU per call (`benchmarks/pacing.py`). aiohttp's
+errors become httpx's here, keeping the one distinction retries rest on: `ConnectError`
+and `ConnectTimeout` only when no byte of the request can have left.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+
+_CHUNK = 64 * 1024
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Send httpx requests over one aiohttp session: no redirects, cookies or env proxies.
+
+    The session is opened by the first request, inside the event loop that will use it.
+    `max_connections` bounds the connections open at once; the pool timeout bounds the
+    wait for one and connecting together, the connect timeout connecting alone.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 128,
+        keepalive_expiry: float = 4.0,
+    ) -> None:
+        self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive_expiry,
+            ssl=self._ssl,
+        )
+        # One pool serves every installation: a cookie set for one must never reach another.
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=False,  # httpx decodes the body, as over its own transport
+        )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request`; answer with a response whose body streams from the connection."""
+        session = self._session or self._open()
+        timeout = request.extensions.get("timeout", {})
+        # As written by the caller (httpx keeps the case; some servers read it).
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            body: bytes | httpx.AsyncByteStream | None = request.content or None
+        except httpx.RequestNotRead:
+            body = request.stream  # type: ignore[assignment]
+            # aiohttp frames a streamed body itself.
+            headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        try:
+            answer = await session.request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    # aiohttp's `connect` spans the wait for a pool slot and connecting.
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise translate_error(error, request) from error
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            stream=_AiohttpBody(answer, request),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (answer.reason or "").encode(),
+            },
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    """A response body read from its aiohttp connection; closing it frees the connection."""
+
+    def __init__(self, answer: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._answer = answer
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._answer.content.iter_chunked(_CHUNK):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise translate_error(error, self._request) from error
+
+    async def aclose(self) -> None:
+        self._answer.release()
+
+
+def translate_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """Return the httpx error for an aiohttp one; only a failed connect says "never sent"."""
+    message = str(error) or type(error).__name__
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        # Raised while waiting for a pool slot or connecting: nothing was written yet.
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message, request=request)
+    if isinstance(error, TimeoutError):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(error, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message, request=request)
+    # Anything else (a reset, a truncated body) may have happened after the request left.
+    return httpx.ReadError(message, request=request)
