@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.correlation import current_request_id
 from addon_core.errors import BadRequestError
 from addon_core.redaction import redact
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import AuditEntry
 from addon_core.web.caller import Caller, CallerDep, decode_int_cursor, page_limit, page_of
 
@@ -128,8 +128,7 @@ async def record(
     after: Any = None,
 ) -> None:
     """Write one entry in a transaction of its own, after the change committed."""
-    _, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         add(
             session,
             runtime.addon_key,
@@ -171,6 +170,7 @@ def _moment(name: str, text: str | None) -> datetime | None:
 @get("/api/audit", name="audit:list")
 async def list_audit(
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     kind: FromQuery[str | None] = None,
     actor: FromQuery[str | None] = None,
@@ -200,7 +200,6 @@ async def list_audit(
     before = decode_int_cursor(cursor)
     if before is not None:
         query = query.where(AuditEntry.id < before)
-    _, sessions = runtime.db()
     async with sessions() as session:
         rows = list(await session.scalars(query.order_by(AuditEntry.id.desc()).limit(size + 1)))
     return page_of(rows, size, render=render, key=lambda entry: entry.id)

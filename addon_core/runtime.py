@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import httpx
 from litestar.datastructures import State
@@ -48,6 +49,8 @@ from addon_core.storage.models import Installation
 from addon_core.storage.retention import RetentionPolicy, RetentionScheduler
 from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 
+T = TypeVar("T")
+
 #: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
 #: installation row is flushed: what it adds to the session commits with the event.
 LifecycleHook = Callable[[AsyncSession, "AddonRuntime", Installation], Awaitable[None]]
@@ -63,8 +66,6 @@ class AddonRuntime:
     metrics: Metrics
     head_revision: str | None
     quotas: Quotas
-    engine: AsyncEngine | None = None
-    sessions: async_sessionmaker[AsyncSession] | None = None
     intake: IntakeWriter | None = None
     jobs: JobQueue | None = None
     clockify: ClockifyClient | None = None
@@ -81,10 +82,22 @@ class AddonRuntime:
     http_transport: httpx.AsyncBaseTransport | None = None
     http: httpx.AsyncClient | None = None
     _catalogue: Catalogue | None = None
+    _engine: AsyncEngine | None = field(default=None, init=False, repr=False)
+    _sessions: async_sessionmaker[AsyncSession] | None = field(default=None, init=False, repr=False)
 
     @property
     def addon_key(self) -> str:
         return self.settings.addon_key
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine (for raw SQL, leases and probes)."""
+        return _opened(self._engine, "the database engine")
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The session factory: `async with runtime.sessions.begin() as session: ...`."""
+        return _opened(self._sessions, "the database session factory")
 
     async def open(self, *, start_workers: bool = True) -> None:
         """Create the engine and clients; start the background workers unless told not to.
@@ -93,9 +106,9 @@ class AddonRuntime:
         leaves jobs to `jobs.run_until_idle()`.
         """
         settings = self.settings
-        self.engine = create_engine(settings.database_url)
+        self._engine = create_engine(settings.database_url)
         # Sessions write on what they read (lifecycle, flows): see `for_writing`.
-        self.sessions = create_session_factory(for_writing(self.engine))
+        self._sessions = create_session_factory(for_writing(self._engine))
         self.http = create_http_client(
             self.http_transport, timeout_seconds=settings.clockify_timeout_seconds
         )
@@ -169,8 +182,8 @@ class AddonRuntime:
             await self.outbound.aclose()
         if self.budget is not None:
             await self.budget.aclose()
-        if self.engine is not None:
-            await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 
     def add_job_handler(self, kind: str, handler: Callable[..., Awaitable[None]]) -> None:
         """Handle jobs of `kind` (call before `open`)."""
@@ -229,8 +242,7 @@ class AddonRuntime:
 
     async def context_for(self, workspace_id: str) -> InstallationContext:
         """Read the installation of a workspace and build its call context."""
-        _engine, sessions = self.db()
-        async with sessions() as session:
+        async with self.sessions() as session:
             return self.installation_context(await self.installation(session, workspace_id))
 
     def verify_token(self, token: str | None, kind: TokenKind) -> Claims:
@@ -242,8 +254,11 @@ class AddonRuntime:
             raise
 
     def db(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-        if self.engine is None or self.sessions is None:
-            raise RuntimeError("the app's lifespan has not started")
+        """The engine and the session factory.
+
+        Kept only for callers outside this change's reach (Universal Webhook's
+        registration, the flow-latency benchmark): use `sessions` and `engine`.
+        """
         return self.engine, self.sessions
 
 
@@ -297,10 +312,25 @@ def key_ring_from(settings: AddonSettings) -> KeyRing:
     )
 
 
+def _opened(part: T | None, what: str) -> T:
+    """Return a part the runtime opens in the lifespan, or say which one is missing."""
+    if part is None:
+        raise RuntimeError(f"{what} is not open: the app's lifespan has not started")
+    return part
+
+
 def provide_runtime(state: State) -> AddonRuntime:
     runtime: AddonRuntime = state.runtime
     return runtime
 
 
+def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    runtime: AddonRuntime = state.runtime
+    return runtime.sessions
+
+
 #: How handlers ask for the runtime: `runtime: Runtime`.
 Runtime = NamedDependency[AddonRuntime]
+#: How handlers ask for the session factory: `sessions: Sessions`. Each handler opens its
+#: own transactions with it (`sessions.begin()`), so it commits before it answers.
+Sessions = NamedDependency[async_sessionmaker[AsyncSession]]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
 from addon_core.redaction import redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import CoverageGap, Job, WebhookRegistration
 from addon_core.web.caller import CallerDep
 from universal_webhook.registration import (
@@ -44,9 +44,8 @@ def setup_coverage(runtime: AddonRuntime) -> None:
 
 
 @get("/api/coverage", name="coverage")
-async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
+async def list_coverage(caller: CallerDep, runtime: Runtime, sessions: Sessions) -> dict[str, Any]:
     """Every Clockify event type and how it reaches this workspace."""
-    _, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
         registrations = {

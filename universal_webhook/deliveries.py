@@ -21,7 +21,7 @@ from sqlalchemy import select
 from addon_core.errors import ServiceUnavailableError
 from addon_core.flows.records import render_event
 from addon_core.intake.standard_webhooks import signature_headers
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event
 from addon_core.web.caller import CallerDep, page_limit
 from universal_webhook.endpoints import _endpoint
@@ -33,11 +33,14 @@ TEST_EVENT_TYPE = "test.delivery"
 
 @post("/api/endpoints/{endpoint_id:str}/test", status_code=200, name="test-endpoint")
 async def send_test_delivery(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Send the endpoint a signed test delivery; answer what its intake answered."""
     caller.require_writer("sending a test delivery")
-    _, sessions = runtime.db()
     async with sessions() as session:
         await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
     receiver = await _find_receiver(request.app.state, runtime, endpoint_id)
@@ -87,11 +90,11 @@ async def list_deliveries(
     endpoint_id: FromPath[str],
     caller: CallerDep,
     runtime: Runtime,
+    sessions: Sessions,
     limit: FromQuery[int | None] = None,
 ) -> dict[str, Any]:
     """List the events the endpoint received, newest first (payloads redacted)."""
     size = page_limit(limit)
-    _, sessions = runtime.db()
     async with sessions() as session:
         await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
         rows = await session.scalars(

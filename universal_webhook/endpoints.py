@@ -27,7 +27,7 @@ from addon_core.errors import (
 )
 from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.redaction import SECRET_HEADERS
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Endpoint
 from addon_core.web.body import parse_json_object, read_api_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
@@ -55,7 +55,10 @@ _HEADER = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 
 @post("/api/endpoints", status_code=201, name="create-endpoint")
 async def create_endpoint(
-    request: Request[Any, Any, Any], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Create an endpoint; its secret is shown here and at rotation only."""
     caller.require_writer("creating a custom webhook endpoint")
@@ -64,7 +67,6 @@ async def create_endpoint(
         parse_json_object(raw, max_depth=runtime.settings.max_json_depth), runtime
     )
     secret = generate_secret()
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         await runtime.quotas.lock_workspace(session, runtime.addon_key, caller.workspace_id)
         existing = await session.scalar(
@@ -97,6 +99,7 @@ async def create_endpoint(
 async def list_endpoints(
     caller: CallerDep,
     runtime: Runtime,
+    sessions: Sessions,
     limit: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
@@ -112,7 +115,6 @@ async def list_endpoints(
             )
         )
     query = query.order_by(Endpoint.created_at.desc(), Endpoint.id.desc()).limit(size + 1)
-    _, sessions = runtime.db()
     async with sessions() as session:
         rows = list((await session.scalars(query)).all())
     return page_of(
@@ -125,10 +127,12 @@ async def list_endpoints(
 
 @get("/api/endpoints/{endpoint_id:str}", name="get-endpoint")
 async def get_endpoint(
-    endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Show one endpoint, without its secret."""
-    _, sessions = runtime.db()
     async with sessions() as session:
         endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
     return _render(runtime, endpoint)
@@ -136,11 +140,14 @@ async def get_endpoint(
 
 @delete("/api/endpoints/{endpoint_id:str}", status_code=204, name="delete-endpoint")
 async def delete_endpoint(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> None:
     """Delete an endpoint; its deliveries are refused from now on (events already stored stay)."""
     caller.require_writer("deleting a custom webhook endpoint")
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
         await session.delete(endpoint)
@@ -158,7 +165,11 @@ async def delete_endpoint(
 
 @post("/api/endpoints/{endpoint_id:str}/rotate-secret", status_code=200, name="rotate-endpoint")
 async def rotate_endpoint_secret(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Issue a new secret; the one it replaces stays valid for the grace period.
 
@@ -168,7 +179,6 @@ async def rotate_endpoint_secret(
     caller.require_writer("rotating a custom webhook secret")
     grace = runtime.settings.secret_rotation_grace_seconds
     secret = generate_secret()
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         endpoint = await _endpoint(
             session, runtime, caller.workspace_id, endpoint_id, for_update=True

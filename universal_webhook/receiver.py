@@ -199,8 +199,7 @@ async def _find_receiver(state: State, runtime: AddonRuntime, endpoint_id: str) 
         return receiver
     endpoint = None
     if _ID.fullmatch(endpoint_id):
-        _, sessions = runtime.db()
-        async with sessions() as session:
+        async with runtime.sessions() as session:
             endpoint = await session.get(Endpoint, endpoint_id)
     if endpoint is None or endpoint.addon_key != runtime.addon_key:
         raise NotFoundError(

@@ -14,22 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.bootstrap.runs import retry_list, scope, start_run
 from addon_core.errors import ConflictError
 from addon_core.redaction import redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import BootstrapProgress
 from addon_core.web.caller import CallerDep
 
 
 @get("/api/bootstrap", name="bootstrap:progress")
-async def show_progress(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def show_progress(runtime: Runtime, sessions: Sessions, caller: CallerDep) -> dict[str, Any]:
     """Show how far the workspace's latest bootstrap run got, list by list."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         await runtime.installation(session, caller.workspace_id)
         return await render_progress(session, runtime, caller.workspace_id)
 
 
 @post("/api/bootstrap", name="bootstrap:rerun", status_code=202)
-async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def rerun_bootstrap(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep
+) -> dict[str, Any]:
     """Start a new bootstrap run for the workspace (OWNER or ADMIN); answer its lists."""
     caller.require_writer("re-running the bootstrap")
     if not runtime.settings.bootstrap_enabled:
@@ -38,7 +39,6 @@ async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]
             f"bootstrap is turned off on this server ({variable}=false); "
             "ask its operator to turn it on"
         )
-    _engine, sessions = runtime.db()
     async with sessions.begin() as session:
         await runtime.installation(session, caller.workspace_id)
         run = await start_run(session, runtime, caller.workspace_id)
@@ -49,11 +49,10 @@ async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]
 
 @post("/api/bootstrap/{operation_id:str}/retry", name="bootstrap:retry", status_code=202)
 async def retry_failed_list(
-    runtime: Runtime, caller: CallerDep, operation_id: FromPath[str]
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, operation_id: FromPath[str]
 ) -> dict[str, Any]:
     """Retry one failed list of the latest run from the page it reached (OWNER or ADMIN)."""
     caller.require_writer("retrying a bootstrap list")
-    _engine, sessions = runtime.db()
     async with sessions.begin() as session:
         await runtime.installation(session, caller.workspace_id)
         await retry_list(session, runtime, caller.workspace_id, operation_id)

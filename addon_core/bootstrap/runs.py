@@ -334,7 +334,7 @@ class Bootstrapper:
         entities = {
             key: item for items in batch for item in items if (key := entity_key(item)) is not None
         }
-        engine, sessions = runtime.db()
+        engine, sessions = runtime.engine, runtime.sessions
         lock = self._sqlite_writes if is_sqlite(engine) else contextlib.nullcontext()
         async with lock, sessions.begin() as session:
             # First, as it locks the row: a second writer of this page waits, then misses.
@@ -390,7 +390,7 @@ class Bootstrapper:
         await self._update(row, **values)
 
     async def _update(self, row: Progress, *, when: tuple[Any, ...] = (), **values: Any) -> bool:
-        engine, sessions = self.runtime.db()
+        engine, sessions = self.runtime.engine, self.runtime.sessions
         lock = self._sqlite_writes if is_sqlite(engine) else contextlib.nullcontext()
         async with lock, sessions.begin() as session:
             result = await session.execute(
@@ -402,8 +402,7 @@ class Bootstrapper:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def _read_rows(self, workspace_id: str) -> list[Progress]:
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = await session.scalars(
                 select(BootstrapProgress).where(*scope(self.runtime.addon_key, workspace_id))
             )
@@ -416,8 +415,7 @@ class Bootstrapper:
         """Plan a run whose start could not (the OpenAPI document was missing then)."""
         rows = plan_rows(self.runtime, workspace_id, run)
         if rows:
-            _engine, sessions = self.runtime.db()
-            async with sessions.begin() as session:
+            async with self.runtime.sessions.begin() as session:
                 await session.execute(insert(BootstrapProgress), rows)
         return await self._read_rows(workspace_id)
 

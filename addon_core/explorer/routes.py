@@ -29,7 +29,7 @@ from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
 from addon_core.flows.plan import installation_settings
 from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import ApiCall, Installation
 from addon_core.web.body import check_json_depth, decode_json, read_api_body
 from addon_core.web.caller import (
@@ -148,6 +148,7 @@ def describe_parameter(parameter: Parameter) -> dict[str, Any]:
 async def execute_operation(
     request: Request[Any, Any, Any],
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     operation_id: FromPath[str],
 ) -> dict[str, Any]:
@@ -158,7 +159,6 @@ async def execute_operation(
     """
     operation = runtime.catalogue().get(operation_id)
     runtime.quotas.charge(caller.workspace_id, "explorer_calls_per_minute")
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
     raw = await read_api_body(request, runtime.settings)
@@ -315,8 +315,7 @@ def _milliseconds(seconds: float) -> float:
 
 
 async def _store(runtime: AddonRuntime, call: ApiCall) -> None:
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         session.add(call)
 
 
@@ -326,6 +325,7 @@ async def _store(runtime: AddonRuntime, call: ApiCall) -> None:
 @get("/api/calls", name="explorer:calls")
 async def list_calls(
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     limit: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
@@ -344,7 +344,6 @@ async def list_calls(
         query = query.where(ApiCall.id < before)
     if operation:
         query = query.where(ApiCall.operation_id == operation)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         rows = list((await session.scalars(query)).all())
     return page_of(rows, size, render=render_call, key=lambda row: row.id)
@@ -404,8 +403,7 @@ def action_id(operation_id: str) -> str:
 
 
 async def _find_call(runtime: AddonRuntime, workspace_id: str, call_id: int) -> ApiCall:
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return await find_in_workspace(
             session,
             ApiCall,

@@ -133,8 +133,7 @@ class ExecutionStore:
         )
         if flow_ids is not None:
             query = query.where(Flow.id.in_(flow_ids))
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
             return None
@@ -144,7 +143,7 @@ class ExecutionStore:
         self, new: NewExecution, status: str, first: PlannedRequest | None = None
     ) -> int | None:
         """Insert the execution (with its first step, `sending`); None if it already exists."""
-        engine, sessions = self.runtime.db()
+        engine, sessions = self.runtime.engine, self.runtime.sessions
         now = datetime.now(UTC)
         dialect = sqlite if is_sqlite(engine) else postgresql
         insert = (
@@ -172,8 +171,7 @@ class ExecutionStore:
 
     async def unfinished_execution(self, new: NewExecution) -> int | None:
         """Return the id of the run's execution if it exists and has not finished."""
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             row = (
                 await session.execute(
                     select(Execution.id, Execution.status).where(
@@ -189,8 +187,7 @@ class ExecutionStore:
 
     async def steps(self, execution_id: int) -> dict[int, StepRecord]:
         """Read an execution's steps by position."""
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = await session.scalars(
                 select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
             )
@@ -207,14 +204,12 @@ class ExecutionStore:
 
     async def start_step(self, execution_id: int, position: int, planned: PlannedRequest) -> None:
         """Commit a step as `sending`, with its masked request, before it is sent."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             session.add(_sending_row(execution_id, position, planned))
 
     async def forget_step(self, execution_id: int, position: int) -> None:
         """Drop a step that will be planned and sent afresh when the job retries."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             await session.execute(
                 delete(ExecutionStep).where(
                     ExecutionStep.execution_id == execution_id, ExecutionStep.position == position
@@ -241,8 +236,7 @@ class ExecutionStore:
             "error": clip(outcome.error),
             "duration_ms": outcome.duration_ms,
         }
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             if exists:
                 await session.execute(
                     update(ExecutionStep)
@@ -277,8 +271,7 @@ class ExecutionStore:
         count: bool = True,
     ) -> bool:
         """End an execution; return True if this call ended it (it was not already)."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             return await self._finish(session, flow_id, execution_id, status, error, count=count)
 
     async def _finish(
@@ -322,8 +315,7 @@ class ExecutionStore:
 
     async def keep_signing_secret(self, flow_id: str, encrypted: str) -> str:
         """Store a new encrypted signing secret unless the flow has one; return the stored one."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             await session.execute(
                 update(Flow)
                 .where(Flow.id == flow_id, Flow.signing_secret.is_(None))

@@ -35,8 +35,7 @@ async def list_executions(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, limit: int, before: int | None
 ) -> tuple[list[Execution], dict[int, list[ExecutionStep]]]:
     """Return up to `limit + 1` executions of a flow newest first, with their steps (one query)."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         query = (
             select(Execution)
@@ -59,8 +58,7 @@ async def find_execution(
     runtime: AddonRuntime, workspace_id: str, execution_id: int
 ) -> tuple[Execution, list[ExecutionStep]]:
     """Return one execution of the workspace with its steps, or 404."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         execution = await find_in_workspace(
             session,
             Execution,
@@ -142,8 +140,7 @@ async def list_events(
         query = query.where(Event.event_type == event_type)
     if since is not None:
         query = query.where(Event.received_at >= since)
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -207,8 +204,7 @@ async def replay_event(
 ) -> Replay:
     """Enqueue a `flow.dispatch` job that runs the event again under a fresh run key."""
     queue = runtime.queue()
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         event = await find_event(session, runtime, workspace_id, event_id)
         chosen = (
             None if flow_ids is None else await _own_flow_ids(session, runtime, event, flow_ids)

@@ -142,8 +142,7 @@ async def save_warnings(
     runtime: AddonRuntime, workspace_id: str, document: Mapping[str, Any]
 ) -> list[dict[str, str]]:
     """The warnings a save answers with: http actions to hosts the workspace refuses."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         installation = await runtime.installation(session, workspace_id)
     settings = installation_settings(runtime.manifest, installation)
     allow_http = runtime.settings.outbound_allow_private_networks

@@ -26,7 +26,7 @@ from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
 from addon_core.flows.masking import mask_document
 from addon_core.flows.review import dry_run_warnings, save_warnings
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Flow, FlowVersion
 from addon_core.web.body import decode_json, read_api_body
 from addon_core.web.caller import (
@@ -126,9 +126,10 @@ async def list_flows(
 
 
 @get("/api/flows/{flow_id:str}", name="flows:get")
-async def get_flow(runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]) -> dict[str, Any]:
+async def get_flow(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, flow_id: FromPath[str]
+) -> dict[str, Any]:
     """Show one flow."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
     return render_flow(flow)
@@ -245,7 +246,11 @@ async def get_execution(runtime: Runtime, caller: CallerDep, execution_id: RowId
 
 @post("/api/flows/{flow_id:str}/test", name="flows:test", status_code=200)
 async def dry_run_flow(
-    request: Request[Any, Any, Any], runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    sessions: Sessions,
+    caller: CallerDep,
+    flow_id: FromPath[str],
 ) -> dict[str, Any]:
     """Dry-run a flow on `{"eventType", "event"}`: conditions judged, actions rendered.
 
@@ -254,7 +259,6 @@ async def dry_run_flow(
     """
     runtime.quotas.charge(caller.workspace_id, "dry_runs_per_minute")
     body = await read_json(request, runtime)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
         installation = await runtime.installation(session, caller.workspace_id)
@@ -309,9 +313,10 @@ async def list_events(
 
 
 @get("/api/events/{event_id:int}", name="events:get")
-async def get_event(runtime: Runtime, caller: CallerDep, event_id: RowId) -> dict[str, Any]:
+async def get_event(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, event_id: RowId
+) -> dict[str, Any]:
     """Show one received event, its payload redacted."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         event = await records.find_event(session, runtime, caller.workspace_id, event_id)
     return records.render_event(event)

@@ -142,8 +142,7 @@ async def create_flow(
 
     The audit entry (`kind`) commits with the flow.
     """
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         checked = await check_document(session, runtime, workspace_id, document)
         await _check_flow_quota(session, runtime, workspace_id)
         now = datetime.now(UTC)
@@ -194,8 +193,7 @@ async def update_flow(
     A `version` sent with the document must be the current one (409 otherwise), so an
     editor does not overwrite a change it has not seen.
     """
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         expected = document.get("version") if isinstance(document, dict) else None
         if expected is not None and expected != flow.version:
@@ -256,8 +254,7 @@ async def _prune_versions(session: AsyncSession, flow: Flow, keep: int) -> None:
 
 async def resume_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Flow:
     """Clear a flow's pause and its failure streak."""
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         if flow.paused_reason is not None or flow.consecutive_failures:
             flow.paused_reason = None
@@ -273,8 +270,7 @@ async def rotate_signing_secret(runtime: AddonRuntime, workspace_id: str, flow_i
             "flows of this add-on send no http requests, so they have no signing secret"
         )
     secret = generate_secret()
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         flow.signing_secret = runtime.key_ring.encrypt(
             secret, signing_secret_context(runtime.addon_key, workspace_id, flow_id)
@@ -287,8 +283,7 @@ async def delete_flow(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, *, actor: audit.Actor
 ) -> None:
     """Delete a flow with its versions, executions and their steps."""
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         audit.add(session, runtime.addon_key, workspace_id, actor, "flow.deleted",
                   target=flow_id, before=mask_document(flow.document))  # fmt: skip
@@ -339,8 +334,7 @@ async def list_flows(
                 and_(Flow.created_at == created_at, Flow.id < flow_id),
             )
         )
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -368,8 +362,7 @@ async def list_versions(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, limit: int, before: int | None
 ) -> list[FlowVersion]:
     """Return up to `limit + 1` saved versions of a flow, newest first."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         query = (
             select(FlowVersion)
@@ -386,8 +379,7 @@ async def find_version(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, version: int
 ) -> FlowVersion:
     """Return one saved version of the workspace's flow, or 404."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         row = await session.get(FlowVersion, (flow_id, version))
     if row is None:

@@ -32,7 +32,7 @@ from addon_core.installations.apply import (
     apply_status_changed,
 )
 from addon_core.redaction import MASK, is_secret_name
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.database import translate_errors
 from addon_core.storage.models import (
     Installation,
@@ -74,9 +74,10 @@ Apply = Callable[
 
 
 def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHandler:
-    async def handle_lifecycle(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, str]:
+    async def handle_lifecycle(
+        request: Request[Any, Any, Any], runtime: Runtime, sessions: Sessions
+    ) -> dict[str, str]:
         call = await verify_lifecycle_call(request, runtime, lifecycle_type)
-        _, sessions = runtime.db()
         async with translate_errors(f"applying {lifecycle_type}"), sessions.begin() as session:
             installation = await _lock_installation(session, runtime, call.workspace_id)
             if installation is not None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.bootstrap.routes import render_progress
 from addon_core.jobs.dead_letters import render_job
 from addon_core.jobs.queue import DEAD, QUEUED, RUNNING
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event, Execution, Flow, Installation, Job
 from addon_core.web.caller import CallerDep
 
@@ -32,11 +32,10 @@ MAX_DEAD_SHOWN = 10
 
 
 @get("/api/overview", name="overview")
-async def show_overview(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def show_overview(runtime: Runtime, sessions: Sessions, caller: CallerDep) -> dict[str, Any]:
     """Summarise the caller's workspace: installation, jobs, events per hour, flow health."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=CHART_HOURS)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         installation = await runtime.installation(session, caller.workspace_id)
         overview = {

@@ -105,8 +105,7 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 async def require_active_installation(runtime: AddonRuntime, workspace_id: str) -> None:
     """Refuse (409) a write for a workspace where the add-on is not installed and active."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         status = await session.scalar(
             select(Installation.status).where(
                 Installation.addon_key == runtime.addon_key,

@@ -16,7 +16,7 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
     """Tell whether the database answers, is at the latest migration and takes writes."""
-    engine, _ = runtime.db()
+    engine = runtime.engine
     try:
         revision = await asyncio.wait_for(current_revision(engine), PROBE_TIMEOUT_SECONDS)
     except Exception as exc:
