@@ -18,6 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import CoverageGap, Job, WebhookRegistration
@@ -47,7 +48,7 @@ def setup_coverage(runtime: AddonRuntime) -> None:
 async def list_coverage(caller: CallerDep, runtime: Runtime, sessions: Sessions) -> dict[str, Any]:
     """Every Clockify event type and how it reaches this workspace."""
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
         registrations = {
             r.path: r.source
             for r in await session.execute(

@@ -232,7 +232,6 @@ async def receive_custom_webhook(
             raise
         rate_headers = _charge(limiter, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
         delivery = _parse(receiver, *verified, max_depth=runtime.settings.max_json_depth)
-        assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
         outcome_label = "rate_limited" if isinstance(exc, RateLimitedError) else "rejected"

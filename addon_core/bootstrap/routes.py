@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.bootstrap.runs import retry_list, scope, start_run
 from addon_core.errors import ConflictError
+from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import BootstrapProgress
@@ -23,7 +24,7 @@ from addon_core.web.caller import CallerDep
 async def show_progress(runtime: Runtime, sessions: Sessions, caller: CallerDep) -> dict[str, Any]:
     """Show how far the workspace's latest bootstrap run got, list by list."""
     async with sessions() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         return await render_progress(session, runtime, caller.workspace_id)
 
 
@@ -40,10 +41,10 @@ async def rerun_bootstrap(
             "ask its operator to turn it on"
         )
     async with sessions.begin() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         run = await start_run(session, runtime, caller.workspace_id)
         progress = await render_progress(session, runtime, caller.workspace_id)
-    runtime.queue().wake()
+    runtime.jobs.wake()
     return progress | {"run": run}
 
 
@@ -54,10 +55,10 @@ async def retry_failed_list(
     """Retry one failed list of the latest run from the page it reached (OWNER or ADMIN)."""
     caller.require_writer("retrying a bootstrap list")
     async with sessions.begin() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         await retry_list(session, runtime, caller.workspace_id, operation_id)
         progress = await render_progress(session, runtime, caller.workspace_id)
-    runtime.queue().wake()
+    runtime.jobs.wake()
     return progress
 
 

@@ -27,6 +27,7 @@ from addon_core.clockify.client import (
     InstallationContext,
 )
 from addon_core.errors import AddonError, ConflictError, NotFoundError
+from addon_core.installations.context import context_for
 from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
@@ -80,7 +81,7 @@ def plan_rows(runtime: AddonRuntime, workspace_id: str, run: int) -> list[dict[s
     """One pending progress row per list the settings select (raises CatalogueError)."""
     settings = runtime.settings
     listings = select_listings(
-        runtime.catalogue(), settings.bootstrap_include, settings.bootstrap_exclude
+        runtime.catalogue, settings.bootstrap_include, settings.bootstrap_exclude
     )
     now = datetime.now(UTC)
     return [
@@ -120,9 +121,7 @@ async def start_run(session: AsyncSession, runtime: AddonRuntime, workspace_id: 
     else:
         if rows:
             await session.execute(insert(BootstrapProgress), rows)
-    job = runtime.queue().new(
-        KIND, workspace_id, {"run": run}, ordering_key=f"{KIND}:{workspace_id}"
-    )
+    job = runtime.jobs.new(KIND, workspace_id, {"run": run}, ordering_key=f"{KIND}:{workspace_id}")
     session.add(job)
     return run
 
@@ -152,7 +151,7 @@ async def retry_list(
     row.status = PENDING
     row.last_error = None
     row.updated_at = datetime.now(UTC)
-    job = runtime.queue().new(
+    job = runtime.jobs.new(
         KIND, workspace_id, {"run": row.run}, ordering_key=f"{KIND}:{workspace_id}"
     )
     session.add(job)
@@ -193,7 +192,7 @@ class Bootstrapper:
         runtime = self.runtime
         workspace_id, run = job.workspace_id, int(job.payload.get("run", 0))
         try:
-            context = await runtime.context_for(workspace_id)
+            context = await context_for(runtime, workspace_id)
         except (NotFoundError, ConflictError) as exc:
             log.info("bootstrap: %s has nothing to fetch with: %s", workspace_id, exc.detail)
             return
@@ -201,7 +200,7 @@ class Bootstrapper:
         if any(row.run != run for row in rows):
             log.info("bootstrap: run %d of %s was superseded by a newer run", run, workspace_id)
             return
-        catalogue = runtime.catalogue()
+        catalogue = runtime.catalogue
         slots = asyncio.Semaphore(IN_FLIGHT)
         unavailable: list[str] = []
 
@@ -316,7 +315,7 @@ class Bootstrapper:
             params |= {pagination.page_param: page, pagination.size_param: described.page_size}
         url = build_url(operation, params, context.base_urls)
         async with slots:
-            response = await self.runtime.client().call(
+            response = await self.runtime.clockify.call(
                 context, "GET", url, operation=operation.operation_id, lane="bootstrap"
             )
         return response.body

@@ -28,6 +28,7 @@ from addon_core.clockify.client import ClockifyAPIError
 from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
 from addon_core.flows.plan import installation_settings
+from addon_core.installations.context import installation_context, live_installation
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import ApiCall, Installation
@@ -74,7 +75,7 @@ async def list_operations(
             f"method must be one of {', '.join(sorted(_METHODS))} (got {method!r})"
         )
     start = decode_int_cursor(cursor) or 0
-    matching = runtime.catalogue().filter(tag=tag, method=method, text=q)
+    matching = runtime.catalogue.filter(tag=tag, method=method, text=q)
     rows = list(enumerate(matching))[start : start + size + 1]
     return page_of(rows, size, render=lambda row: summarise(row[1]), key=lambda row: row[0] + 1)
 
@@ -84,7 +85,7 @@ async def describe_operation(
     runtime: Runtime, caller: CallerDep, operation_id: FromPath[str]
 ) -> dict[str, Any]:
     """Describe one operation: parameters, body schema, pagination, scope."""
-    catalogue = runtime.catalogue()
+    catalogue = runtime.catalogue
     operation = catalogue.get(operation_id)
     return {
         **summarise(operation),
@@ -157,10 +158,10 @@ async def execute_operation(
     Answers `{status, latencyMs, body, truncated, attempts, callId}`; Clockify's 4xx
     included (see the module docstring).
     """
-    operation = runtime.catalogue().get(operation_id)
+    operation = runtime.catalogue.get(operation_id)
     runtime.quotas.charge(caller.workspace_id, "explorer_calls_per_minute")
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
     raw = await read_api_body(request, runtime.settings)
     # Too deep to even record: refused before a history row is made.
     check_json_depth(raw, runtime.settings.max_json_depth)
@@ -198,19 +199,19 @@ async def _run(
     if operation.writes:
         caller.require_writer(f"running {operation.operation_id}, which writes to Clockify,")
         require_writes_allowed(runtime, installation, operation)
-    catalogue = runtime.catalogue()
+    catalogue = runtime.catalogue
     issues = catalogue.validate(
         operation.operation_id, params, body, workspace_id=caller.workspace_id
     )
     if issues:
         raise _invalid(f"{operation.operation_id} was not sent", issues)
     bound = catalogue.bind(operation.operation_id, params, caller.workspace_id)
-    context = runtime.installation_context(installation)
+    context = installation_context(runtime, installation)
     url = build_url(operation, bound, context.base_urls)
     call.url = redact_text(url)  # the token travels in a header, never in the URL
     started = time.perf_counter()
     try:
-        response = await runtime.client().call(
+        response = await runtime.clockify.call(
             context,
             operation.method,
             url,

@@ -203,7 +203,7 @@ async def replay_event(
     runtime: AddonRuntime, workspace_id: str, event_id: int, flow_ids: Collection[str] | None
 ) -> Replay:
     """Enqueue a `flow.dispatch` job that runs the event again under a fresh run key."""
-    queue = runtime.queue()
+    queue = runtime.jobs
     async with runtime.sessions.begin() as session:
         event = await find_event(session, runtime, workspace_id, event_id)
         chosen = (

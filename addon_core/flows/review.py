@@ -20,6 +20,7 @@ from addon_core.flows.document import FlowValidationError
 from addon_core.flows.outbound import OutboundRefusedError, check_url
 from addon_core.flows.plan import installation_settings
 from addon_core.flows.templates import TemplateError, parse
+from addon_core.installations.context import live_installation
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Installation
 
@@ -143,7 +144,7 @@ async def save_warnings(
 ) -> list[dict[str, str]]:
     """The warnings a save answers with: http actions to hosts the workspace refuses."""
     async with runtime.sessions() as session:
-        installation = await runtime.installation(session, workspace_id)
+        installation = await live_installation(session, runtime, workspace_id)
     settings = installation_settings(runtime.manifest, installation)
     allow_http = runtime.settings.outbound_allow_private_networks
     issues = hosts_not_allowed(document, settings, allow_http=allow_http)

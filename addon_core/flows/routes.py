@@ -26,6 +26,7 @@ from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
 from addon_core.flows.masking import mask_document
 from addon_core.flows.review import dry_run_warnings, save_warnings
+from addon_core.installations.context import live_installation
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Flow, FlowVersion
 from addon_core.web.body import decode_json, read_api_body
@@ -261,7 +262,7 @@ async def dry_run_flow(
     body = await read_json(request, runtime)
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
     document = FlowDocument.model_validate(flow.document)
     event_type, event = _read_test_request(body, document)
     answer = await dry_run(runtime, document, installation, event_type, event)

@@ -83,7 +83,7 @@ async def check_document(
     """
     checked = validate_flow(
         document,
-        catalogue=runtime.catalogue(),
+        catalogue=runtime.catalogue,
         event_types=flow_event_types(),
         endpoints=await endpoint_ids(session, runtime, workspace_id),
         action_types=runtime.flow_action_types,

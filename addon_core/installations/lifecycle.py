@@ -95,8 +95,7 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
                     detail=detail,
                 )
             )
-        if runtime.jobs is not None:
-            runtime.jobs.wake()  # what the hooks enqueued (bootstrap, coverage) starts now
+        runtime.jobs.wake()  # what the hooks enqueued (bootstrap, coverage) starts now
         log.info("lifecycle %s on workspace %s: %s", lifecycle_type, call.workspace_id, outcome)
         return {"status": outcome, "detail": detail}
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.bootstrap.routes import render_progress
+from addon_core.installations.context import live_installation
 from addon_core.jobs.dead_letters import render_job
 from addon_core.jobs.queue import DEAD, QUEUED, RUNNING
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
@@ -37,7 +38,7 @@ async def show_overview(runtime: Runtime, sessions: Sessions, caller: CallerDep)
     now = datetime.now(UTC)
     since = now - timedelta(hours=CHART_HOURS)
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
         overview = {
             "installation": _render_installation(installation),
             "bootstrap": await render_progress(session, runtime, caller.workspace_id),
@@ -47,7 +48,7 @@ async def show_overview(runtime: Runtime, sessions: Sessions, caller: CallerDep)
             "role": caller.role,
             "canWrite": caller.can_write,
         }
-    dead = await runtime.queue().dead_jobs(caller.workspace_id, limit=MAX_DEAD_SHOWN)
+    dead = await runtime.jobs.dead_jobs(caller.workspace_id, limit=MAX_DEAD_SHOWN)
     return {**overview, "deadJobs": [render_job(job) for job in dead]}
 
 
