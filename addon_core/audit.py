@@ -142,10 +142,9 @@ async def record(
 
 
 def render(entry: AuditEntry) -> dict[str, Any]:
-    at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)  # SQLite drops the zone
     return {
         "id": entry.id,
-        "at": at.isoformat(),
+        "at": entry.at.isoformat(),
         "actor": entry.actor,
         "actorRole": entry.actor_role,
         "kind": entry.kind,

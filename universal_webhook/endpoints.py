@@ -33,11 +33,9 @@ from addon_core.web.body import parse_json_object, read_api_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from universal_webhook.receiver import (
     CUSTOM_PATH_PREFIX,
-    aware,
     receive_custom_webhook,
     receiver_cache,
     secret_context,
-    utc,
 )
 
 log = logging.getLogger(__name__)
@@ -121,7 +119,7 @@ async def list_endpoints(
         rows,
         size,
         render=lambda endpoint: _render(runtime, endpoint),
-        key=lambda endpoint: f"{utc(endpoint.created_at).isoformat()}|{endpoint.id}",
+        key=lambda endpoint: f"{endpoint.created_at.isoformat()}|{endpoint.id}",
     )
 
 
@@ -288,7 +286,7 @@ def _endpoint_fields(body: dict[str, Any], runtime: AddonRuntime) -> dict[str, A
 
 
 def _render(runtime: AddonRuntime, endpoint: Endpoint) -> dict[str, Any]:
-    expires = aware(endpoint.previous_secret_expires_at)
+    expires = endpoint.previous_secret_expires_at
     return {
         "id": endpoint.id,
         "name": endpoint.name,
@@ -300,7 +298,7 @@ def _render(runtime: AddonRuntime, endpoint: Endpoint) -> dict[str, Any]:
             expires.isoformat() if expires and expires > datetime.now(UTC) else None
         ),
         "createdBy": endpoint.created_by,
-        "createdAt": utc(endpoint.created_at).isoformat(),
+        "createdAt": endpoint.created_at.isoformat(),
     }
 
 
@@ -317,7 +315,8 @@ def _decode_endpoint_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         raise BadRequestError(
             "the cursor is not one this API returned; pass the 'next' value of the previous page"
         )
-    return at, endpoint_id
+    # Our cursors carry an offset; one without is read as UTC, like every stored time.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)), endpoint_id
 
 
 ENDPOINT_ROUTES: list[BaseRouteHandler] = [

@@ -185,7 +185,7 @@ def _receiver(runtime: AddonRuntime, endpoint: Endpoint) -> Receiver:
         workspace_id=endpoint.workspace_id,
         secret=runtime.key_ring.decrypt(endpoint.secret, context),
         previous_secret=runtime.key_ring.decrypt(previous, context) if previous else None,
-        previous_until=aware(endpoint.previous_secret_expires_at),
+        previous_until=endpoint.previous_secret_expires_at,
         event_type_path=endpoint.event_type_path,
         event_type_header=endpoint.event_type_header,
         rate_limit=endpoint.rate_limit_per_minute,
@@ -336,12 +336,3 @@ def _error_response(exc: AddonError, headers: dict[str, str]) -> Response[Any]:
     if exc.extra:
         content["extra"] = redact(exc.extra)
     return Response(content, status_code=exc.status_code, headers=headers)
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import get, post
@@ -82,18 +81,13 @@ async def render_progress(
                 "items": row.items,
                 "errors": row.errors,
                 "lastError": redact_text(row.last_error) if row.last_error else None,
-                "updatedAt": _iso(row.updated_at),
+                "updatedAt": row.updated_at.isoformat(),
             }
             for row in rows
         ],
         "next": None,
         "run": max((row.run for row in rows), default=0),
     }
-
-
-def _iso(moment: datetime) -> str:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 BOOTSTRAP_ROUTES: list[BaseRouteHandler] = [show_progress, rerun_bootstrap, retry_failed_list]

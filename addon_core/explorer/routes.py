@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -380,7 +379,6 @@ async def get_call_action(runtime: Runtime, caller: CallerDep, call_id: RowId) -
 
 def render_call(call: ApiCall) -> dict[str, Any]:
     """Render what a list of calls shows of one."""
-    at = call.at if call.at.tzinfo else call.at.replace(tzinfo=UTC)  # SQLite drops the zone
     return {
         "id": call.id,
         "operationId": call.operation_id,
@@ -390,7 +388,7 @@ def render_call(call: ApiCall) -> dict[str, Any]:
         "latencyMs": call.latency_ms,
         "error": call.error,
         "userId": call.user_id,
-        "at": at.isoformat(),
+        "at": call.at.isoformat(),
     }
 
 

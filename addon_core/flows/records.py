@@ -17,7 +17,7 @@ from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
 from addon_core.flows.engine import DISPATCH_JOB
 from addon_core.flows.masking import mask_request
-from addon_core.flows.service import as_utc, find_flow
+from addon_core.flows.service import find_flow
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Event, Execution, ExecutionStep, Flow
@@ -98,8 +98,8 @@ def render_execution(execution: Execution, steps: Sequence[ExecutionStep]) -> di
         "runKey": execution.run_key,
         "status": execution.status,
         "error": redact_text(execution.error) if execution.error else execution.error,
-        "createdAt": as_utc(execution.created_at).isoformat(),
-        "finishedAt": as_utc(execution.finished_at).isoformat() if execution.finished_at else None,
+        "createdAt": execution.created_at.isoformat(),
+        "finishedAt": execution.finished_at.isoformat() if execution.finished_at else None,
         "steps": [render_step(step) for step in steps],
     }
 
@@ -175,7 +175,7 @@ def render_event(event: Event) -> dict[str, Any]:
         "eventType": event.event_type,
         "source": event.source,
         "endpointId": event.endpoint_id,
-        "receivedAt": as_utc(event.received_at).isoformat(),
+        "receivedAt": event.received_at.isoformat(),
         "payload": redact(event_payload(event)),
     }
 

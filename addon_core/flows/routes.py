@@ -67,8 +67,8 @@ def render_flow(flow: Flow) -> dict[str, Any]:
         "paused": flow.paused_reason is not None,
         "pausedReason": flow.paused_reason,
         "consecutiveFailures": flow.consecutive_failures,
-        "createdAt": service.as_utc(flow.created_at).isoformat(),
-        "updatedAt": service.as_utc(flow.updated_at).isoformat(),
+        "createdAt": flow.created_at.isoformat(),
+        "updatedAt": flow.updated_at.isoformat(),
         "createdBy": flow.created_by,
     }
 
@@ -78,7 +78,7 @@ def render_version(row: FlowVersion, *, document: bool = False) -> dict[str, Any
     shown: dict[str, Any] = {
         "version": row.version,
         "name": row.document.get("name"),
-        "savedAt": service.as_utc(row.saved_at).isoformat(),
+        "savedAt": row.saved_at.isoformat(),
         "savedBy": row.saved_by,
     }
     if document:

@@ -66,11 +66,6 @@ def uses_signing_secret(runtime: AddonRuntime) -> bool:
     return "http" in runtime.flow_action_types
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Return a stored time with its zone (SQLite drops it; every stored time is UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 # --- documents ---------------------------------------------------------------------------------
 
 
@@ -340,7 +335,7 @@ async def list_flows(
 
 def flow_cursor(flow: Flow) -> str:
     """Return the cursor after a flow: its creation time and id."""
-    return f"{as_utc(flow.created_at).isoformat()}|{flow.id}"
+    return f"{flow.created_at.isoformat()}|{flow.id}"
 
 
 def read_flow_cursor(text: str) -> tuple[datetime, str]:
@@ -352,7 +347,8 @@ def read_flow_cursor(text: str) -> tuple[datetime, str]:
         raise BadRequestError(
             "the cursor is not one this API returned; pass the 'next' value of the previous page"
         ) from None
-    return as_utc(created_at), flow_id
+    # Our cursors carry an offset; one without is read as UTC, like every stored time.
+    return (created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)), flow_id
 
 
 # --- versions ----------------------------------------------------------------------------------

@@ -56,8 +56,8 @@ def _render_installation(installation: Installation) -> dict[str, Any]:
     return {
         "workspaceId": installation.workspace_id,
         "status": installation.status,
-        "installedAt": _iso(installation.installed_at),
-        "updatedAt": _iso(installation.updated_at),
+        "installedAt": installation.installed_at.isoformat(),
+        "updatedAt": installation.updated_at.isoformat(),
     }
 
 
@@ -75,7 +75,6 @@ async def _job_counts(
     for status, count, first in rows:
         counts[status] = count
         if status in (QUEUED, RUNNING) and first is not None:
-            first = _aware(first)
             oldest = first if oldest is None else min(oldest, first)
     return {
         "queued": counts[QUEUED],
@@ -103,7 +102,7 @@ async def _event_counts(
     )
     hours = [0] * CHART_HOURS
     for moment in times:
-        age = (now - _aware(moment)).total_seconds() // 3600
+        age = (now - moment).total_seconds() // 3600
         if 0 <= age < CHART_HOURS:
             hours[CHART_HOURS - 1 - int(age)] += 1
     return {"perHour": hours, "total": sum(hours), "hours": CHART_HOURS}
@@ -145,15 +144,6 @@ async def _flow_health(
         "byStatus": runs,
         "paused": [{"id": i, "name": n, "reason": r} for i, n, r in paused],
     }
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return _aware(moment).isoformat()
 
 
 OVERVIEW_ROUTES: list[BaseRouteHandler] = [show_overview]

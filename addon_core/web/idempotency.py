@@ -185,7 +185,7 @@ async def claim_key(runtime: AddonRuntime, workspace_id: str, key: str, digest: 
         async with runtime.sessions() as session:
             existing = await session.get(IdempotencyRecord, (addon, workspace_id, key))
             if existing is not None:
-                created = existing.created_at.replace(tzinfo=existing.created_at.tzinfo or UTC)
+                created = existing.created_at
                 expired = created < now - KEPT_FOR
                 abandoned = existing.status is None and created < now - STALE_CLAIM
                 if not (expired or abandoned):
