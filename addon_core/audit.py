@@ -29,6 +29,7 @@ from addon_core.errors import BadRequestError
 from addon_core.redaction import redact
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import AuditEntry
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import Caller, CallerDep, decode_int_cursor, page_limit, page_of
 
 #: A value larger than this (as text) is stored as a note, not in full.
@@ -181,9 +182,7 @@ async def list_audit(
     """The workspace's audit trail, newest first; OWNER and ADMIN only."""
     caller.require_writer("reading the audit trail")
     size = page_limit(limit)
-    query = select(AuditEntry).where(
-        AuditEntry.addon_key == runtime.addon_key, AuditEntry.workspace_id == caller.workspace_id
-    )
+    query = select(AuditEntry).where(*scoped(AuditEntry, runtime.addon_key, caller.workspace_id))
     if kind:
         query = query.where(
             AuditEntry.kind.startswith(kind, autoescape=True) if kind.endswith(".")

@@ -22,6 +22,7 @@ from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import CoverageGap, Job, WebhookRegistration
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 from universal_webhook.registration import (
     JOB_KIND,
@@ -67,8 +68,7 @@ async def list_coverage(caller: CallerDep, runtime: Runtime, sessions: Sessions)
             await session.execute(
                 select(Job.status, Job.last_error)
                 .where(
-                    Job.addon_key == runtime.addon_key,
-                    Job.workspace_id == caller.workspace_id,
+                    *scoped(Job, runtime.addon_key, caller.workspace_id),
                     Job.kind == JOB_KIND,
                 )
                 .order_by(Job.id.desc())

@@ -29,6 +29,7 @@ from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.redaction import SECRET_HEADERS
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Endpoint
+from addon_core.storage.scope import scoped
 from addon_core.web.body import parse_json_object, read_api_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from universal_webhook.receiver import (
@@ -68,7 +69,9 @@ async def create_endpoint(
     async with sessions.begin() as session:
         await runtime.quotas.lock_workspace(session, runtime.addon_key, caller.workspace_id)
         existing = await session.scalar(
-            select(func.count()).select_from(Endpoint).where(*_scope(runtime, caller.workspace_id))
+            select(func.count())
+            .select_from(Endpoint)
+            .where(*scoped(Endpoint, runtime.addon_key, caller.workspace_id))
         )
         runtime.quotas.check_count("endpoints", existing or 0, what="custom webhook endpoints")
         endpoint = Endpoint(
@@ -103,7 +106,7 @@ async def list_endpoints(
 ) -> dict[str, Any]:
     """List the workspace's endpoints, newest first, without secrets."""
     size = page_limit(limit)
-    query = select(Endpoint).where(*_scope(runtime, caller.workspace_id))
+    query = select(Endpoint).where(*scoped(Endpoint, runtime.addon_key, caller.workspace_id))
     after = _decode_endpoint_cursor(cursor)
     if after is not None:
         at, endpoint_id = after
@@ -198,10 +201,6 @@ async def rotate_endpoint_secret(
         )
     receiver_cache(request.app.state).forget(endpoint_id)
     return {**_render(runtime, endpoint), "secret": secret}
-
-
-def _scope(runtime: AddonRuntime, workspace_id: str) -> tuple[Any, ...]:
-    return (Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id)
 
 
 async def _endpoint(

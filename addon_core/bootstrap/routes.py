@@ -10,12 +10,13 @@ from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.bootstrap.runs import retry_list, scope, start_run
+from addon_core.bootstrap.runs import retry_list, start_run
 from addon_core.errors import ConflictError
 from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import BootstrapProgress
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 
 
@@ -68,7 +69,7 @@ async def render_progress(
     rows = list(
         await session.scalars(
             select(BootstrapProgress)
-            .where(*scope(runtime.addon_key, workspace_id))
+            .where(*scoped(BootstrapProgress, runtime.addon_key, workspace_id))
             .order_by(BootstrapProgress.operation_id)
         )
     )

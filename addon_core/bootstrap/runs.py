@@ -33,6 +33,7 @@ from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.database import is_sqlite
 from addon_core.storage.models import BootstrapProgress, CachedEntity, Installation
+from addon_core.storage.scope import scoped
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,10 @@ class Progress:
     def where(self) -> tuple[Any, ...]:
         """This list's row, if it still belongs to this run."""
         return (
-            BootstrapProgress.addon_key == self.addon_key,
-            BootstrapProgress.workspace_id == self.workspace_id,
+            *scoped(BootstrapProgress, self.addon_key, self.workspace_id),
             BootstrapProgress.operation_id == self.operation_id,
             BootstrapProgress.run == self.run,
         )
-
-
-def scope(addon_key: str, workspace_id: str, model: Any = BootstrapProgress) -> tuple[Any, ...]:
-    return (model.addon_key == addon_key, model.workspace_id == workspace_id)
 
 
 def plan_rows(runtime: AddonRuntime, workspace_id: str, run: int) -> list[dict[str, Any]]:
@@ -109,7 +105,7 @@ async def start_run(session: AsyncSession, runtime: AddonRuntime, workspace_id: 
     does after every call). A job of an earlier run still queued or running finds its
     rows taken over and stops at its next page.
     """
-    where = scope(runtime.addon_key, workspace_id)
+    where = scoped(BootstrapProgress, runtime.addon_key, workspace_id)
     previous = await session.scalar(select(func.max(BootstrapProgress.run)).where(*where))
     run = (previous or 0) + 1
     await session.execute(delete(BootstrapProgress).where(*where))
@@ -136,7 +132,7 @@ async def retry_list(
     """
     row = await session.scalar(
         select(BootstrapProgress)
-        .where(*scope(runtime.addon_key, workspace_id))
+        .where(*scoped(BootstrapProgress, runtime.addon_key, workspace_id))
         .where(BootstrapProgress.operation_id == operation_id)
         .with_for_update()
     )
@@ -168,7 +164,7 @@ async def start_at_install(
         return
     in_progress = await session.scalar(
         select(func.count()).where(
-            *scope(runtime.addon_key, installation.workspace_id),
+            *scoped(BootstrapProgress, runtime.addon_key, installation.workspace_id),
             BootstrapProgress.status.in_((PENDING, RUNNING)),
         )
     )
@@ -359,7 +355,7 @@ class Bootstrapper:
                 # A run's first page replaces the list's cache, so deleted entities leave it.
                 await session.execute(
                     delete(CachedEntity).where(
-                        *scope(runtime.addon_key, row.workspace_id, CachedEntity),
+                        *scoped(CachedEntity, runtime.addon_key, row.workspace_id),
                         CachedEntity.entity_type == row.operation_id,
                     )
                 )
@@ -403,7 +399,9 @@ class Bootstrapper:
     async def _read_rows(self, workspace_id: str) -> list[Progress]:
         async with self.runtime.sessions() as session:
             rows = await session.scalars(
-                select(BootstrapProgress).where(*scope(self.runtime.addon_key, workspace_id))
+                select(BootstrapProgress).where(
+                    *scoped(BootstrapProgress, self.runtime.addon_key, workspace_id)
+                )
             )
             return [
                 Progress(r.addon_key, r.workspace_id, r.operation_id, r.run, r.status, r.next_page)

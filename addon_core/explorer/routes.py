@@ -31,6 +31,7 @@ from addon_core.installations.context import installation_context, live_installa
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import ApiCall, Installation
+from addon_core.storage.scope import scoped
 from addon_core.web.body import check_json_depth, decode_json, read_api_body
 from addon_core.web.caller import (
     Caller,
@@ -336,7 +337,7 @@ async def list_calls(
     before = decode_int_cursor(cursor)
     query = (
         select(ApiCall)
-        .where(ApiCall.addon_key == runtime.addon_key, ApiCall.workspace_id == caller.workspace_id)
+        .where(*scoped(ApiCall, runtime.addon_key, caller.workspace_id))
         .order_by(ApiCall.id.desc())
         .limit(size + 1)
     )

@@ -28,6 +28,7 @@ from addon_core.errors import BadRequestError
 from addon_core.flows import records
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event, Execution, ExecutionStep
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep, bearer_token
 
 #: How often the feed looks for new events, and how many it sends per look.
@@ -72,7 +73,7 @@ async def _newest_id(runtime: AddonRuntime, workspace_id: str) -> int:
     async with runtime.sessions() as session:
         newest = await session.scalar(
             select(Event.id)
-            .where(Event.addon_key == runtime.addon_key, Event.workspace_id == workspace_id)
+            .where(*scoped(Event, runtime.addon_key, workspace_id))
             .order_by(Event.id.desc())
             .limit(1)
         )
@@ -110,8 +111,7 @@ async def _events_after(
     query = (
         select(Event)
         .where(
-            Event.addon_key == runtime.addon_key,
-            Event.workspace_id == workspace_id,
+            *scoped(Event, runtime.addon_key, workspace_id),
             Event.id > last_id,
         )
         .order_by(Event.id)
@@ -138,8 +138,7 @@ async def list_event_executions(
             await session.scalars(
                 select(Execution)
                 .where(
-                    Execution.addon_key == runtime.addon_key,
-                    Execution.workspace_id == caller.workspace_id,
+                    *scoped(Execution, runtime.addon_key, caller.workspace_id),
                     Execution.event_id == event_id,
                 )
                 .order_by(Execution.id.desc())
@@ -178,8 +177,7 @@ async def show_sample_event(
         row = await session.scalar(
             select(Event)
             .where(
-                Event.addon_key == runtime.addon_key,
-                Event.workspace_id == caller.workspace_id,
+                *scoped(Event, runtime.addon_key, caller.workspace_id),
                 Event.event_type == event_type,
             )
             .order_by(Event.id.desc())

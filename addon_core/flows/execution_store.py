@@ -28,6 +28,7 @@ from addon_core.storage.models import (
     FlowVersion,
     Installation,
 )
+from addon_core.storage.scope import scoped
 
 FINISHED: Final = ("succeeded", "failed", "skipped")
 _ERROR_LIMIT: Final = 2000
@@ -104,13 +105,12 @@ class ExecutionStore:
             .join(
                 Installation,
                 and_(
-                    Installation.addon_key == Event.addon_key,
-                    Installation.workspace_id == Event.workspace_id,
+                    *scoped(Installation, Event.addon_key, Event.workspace_id),
                 ),
             )
             .join(
                 Flow,
-                and_(Flow.addon_key == Event.addon_key, Flow.workspace_id == Event.workspace_id),
+                and_(*scoped(Flow, Event.addon_key, Event.workspace_id)),
             )
             .outerjoin(
                 Execution,

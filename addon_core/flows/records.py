@@ -21,6 +21,7 @@ from addon_core.flows.service import find_flow
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Event, Execution, ExecutionStep, Flow
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import find_in_workspace
 
 #: How steps stored by the engine read in the API (CONTRACT.md: succeeded, failed, skipped,
@@ -40,8 +41,7 @@ async def list_executions(
         query = (
             select(Execution)
             .where(
-                Execution.addon_key == runtime.addon_key,
-                Execution.workspace_id == workspace_id,
+                *scoped(Execution, runtime.addon_key, workspace_id),
                 Execution.flow_id == flow_id,
             )
             .order_by(Execution.id.desc())
@@ -130,7 +130,7 @@ async def list_events(
     """Return up to `limit + 1` received events of the workspace, newest first."""
     query = (
         select(Event)
-        .where(Event.addon_key == runtime.addon_key, Event.workspace_id == workspace_id)
+        .where(*scoped(Event, runtime.addon_key, workspace_id))
         .order_by(Event.id.desc())
         .limit(limit + 1)
     )
@@ -230,8 +230,7 @@ async def _own_flow_ids(
     found = set(
         await session.scalars(
             select(Flow.id).where(
-                Flow.addon_key == runtime.addon_key,
-                Flow.workspace_id == event.workspace_id,
+                *scoped(Flow, runtime.addon_key, event.workspace_id),
                 Flow.id.in_(wanted),
             )
         )

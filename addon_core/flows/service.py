@@ -32,6 +32,7 @@ from addon_core.storage.models import (
     Flow,
     FlowVersion,
 )
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import find_in_workspace
 
 #: Random bytes of a flow id: 20 url-safe characters.
@@ -92,9 +93,7 @@ async def check_document(
 async def endpoint_ids(session: AsyncSession, runtime: AddonRuntime, workspace_id: str) -> set[str]:
     """Return the ids of the workspace's custom inbound endpoints (none in API Studio)."""
     rows = await session.scalars(
-        select(Endpoint.id).where(
-            Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id
-        )
+        select(Endpoint.id).where(*scoped(Endpoint, runtime.addon_key, workspace_id))
     )
     return set(rows)
 
@@ -230,9 +229,7 @@ async def _check_flow_quota(
     """Refuse a flow past the workspace's quota (two creates take turns for the last place)."""
     await runtime.quotas.lock_workspace(session, runtime.addon_key, workspace_id)
     current = await session.scalar(
-        select(func.count())
-        .select_from(Flow)
-        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+        select(func.count()).select_from(Flow).where(*scoped(Flow, runtime.addon_key, workspace_id))
     )
     runtime.quotas.check_count("flows", current or 0, what="flows")
 
@@ -317,7 +314,7 @@ async def list_flows(
     """Return up to `limit + 1` flows newest first, after the cursor `created_at|id`."""
     query = (
         select(Flow)
-        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+        .where(*scoped(Flow, runtime.addon_key, workspace_id))
         .order_by(Flow.created_at.desc(), Flow.id.desc())
         .limit(limit + 1)
     )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.clockify.client import InstallationContext
 from addon_core.errors import ConflictError, NotFoundError
 from addon_core.storage.models import Installation
+from addon_core.storage.scope import scoped
 from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 
 if TYPE_CHECKING:
@@ -26,8 +27,7 @@ async def live_installation(
     """This add-on's live installation in a workspace, or 404."""
     installation = await session.scalar(
         select(Installation).where(
-            Installation.addon_key == runtime.addon_key,
-            Installation.workspace_id == workspace_id,
+            *scoped(Installation, runtime.addon_key, workspace_id),
         )
     )
     if installation is None or installation.status == "DELETED":

@@ -39,6 +39,7 @@ from addon_core.storage.models import (
     LifecycleAudit,
     WebhookRegistration,
 )
+from addon_core.storage.scope import scoped
 from addon_core.web.body import (
     header_map,
     parse_json_object,
@@ -195,8 +196,7 @@ async def _lock_installation(
 ) -> Installation | None:
     query = (
         select(Installation)
-        .where(Installation.addon_key == runtime.addon_key)
-        .where(Installation.workspace_id == workspace_id)
+        .where(*scoped(Installation, runtime.addon_key, workspace_id))
         .with_for_update()
     )
     return (await session.execute(query)).scalar_one_or_none()

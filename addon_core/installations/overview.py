@@ -22,6 +22,7 @@ from addon_core.jobs.dead_letters import render_job
 from addon_core.jobs.queue import DEAD, QUEUED, RUNNING
 from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event, Execution, Flow, Installation, Job
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 
 #: The events chart covers this many hours, one bar per hour, oldest first.
@@ -66,7 +67,7 @@ async def _job_counts(
 ) -> dict[str, Any]:
     rows = await session.execute(
         select(Job.status, func.count(), func.min(Job.created_at))
-        .where(Job.addon_key == runtime.addon_key, Job.workspace_id == workspace_id)
+        .where(*scoped(Job, runtime.addon_key, workspace_id))
         .where(Job.status.in_((QUEUED, RUNNING, DEAD)))
         .group_by(Job.status)
     )
@@ -95,8 +96,7 @@ async def _event_counts(
     """Events per hour over the chart's window; hours are bucketed here, portably."""
     times = await session.scalars(
         select(Event.received_at).where(
-            Event.addon_key == runtime.addon_key,
-            Event.workspace_id == workspace_id,
+            *scoped(Event, runtime.addon_key, workspace_id),
             Event.received_at >= since,
         )
     )
@@ -111,7 +111,7 @@ async def _event_counts(
 async def _flow_health(
     session: AsyncSession, runtime: AddonRuntime, workspace_id: str, since: datetime
 ) -> dict[str, Any]:
-    scope = (Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+    scope = scoped(Flow, runtime.addon_key, workspace_id)
     total, enabled = (
         await session.execute(
             select(func.count(), func.count().filter(Flow.enabled.is_(True))).where(*scope)
@@ -128,8 +128,7 @@ async def _flow_health(
             await session.execute(
                 select(Execution.status, func.count())
                 .where(
-                    Execution.addon_key == runtime.addon_key,
-                    Execution.workspace_id == workspace_id,
+                    *scoped(Execution, runtime.addon_key, workspace_id),
                     Execution.created_at >= since,
                 )
                 .group_by(Execution.status)

@@ -44,6 +44,7 @@ from addon_core.errors import AddonError
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import IdempotencyRecord
 from addon_core.storage.retention import IDEMPOTENCY_KEPT_FOR
+from addon_core.storage.scope import scoped
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +271,7 @@ async def _release(runtime: AddonRuntime, workspace_id: str, key: str) -> None:
         async with runtime.sessions() as session, session.begin():
             await session.execute(
                 delete(IdempotencyRecord).where(
-                    IdempotencyRecord.addon_key == runtime.addon_key,
-                    IdempotencyRecord.workspace_id == workspace_id,
+                    *scoped(IdempotencyRecord, runtime.addon_key, workspace_id),
                     IdempotencyRecord.key == key,
                     IdempotencyRecord.status.is_(None),
                 )
