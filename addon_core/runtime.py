@@ -85,42 +85,42 @@ class AddonRuntime:
     @property
     def engine(self) -> AsyncEngine:
         """The database engine (raw SQL, leases, probes)."""
-        return self._opened().engine
+        return self._opened("the database engine").engine
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         """The session factory: `async with runtime.sessions.begin() as session: ...`."""
-        return self._opened().sessions
+        return self._opened("the database session factory").sessions
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The connection pool to Clockify."""
-        return self._opened().http
+        return self._opened("the Clockify connection pool").http
 
     @property
     def clockify(self) -> ClockifyClient:
         """The paced, retrying Clockify API client."""
-        return self._opened().clockify
+        return self._opened("the Clockify client").clockify
 
     @property
     def outbound(self) -> OutboundHttp:
         """The client of flows' `http` actions."""
-        return self._opened().outbound
+        return self._opened("the outbound http client").outbound
 
     @property
     def jobs(self) -> JobQueue:
         """The durable job queue."""
-        return self._opened().jobs
+        return self._opened("the job queue").jobs
 
     @property
     def intake(self) -> IntakeWriter:
         """The coalescing writer of webhook deliveries."""
-        return self._opened().intake
+        return self._opened("the webhook intake writer").intake
 
     @property
     def retention(self) -> RetentionScheduler:
         """The scheduler that deletes what outlived its retention."""
-        return self._opened().retention
+        return self._opened("the retention scheduler").retention
 
     @property
     def catalogue(self) -> Catalogue:
@@ -135,11 +135,11 @@ class AddonRuntime:
                 raise CatalogueError(_catalogue_hint(self.settings, exc.detail)) from None
         return self._catalogue
 
-    def _opened(self) -> _OpenParts:
+    def _opened(self, what: str) -> _OpenParts:
         if self._parts is None:
             raise RuntimeError(
-                "the runtime is not open (engine, sessions, clients, queue, intake): "
-                "the app's lifespan has not started"
+                f"{what} is not open yet: it is created when the app's lifespan starts "
+                "(AddonRuntime.open)"
             )
         return self._parts
 
