@@ -244,22 +244,7 @@ def _open_parts(runtime: AddonRuntime) -> _OpenParts:
         backoff_max=settings.clockify_backoff_max_seconds,
         max_retry_after=settings.clockify_max_retry_after_seconds,
     )
-    jobs = JobQueue(
-        engine,
-        sessions,
-        addon_key,
-        metrics,
-        workers=settings.job_workers,
-        lease_seconds=settings.job_lease_seconds,
-        max_attempts=settings.job_max_attempts,
-        backoff_seconds=settings.job_backoff_seconds,
-        backoff_max_seconds=settings.job_backoff_max_seconds,
-        poll_seconds=settings.job_poll_seconds,
-        heartbeat_seconds=settings.job_heartbeat_seconds,
-        worker_timeout_seconds=settings.job_worker_timeout_seconds,
-    )
-    for kind, handler in runtime.job_handlers.items():
-        jobs.register(kind, handler)
+    jobs = _job_queue(runtime, engine, sessions)
     intake = IntakeWriter(
         engine,
         addon_key,
@@ -287,6 +272,30 @@ def _open_parts(runtime: AddonRuntime) -> _OpenParts:
         intake=intake,
         retention=retention,
     )
+
+
+def _job_queue(
+    runtime: AddonRuntime, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> JobQueue:
+    """The durable queue, with the job handlers the features registered."""
+    settings = runtime.settings
+    jobs = JobQueue(
+        engine,
+        sessions,
+        runtime.addon_key,
+        runtime.metrics,
+        workers=settings.job_workers,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+        backoff_seconds=settings.job_backoff_seconds,
+        backoff_max_seconds=settings.job_backoff_max_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        worker_timeout_seconds=settings.job_worker_timeout_seconds,
+    )
+    for kind, handler in runtime.job_handlers.items():
+        jobs.register(kind, handler)
+    return jobs
 
 
 def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
