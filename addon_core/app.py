@@ -33,7 +33,13 @@ from addon_core.installations.overview import OVERVIEW_ROUTES
 from addon_core.intake.routes import receive_clockify_webhook, refuse_unknown_event
 from addon_core.jobs.dead_letters import DEAD_LETTER_ROUTES
 from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Runtime, build_runtime, provide_runtime
+from addon_core.runtime import (
+    AddonRuntime,
+    Runtime,
+    build_runtime,
+    provide_runtime,
+    provide_sessions,
+)
 from addon_core.settings import AddonSettings
 from addon_core.storage.database import DatabaseUnavailableError
 from addon_core.web import page_router, template_config
@@ -104,6 +110,7 @@ def create_addon_app(
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "sessions": Provide(provide_sessions, sync_to_thread=False),
             "caller": Provide(provide_caller),
         },
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.correlation import current_request_id
 from addon_core.errors import BadRequestError
 from addon_core.redaction import redact
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import AuditEntry
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import Caller, CallerDep, decode_int_cursor, page_limit, page_of
 
 #: A value larger than this (as text) is stored as a note, not in full.
@@ -131,8 +132,7 @@ async def record(
     after: Any = None,
 ) -> None:
     """Write one entry in a transaction of its own, after the change committed."""
-    _, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         add(
             session,
             runtime.addon_key,
@@ -146,10 +146,9 @@ async def record(
 
 
 def render(entry: AuditEntry) -> dict[str, Any]:
-    at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)  # SQLite drops the zone
     return {
         "id": entry.id,
-        "at": at.isoformat(),
+        "at": entry.at.isoformat(),
         "actor": entry.actor,
         "actorRole": entry.actor_role,
         "kind": entry.kind,
@@ -174,6 +173,7 @@ def _moment(name: str, text: str | None) -> datetime | None:
 @get("/api/audit", name="audit:list")
 async def list_audit(
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     kind: FromQuery[str | None] = None,
     actor: FromQuery[str | None] = None,
@@ -185,9 +185,7 @@ async def list_audit(
     """The workspace's audit trail, newest first; OWNER and ADMIN only."""
     caller.require_writer("reading the audit trail")
     size = page_limit(limit)
-    query = select(AuditEntry).where(
-        AuditEntry.addon_key == runtime.addon_key, AuditEntry.workspace_id == caller.workspace_id
-    )
+    query = select(AuditEntry).where(*scoped(AuditEntry, runtime.addon_key, caller.workspace_id))
     if kind:
         query = query.where(
             AuditEntry.kind.startswith(kind, autoescape=True) if kind.endswith(".")
@@ -203,7 +201,6 @@ async def list_audit(
     before = decode_int_cursor(cursor)
     if before is not None:
         query = query.where(AuditEntry.id < before)
-    _, sessions = runtime.db()
     async with sessions() as session:
         rows = list(await session.scalars(query.order_by(AuditEntry.id.desc()).limit(size + 1)))
     return page_of(rows, size, render=render, key=lambda entry: entry.id)

@@ -14,7 +14,6 @@ from datetime import timedelta
 import httpx
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from addon_core.clockify.budget import PostgresBudget, open_shared_budget
@@ -30,8 +29,8 @@ from addon_core.clockify.tokens import (
     TokenVerifier,
     load_public_keys,
 )
-from addon_core.errors import ConflictError, NotFoundError
 from addon_core.flows.outbound import OutboundHttp
+from addon_core.installations.context import installation_context
 from addon_core.intake.writer import IntakeWriter
 from addon_core.jobs.queue import JobQueue
 from addon_core.metrics import Metrics
@@ -46,7 +45,6 @@ from addon_core.storage.database import (
 from addon_core.storage.encryption import KeyRing, load_key_ring
 from addon_core.storage.models import Installation
 from addon_core.storage.retention import RetentionPolicy, RetentionScheduler
-from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 
 #: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
 #: installation row is flushed: what it adds to the session commits with the event.
@@ -55,6 +53,12 @@ LifecycleHook = Callable[[AsyncSession, "AddonRuntime", Installation], Awaitable
 
 @dataclass
 class AddonRuntime:
+    """The shared infrastructure of one app; domains keep their own look-ups.
+
+    What `open` creates (engine, sessions, HTTP clients, queue, intake writer, retention)
+    is read through properties that raise, naming the missing part, before `open`.
+    """
+
     settings: AddonSettings
     manifest: Manifest
     verifier: TokenVerifier
@@ -63,14 +67,6 @@ class AddonRuntime:
     metrics: Metrics
     head_revision: str | None
     quotas: Quotas
-    engine: AsyncEngine | None = None
-    sessions: async_sessionmaker[AsyncSession] | None = None
-    intake: IntakeWriter | None = None
-    jobs: JobQueue | None = None
-    clockify: ClockifyClient | None = None
-    outbound: OutboundHttp | None = None
-    budget: PostgresBudget | None = None
-    retention: RetentionScheduler | None = None
     #: Job handlers by kind, installed on the queue when it opens.
     job_handlers: dict[str, Callable[..., Awaitable[None]]] = field(default_factory=dict)
     #: Action types flows may use here: `clockify` everywhere, `http` in Universal Webhook.
@@ -79,104 +75,54 @@ class AddonRuntime:
     on_deleted: list[LifecycleHook] = field(default_factory=list)
     #: Replace before `open` to reach a fake Clockify (tests, sandbox) or share a pool.
     http_transport: httpx.AsyncBaseTransport | None = None
-    http: httpx.AsyncClient | None = None
-    _catalogue: Catalogue | None = None
+    _parts: _OpenParts | None = field(default=None, init=False, repr=False)
+    _catalogue: Catalogue | None = field(default=None, init=False, repr=False)
 
     @property
     def addon_key(self) -> str:
         return self.settings.addon_key
 
-    async def open(self, *, start_workers: bool = True) -> None:
-        """Create the engine and clients; start the background workers unless told not to.
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine (raw SQL, leases, probes)."""
+        return self._opened("the database engine").engine
 
-        `start_workers=False` opens everything a one-shot command or a test needs and
-        leaves jobs to `jobs.run_until_idle()`.
-        """
-        settings = self.settings
-        self.engine = create_engine(settings.database_url)
-        # Sessions write on what they read (lifecycle, flows): see `for_writing`.
-        self.sessions = create_session_factory(for_writing(self.engine))
-        self.http = create_http_client(
-            self.http_transport, timeout_seconds=settings.clockify_timeout_seconds
-        )
-        self.budget = open_shared_budget(
-            self.engine,
-            self.addon_key,
-            settings.clockify_rate_limit,
-            # A held slot outlives the longest call: a timeout on each of its retries.
-            hold_seconds=settings.clockify_timeout_seconds + 5.0,
-        )
-        self.clockify = ClockifyClient(
-            allowlist=self.allowlist,
-            metrics=self.metrics,
-            pacer=Pacer(settings.clockify_rate_limit, settings.clockify_burst, shared=self.budget),
-            http=self.http,
-            attempts=settings.clockify_retry_attempts,
-            backoff_base=settings.clockify_backoff_seconds,
-            backoff_max=settings.clockify_backoff_max_seconds,
-            max_retry_after=settings.clockify_max_retry_after_seconds,
-        )
-        self.outbound = OutboundHttp.from_settings(settings)
-        self.jobs = JobQueue(
-            self.engine,
-            self.sessions,
-            self.addon_key,
-            self.metrics,
-            workers=settings.job_workers,
-            lease_seconds=settings.job_lease_seconds,
-            max_attempts=settings.job_max_attempts,
-            backoff_seconds=settings.job_backoff_seconds,
-            backoff_max_seconds=settings.job_backoff_max_seconds,
-            poll_seconds=settings.job_poll_seconds,
-            heartbeat_seconds=settings.job_heartbeat_seconds,
-            worker_timeout_seconds=settings.job_worker_timeout_seconds,
-        )
-        for kind, handler in self.job_handlers.items():
-            self.jobs.register(kind, handler)
-        self.intake = IntakeWriter(
-            self.engine,
-            self.addon_key,
-            self.metrics,
-            batch_size=settings.intake_batch_size,
-            dedupe_window=timedelta(seconds=settings.dedupe_window_seconds),
-            job_attempts=settings.job_max_attempts,
-            events_per_day=settings.quota_events_per_day,
-            on_stored=self.jobs.wake,
-        )
-        self.retention = RetentionScheduler(
-            self.engine,
-            self.addon_key,
-            RetentionPolicy.from_settings(settings),
-            interval_seconds=settings.retention_interval_seconds,
-            metrics=self.metrics,
-        )
-        await self.intake.start()
-        if start_workers:
-            await self.jobs.start()
-            await self.retention.start()
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The session factory: `async with runtime.sessions.begin() as session: ...`."""
+        return self._opened("the database session factory").sessions
 
-    async def close(self) -> None:
-        """Finish queued work, stop the workers and close connections (engine last)."""
-        grace = self.settings.shutdown_grace_seconds
-        if self.intake is not None:
-            await self.intake.stop(grace)
-        if self.jobs is not None:
-            await self.jobs.stop(grace)
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.http is not None:
-            await self.http.aclose()
-        if self.outbound is not None:
-            await self.outbound.aclose()
-        if self.budget is not None:
-            await self.budget.aclose()
-        if self.engine is not None:
-            await self.engine.dispose()
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The connection pool to Clockify."""
+        return self._opened("the Clockify connection pool").http
 
-    def add_job_handler(self, kind: str, handler: Callable[..., Awaitable[None]]) -> None:
-        """Handle jobs of `kind` (call before `open`)."""
-        self.job_handlers[kind] = handler
+    @property
+    def clockify(self) -> ClockifyClient:
+        """The paced, retrying Clockify API client."""
+        return self._opened("the Clockify client").clockify
 
+    @property
+    def outbound(self) -> OutboundHttp:
+        """The client of flows' `http` actions."""
+        return self._opened("the outbound http client").outbound
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The durable job queue."""
+        return self._opened("the job queue").jobs
+
+    @property
+    def intake(self) -> IntakeWriter:
+        """The coalescing writer of webhook deliveries."""
+        return self._opened("the webhook intake writer").intake
+
+    @property
+    def retention(self) -> RetentionScheduler:
+        """The scheduler that deletes what outlived its retention."""
+        return self._opened("the retention scheduler").retention
+
+    @property
     def catalogue(self) -> Catalogue:
         """Clockify's operations, read on first use from `settings.openapi_path`.
 
@@ -189,50 +135,44 @@ class AddonRuntime:
                 raise CatalogueError(_catalogue_hint(self.settings, exc.detail)) from None
         return self._catalogue
 
-    def queue(self) -> JobQueue:
-        if self.jobs is None:
-            raise RuntimeError("the app's lifespan has not started")
-        return self.jobs
-
-    def client(self) -> ClockifyClient:
-        if self.clockify is None:
-            raise RuntimeError("the app's lifespan has not started")
-        return self.clockify
-
-    async def installation(self, session: AsyncSession, workspace_id: str) -> Installation:
-        """This add-on's live installation in a workspace, or 404."""
-        installation = await session.scalar(
-            select(Installation).where(
-                Installation.addon_key == self.addon_key,
-                Installation.workspace_id == workspace_id,
+    def _opened(self, what: str) -> _OpenParts:
+        if self._parts is None:
+            raise RuntimeError(
+                f"{what} is not open yet: it is created when the app's lifespan starts "
+                "(AddonRuntime.open)"
             )
-        )
-        if installation is None or installation.status == "DELETED":
-            raise NotFoundError(f"the add-on is not installed in workspace {workspace_id}")
-        return installation
+        return self._parts
 
-    def installation_context(self, installation: Installation) -> InstallationContext:
-        """What the Clockify client needs to call for an installation (token decrypted)."""
-        if not installation.auth_token:
-            raise ConflictError(
-                f"the installation in workspace {installation.workspace_id} has no token; "
-                "reinstall the add-on"
-            )
-        token = self.key_ring.decrypt(
-            installation.auth_token,
-            token_context(self.addon_key, installation.workspace_id, INSTALLATION_PURPOSE),
-        )
-        return InstallationContext(
-            workspace_id=installation.workspace_id,
-            token=token,
-            base_urls=dict(installation.api_urls),
-        )
+    async def open(self, *, start_workers: bool = True) -> None:
+        """Create the engine and clients; start the background workers unless told not to.
 
-    async def context_for(self, workspace_id: str) -> InstallationContext:
-        """Read the installation of a workspace and build its call context."""
-        _engine, sessions = self.db()
-        async with sessions() as session:
-            return self.installation_context(await self.installation(session, workspace_id))
+        `start_workers=False` opens everything a one-shot command or a test needs and
+        leaves jobs to `jobs.run_until_idle()`.
+        """
+        parts = self._parts = _open_parts(self)
+        await parts.intake.start()
+        if start_workers:
+            await parts.jobs.start()
+            await parts.retention.start()
+
+    async def close(self) -> None:
+        """Finish queued work, stop the workers and close connections (engine last)."""
+        parts = self._parts
+        if parts is None:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        await parts.intake.stop(grace)
+        await parts.jobs.stop(grace)
+        await parts.retention.stop()
+        await parts.http.aclose()
+        await parts.outbound.aclose()
+        if parts.budget is not None:
+            await parts.budget.aclose()
+        await parts.engine.dispose()
+
+    def add_job_handler(self, kind: str, handler: Callable[..., Awaitable[None]]) -> None:
+        """Handle jobs of `kind` (call before `open`)."""
+        self.job_handlers[kind] = handler
 
     def verify_token(self, token: str | None, kind: TokenKind) -> Claims:
         """Verify a Clockify token, counting a refusal by kind and reason."""
@@ -242,10 +182,121 @@ class AddonRuntime:
             self.metrics.verification_failures.labels(self.addon_key, kind.value, exc.reason).inc()
             raise
 
+    # The four methods below remain for modules outside this change (jobs/dead_letters.py,
+    # universal_webhook/registration.py, benchmarks/flow_latency.py); new code uses the
+    # properties above and `addon_core.installations.context`.
+
     def db(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-        if self.engine is None or self.sessions is None:
-            raise RuntimeError("the app's lifespan has not started")
+        """The engine and the session factory (use `engine` and `sessions`)."""
         return self.engine, self.sessions
+
+    def queue(self) -> JobQueue:
+        """The job queue (use `jobs`)."""
+        return self.jobs
+
+    def client(self) -> ClockifyClient:
+        """The Clockify client (use `clockify`)."""
+        return self.clockify
+
+    def installation_context(self, installation: Installation) -> InstallationContext:
+        """An installation's call context (use `installations.context.installation_context`)."""
+        return installation_context(self, installation)
+
+
+@dataclass(frozen=True)
+class _OpenParts:
+    """What `AddonRuntime.open` creates, held together so it is all there or none of it."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    clockify: ClockifyClient
+    outbound: OutboundHttp
+    budget: PostgresBudget | None
+    jobs: JobQueue
+    intake: IntakeWriter
+    retention: RetentionScheduler
+
+
+def _open_parts(runtime: AddonRuntime) -> _OpenParts:
+    """Create the engine, clients, queue, intake writer and retention scheduler."""
+    settings, addon_key, metrics = runtime.settings, runtime.addon_key, runtime.metrics
+    engine = create_engine(settings.database_url)
+    # Sessions write on what they read (lifecycle, flows): see `for_writing`.
+    sessions = create_session_factory(for_writing(engine))
+    http = create_http_client(
+        runtime.http_transport, timeout_seconds=settings.clockify_timeout_seconds
+    )
+    budget = open_shared_budget(
+        engine,
+        addon_key,
+        settings.clockify_rate_limit,
+        # A held slot outlives the longest call: a timeout on each of its retries.
+        hold_seconds=settings.clockify_timeout_seconds + 5.0,
+    )
+    clockify = ClockifyClient(
+        allowlist=runtime.allowlist,
+        metrics=metrics,
+        pacer=Pacer(settings.clockify_rate_limit, settings.clockify_burst, shared=budget),
+        http=http,
+        attempts=settings.clockify_retry_attempts,
+        backoff_base=settings.clockify_backoff_seconds,
+        backoff_max=settings.clockify_backoff_max_seconds,
+        max_retry_after=settings.clockify_max_retry_after_seconds,
+    )
+    jobs = _job_queue(runtime, engine, sessions)
+    intake = IntakeWriter(
+        engine,
+        addon_key,
+        metrics,
+        batch_size=settings.intake_batch_size,
+        dedupe_window=timedelta(seconds=settings.dedupe_window_seconds),
+        job_attempts=settings.job_max_attempts,
+        events_per_day=settings.quota_events_per_day,
+        on_stored=jobs.wake,
+    )
+    retention = RetentionScheduler(
+        engine,
+        addon_key,
+        RetentionPolicy.from_settings(settings),
+        interval_seconds=settings.retention_interval_seconds,
+        metrics=metrics,
+    )
+    return _OpenParts(
+        engine=engine,
+        sessions=sessions,
+        http=http,
+        clockify=clockify,
+        outbound=OutboundHttp.from_settings(settings),
+        budget=budget,
+        jobs=jobs,
+        intake=intake,
+        retention=retention,
+    )
+
+
+def _job_queue(
+    runtime: AddonRuntime, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> JobQueue:
+    """The durable queue, with the job handlers the features registered."""
+    settings = runtime.settings
+    jobs = JobQueue(
+        engine,
+        sessions,
+        runtime.addon_key,
+        runtime.metrics,
+        workers=settings.job_workers,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+        backoff_seconds=settings.job_backoff_seconds,
+        backoff_max_seconds=settings.job_backoff_max_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        worker_timeout_seconds=settings.job_worker_timeout_seconds,
+    )
+    for kind, handler in runtime.job_handlers.items():
+        jobs.register(kind, handler)
+    return jobs
 
 
 def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
@@ -303,5 +354,13 @@ def provide_runtime(state: State) -> AddonRuntime:
     return runtime
 
 
+def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    runtime: AddonRuntime = state.runtime
+    return runtime.sessions
+
+
 #: How handlers ask for the runtime: `runtime: Runtime`.
 Runtime = NamedDependency[AddonRuntime]
+#: How handlers ask for the session factory: `sessions: Sessions`. Each handler opens its
+#: own transactions with it (`sessions.begin()`), so it commits before it answers.
+Sessions = NamedDependency[async_sessionmaker[AsyncSession]]

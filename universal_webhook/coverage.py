@@ -18,9 +18,11 @@ from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
+from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import CoverageGap, Job, WebhookRegistration
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 from universal_webhook.registration import (
     JOB_KIND,
@@ -44,11 +46,10 @@ def setup_coverage(runtime: AddonRuntime) -> None:
 
 
 @get("/api/coverage", name="coverage")
-async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
+async def list_coverage(caller: CallerDep, runtime: Runtime, sessions: Sessions) -> dict[str, Any]:
     """Every Clockify event type and how it reaches this workspace."""
-    _, sessions = runtime.db()
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
         registrations = {
             r.path: r.source
             for r in await session.execute(
@@ -67,8 +68,7 @@ async def list_coverage(caller: CallerDep, runtime: Runtime) -> dict[str, Any]:
             await session.execute(
                 select(Job.status, Job.last_error)
                 .where(
-                    Job.addon_key == runtime.addon_key,
-                    Job.workspace_id == caller.workspace_id,
+                    *scoped(Job, runtime.addon_key, caller.workspace_id),
                     Job.kind == JOB_KIND,
                 )
                 .order_by(Job.id.desc())

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from addon_core.errors import ServiceUnavailableError
 from addon_core.flows.records import render_event
 from addon_core.intake.standard_webhooks import signature_headers
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import Runtime, Sessions
 from addon_core.storage.models import Event
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep, page_limit
 from universal_webhook.endpoints import _endpoint
 from universal_webhook.receiver import CUSTOM_PATH_PREFIX, _find_receiver
@@ -33,11 +34,14 @@ TEST_EVENT_TYPE = "test.delivery"
 
 @post("/api/endpoints/{endpoint_id:str}/test", status_code=200, name="test-endpoint")
 async def send_test_delivery(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Send the endpoint a signed test delivery; answer what its intake answered."""
     caller.require_writer("sending a test delivery")
-    _, sessions = runtime.db()
     async with sessions() as session:
         await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
     receiver = await _find_receiver(request.app.state, runtime, endpoint_id)
@@ -87,24 +91,23 @@ async def list_deliveries(
     endpoint_id: FromPath[str],
     caller: CallerDep,
     runtime: Runtime,
+    sessions: Sessions,
     limit: FromQuery[int | None] = None,
 ) -> dict[str, Any]:
     """List the events the endpoint received, newest first (payloads redacted)."""
     size = page_limit(limit)
-    _, sessions = runtime.db()
     async with sessions() as session:
         await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
         rows = await session.scalars(
             select(Event)
-            .where(*_scope(runtime, caller.workspace_id), Event.endpoint_id == endpoint_id)
+            .where(
+                *scoped(Event, runtime.addon_key, caller.workspace_id),
+                Event.endpoint_id == endpoint_id,
+            )
             .order_by(Event.id.desc())
             .limit(size)
         )
         return {"items": [render_event(row) for row in rows], "next": None}
-
-
-def _scope(runtime: AddonRuntime, workspace_id: str) -> tuple[Any, ...]:
-    return (Event.addon_key == runtime.addon_key, Event.workspace_id == workspace_id)
 
 
 DELIVERY_ROUTES: list[BaseRouteHandler] = [send_test_delivery, list_deliveries]

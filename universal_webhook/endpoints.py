@@ -27,17 +27,16 @@ from addon_core.errors import (
 )
 from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.redaction import SECRET_HEADERS
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Endpoint
+from addon_core.storage.scope import scoped
 from addon_core.web.body import parse_json_object, read_api_body
 from addon_core.web.caller import CallerDep, decode_cursor, find_in_workspace, page_limit, page_of
 from universal_webhook.receiver import (
     CUSTOM_PATH_PREFIX,
-    aware,
     receive_custom_webhook,
     receiver_cache,
     secret_context,
-    utc,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,10 @@ _HEADER = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 
 @post("/api/endpoints", status_code=201, name="create-endpoint")
 async def create_endpoint(
-    request: Request[Any, Any, Any], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Create an endpoint; its secret is shown here and at rotation only."""
     caller.require_writer("creating a custom webhook endpoint")
@@ -64,11 +66,12 @@ async def create_endpoint(
         parse_json_object(raw, max_depth=runtime.settings.max_json_depth), runtime
     )
     secret = generate_secret()
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         await runtime.quotas.lock_workspace(session, runtime.addon_key, caller.workspace_id)
         existing = await session.scalar(
-            select(func.count()).select_from(Endpoint).where(*_scope(runtime, caller.workspace_id))
+            select(func.count())
+            .select_from(Endpoint)
+            .where(*scoped(Endpoint, runtime.addon_key, caller.workspace_id))
         )
         runtime.quotas.check_count("endpoints", existing or 0, what="custom webhook endpoints")
         endpoint = Endpoint(
@@ -97,12 +100,13 @@ async def create_endpoint(
 async def list_endpoints(
     caller: CallerDep,
     runtime: Runtime,
+    sessions: Sessions,
     limit: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """List the workspace's endpoints, newest first, without secrets."""
     size = page_limit(limit)
-    query = select(Endpoint).where(*_scope(runtime, caller.workspace_id))
+    query = select(Endpoint).where(*scoped(Endpoint, runtime.addon_key, caller.workspace_id))
     after = _decode_endpoint_cursor(cursor)
     if after is not None:
         at, endpoint_id = after
@@ -112,23 +116,24 @@ async def list_endpoints(
             )
         )
     query = query.order_by(Endpoint.created_at.desc(), Endpoint.id.desc()).limit(size + 1)
-    _, sessions = runtime.db()
     async with sessions() as session:
         rows = list((await session.scalars(query)).all())
     return page_of(
         rows,
         size,
         render=lambda endpoint: _render(runtime, endpoint),
-        key=lambda endpoint: f"{utc(endpoint.created_at).isoformat()}|{endpoint.id}",
+        key=lambda endpoint: f"{endpoint.created_at.isoformat()}|{endpoint.id}",
     )
 
 
 @get("/api/endpoints/{endpoint_id:str}", name="get-endpoint")
 async def get_endpoint(
-    endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Show one endpoint, without its secret."""
-    _, sessions = runtime.db()
     async with sessions() as session:
         endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
     return _render(runtime, endpoint)
@@ -136,11 +141,14 @@ async def get_endpoint(
 
 @delete("/api/endpoints/{endpoint_id:str}", status_code=204, name="delete-endpoint")
 async def delete_endpoint(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> None:
     """Delete an endpoint; its deliveries are refused from now on (events already stored stay)."""
     caller.require_writer("deleting a custom webhook endpoint")
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         endpoint = await _endpoint(session, runtime, caller.workspace_id, endpoint_id)
         await session.delete(endpoint)
@@ -158,7 +166,11 @@ async def delete_endpoint(
 
 @post("/api/endpoints/{endpoint_id:str}/rotate-secret", status_code=200, name="rotate-endpoint")
 async def rotate_endpoint_secret(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], caller: CallerDep, runtime: Runtime
+    request: Request[Any, Any, Any],
+    endpoint_id: FromPath[str],
+    caller: CallerDep,
+    runtime: Runtime,
+    sessions: Sessions,
 ) -> dict[str, Any]:
     """Issue a new secret; the one it replaces stays valid for the grace period.
 
@@ -168,7 +180,6 @@ async def rotate_endpoint_secret(
     caller.require_writer("rotating a custom webhook secret")
     grace = runtime.settings.secret_rotation_grace_seconds
     secret = generate_secret()
-    _, sessions = runtime.db()
     async with sessions.begin() as session:
         endpoint = await _endpoint(
             session, runtime, caller.workspace_id, endpoint_id, for_update=True
@@ -190,10 +201,6 @@ async def rotate_endpoint_secret(
         )
     receiver_cache(request.app.state).forget(endpoint_id)
     return {**_render(runtime, endpoint), "secret": secret}
-
-
-def _scope(runtime: AddonRuntime, workspace_id: str) -> tuple[Any, ...]:
-    return (Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id)
 
 
 async def _endpoint(
@@ -278,7 +285,7 @@ def _endpoint_fields(body: dict[str, Any], runtime: AddonRuntime) -> dict[str, A
 
 
 def _render(runtime: AddonRuntime, endpoint: Endpoint) -> dict[str, Any]:
-    expires = aware(endpoint.previous_secret_expires_at)
+    expires = endpoint.previous_secret_expires_at
     return {
         "id": endpoint.id,
         "name": endpoint.name,
@@ -290,7 +297,7 @@ def _render(runtime: AddonRuntime, endpoint: Endpoint) -> dict[str, Any]:
             expires.isoformat() if expires and expires > datetime.now(UTC) else None
         ),
         "createdBy": endpoint.created_by,
-        "createdAt": utc(endpoint.created_at).isoformat(),
+        "createdAt": endpoint.created_at.isoformat(),
     }
 
 
@@ -307,7 +314,8 @@ def _decode_endpoint_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         raise BadRequestError(
             "the cursor is not one this API returned; pass the 'next' value of the previous page"
         )
-    return at, endpoint_id
+    # Our cursors carry an offset; one without is read as UTC, like every stored time.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)), endpoint_id
 
 
 ENDPOINT_ROUTES: list[BaseRouteHandler] = [

@@ -184,7 +184,7 @@ def _receiver(runtime: AddonRuntime, endpoint: Endpoint) -> Receiver:
         workspace_id=endpoint.workspace_id,
         secret=runtime.key_ring.decrypt(endpoint.secret, context),
         previous_secret=runtime.key_ring.decrypt(previous, context) if previous else None,
-        previous_until=aware(endpoint.previous_secret_expires_at),
+        previous_until=endpoint.previous_secret_expires_at,
         event_type_path=endpoint.event_type_path,
         event_type_header=endpoint.event_type_header,
         rate_limit=endpoint.rate_limit_per_minute,
@@ -198,8 +198,7 @@ async def _find_receiver(state: State, runtime: AddonRuntime, endpoint_id: str) 
         return receiver
     endpoint = None
     if _ID.fullmatch(endpoint_id):
-        _, sessions = runtime.db()
-        async with sessions() as session:
+        async with runtime.sessions() as session:
             endpoint = await session.get(Endpoint, endpoint_id)
     if endpoint is None or endpoint.addon_key != runtime.addon_key:
         raise NotFoundError(
@@ -232,7 +231,6 @@ async def receive_custom_webhook(
             raise
         rate_headers = _charge(limiter, f"endpoint:{endpoint_id}", receiver.rate_limit, "")
         delivery = _parse(receiver, *verified, max_depth=runtime.settings.max_json_depth)
-        assert runtime.intake is not None
         outcome = await runtime.intake.submit(delivery)
     except AddonError as exc:
         outcome_label = "rate_limited" if isinstance(exc, RateLimitedError) else "rejected"
@@ -337,12 +335,3 @@ def _error_response(exc: AddonError, headers: dict[str, str]) -> Response[Any]:
     if exc.extra:
         content["extra"] = redact(exc.extra)
     return Response(content, status_code=exc.status_code, headers=headers)
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import get, post
@@ -11,25 +10,28 @@ from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.bootstrap.runs import retry_list, scope, start_run
+from addon_core.bootstrap.runs import retry_list, start_run
 from addon_core.errors import ConflictError
+from addon_core.installations.context import live_installation
 from addon_core.redaction import redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import BootstrapProgress
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 
 
 @get("/api/bootstrap", name="bootstrap:progress")
-async def show_progress(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def show_progress(runtime: Runtime, sessions: Sessions, caller: CallerDep) -> dict[str, Any]:
     """Show how far the workspace's latest bootstrap run got, list by list."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         return await render_progress(session, runtime, caller.workspace_id)
 
 
 @post("/api/bootstrap", name="bootstrap:rerun", status_code=202)
-async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def rerun_bootstrap(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep
+) -> dict[str, Any]:
     """Start a new bootstrap run for the workspace (OWNER or ADMIN); answer its lists."""
     caller.require_writer("re-running the bootstrap")
     if not runtime.settings.bootstrap_enabled:
@@ -38,27 +40,25 @@ async def rerun_bootstrap(runtime: Runtime, caller: CallerDep) -> dict[str, Any]
             f"bootstrap is turned off on this server ({variable}=false); "
             "ask its operator to turn it on"
         )
-    _engine, sessions = runtime.db()
     async with sessions.begin() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         run = await start_run(session, runtime, caller.workspace_id)
         progress = await render_progress(session, runtime, caller.workspace_id)
-    runtime.queue().wake()
+    runtime.jobs.wake()
     return progress | {"run": run}
 
 
 @post("/api/bootstrap/{operation_id:str}/retry", name="bootstrap:retry", status_code=202)
 async def retry_failed_list(
-    runtime: Runtime, caller: CallerDep, operation_id: FromPath[str]
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, operation_id: FromPath[str]
 ) -> dict[str, Any]:
     """Retry one failed list of the latest run from the page it reached (OWNER or ADMIN)."""
     caller.require_writer("retrying a bootstrap list")
-    _engine, sessions = runtime.db()
     async with sessions.begin() as session:
-        await runtime.installation(session, caller.workspace_id)
+        await live_installation(session, runtime, caller.workspace_id)
         await retry_list(session, runtime, caller.workspace_id, operation_id)
         progress = await render_progress(session, runtime, caller.workspace_id)
-    runtime.queue().wake()
+    runtime.jobs.wake()
     return progress
 
 
@@ -69,7 +69,7 @@ async def render_progress(
     rows = list(
         await session.scalars(
             select(BootstrapProgress)
-            .where(*scope(runtime.addon_key, workspace_id))
+            .where(*scoped(BootstrapProgress, runtime.addon_key, workspace_id))
             .order_by(BootstrapProgress.operation_id)
         )
     )
@@ -82,18 +82,13 @@ async def render_progress(
                 "items": row.items,
                 "errors": row.errors,
                 "lastError": redact_text(row.last_error) if row.last_error else None,
-                "updatedAt": _iso(row.updated_at),
+                "updatedAt": row.updated_at.isoformat(),
             }
             for row in rows
         ],
         "next": None,
         "run": max((row.run for row in rows), default=0),
     }
-
-
-def _iso(moment: datetime) -> str:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 BOOTSTRAP_ROUTES: list[BaseRouteHandler] = [show_progress, rerun_bootstrap, retry_failed_list]

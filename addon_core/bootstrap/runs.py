@@ -27,11 +27,13 @@ from addon_core.clockify.client import (
     InstallationContext,
 )
 from addon_core.errors import AddonError, ConflictError, NotFoundError
+from addon_core.installations.context import context_for
 from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.database import is_sqlite
 from addon_core.storage.models import BootstrapProgress, CachedEntity, Installation
+from addon_core.storage.scope import scoped
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +67,17 @@ class Progress:
     def where(self) -> tuple[Any, ...]:
         """This list's row, if it still belongs to this run."""
         return (
-            BootstrapProgress.addon_key == self.addon_key,
-            BootstrapProgress.workspace_id == self.workspace_id,
+            *scoped(BootstrapProgress, self.addon_key, self.workspace_id),
             BootstrapProgress.operation_id == self.operation_id,
             BootstrapProgress.run == self.run,
         )
-
-
-def scope(addon_key: str, workspace_id: str, model: Any = BootstrapProgress) -> tuple[Any, ...]:
-    return (model.addon_key == addon_key, model.workspace_id == workspace_id)
 
 
 def plan_rows(runtime: AddonRuntime, workspace_id: str, run: int) -> list[dict[str, Any]]:
     """One pending progress row per list the settings select (raises CatalogueError)."""
     settings = runtime.settings
     listings = select_listings(
-        runtime.catalogue(), settings.bootstrap_include, settings.bootstrap_exclude
+        runtime.catalogue, settings.bootstrap_include, settings.bootstrap_exclude
     )
     now = datetime.now(UTC)
     return [
@@ -108,7 +105,7 @@ async def start_run(session: AsyncSession, runtime: AddonRuntime, workspace_id: 
     does after every call). A job of an earlier run still queued or running finds its
     rows taken over and stops at its next page.
     """
-    where = scope(runtime.addon_key, workspace_id)
+    where = scoped(BootstrapProgress, runtime.addon_key, workspace_id)
     previous = await session.scalar(select(func.max(BootstrapProgress.run)).where(*where))
     run = (previous or 0) + 1
     await session.execute(delete(BootstrapProgress).where(*where))
@@ -120,9 +117,7 @@ async def start_run(session: AsyncSession, runtime: AddonRuntime, workspace_id: 
     else:
         if rows:
             await session.execute(insert(BootstrapProgress), rows)
-    job = runtime.queue().new(
-        KIND, workspace_id, {"run": run}, ordering_key=f"{KIND}:{workspace_id}"
-    )
+    job = runtime.jobs.new(KIND, workspace_id, {"run": run}, ordering_key=f"{KIND}:{workspace_id}")
     session.add(job)
     return run
 
@@ -137,7 +132,7 @@ async def retry_list(
     """
     row = await session.scalar(
         select(BootstrapProgress)
-        .where(*scope(runtime.addon_key, workspace_id))
+        .where(*scoped(BootstrapProgress, runtime.addon_key, workspace_id))
         .where(BootstrapProgress.operation_id == operation_id)
         .with_for_update()
     )
@@ -152,7 +147,7 @@ async def retry_list(
     row.status = PENDING
     row.last_error = None
     row.updated_at = datetime.now(UTC)
-    job = runtime.queue().new(
+    job = runtime.jobs.new(
         KIND, workspace_id, {"run": row.run}, ordering_key=f"{KIND}:{workspace_id}"
     )
     session.add(job)
@@ -169,7 +164,7 @@ async def start_at_install(
         return
     in_progress = await session.scalar(
         select(func.count()).where(
-            *scope(runtime.addon_key, installation.workspace_id),
+            *scoped(BootstrapProgress, runtime.addon_key, installation.workspace_id),
             BootstrapProgress.status.in_((PENDING, RUNNING)),
         )
     )
@@ -193,7 +188,7 @@ class Bootstrapper:
         runtime = self.runtime
         workspace_id, run = job.workspace_id, int(job.payload.get("run", 0))
         try:
-            context = await runtime.context_for(workspace_id)
+            context = await context_for(runtime, workspace_id)
         except (NotFoundError, ConflictError) as exc:
             log.info("bootstrap: %s has nothing to fetch with: %s", workspace_id, exc.detail)
             return
@@ -201,7 +196,7 @@ class Bootstrapper:
         if any(row.run != run for row in rows):
             log.info("bootstrap: run %d of %s was superseded by a newer run", run, workspace_id)
             return
-        catalogue = runtime.catalogue()
+        catalogue = runtime.catalogue
         slots = asyncio.Semaphore(IN_FLIGHT)
         unavailable: list[str] = []
 
@@ -316,7 +311,7 @@ class Bootstrapper:
             params |= {pagination.page_param: page, pagination.size_param: described.page_size}
         url = build_url(operation, params, context.base_urls)
         async with slots:
-            response = await self.runtime.client().call(
+            response = await self.runtime.clockify.call(
                 context, "GET", url, operation=operation.operation_id, lane="bootstrap"
             )
         return response.body
@@ -334,7 +329,7 @@ class Bootstrapper:
         entities = {
             key: item for items in batch for item in items if (key := entity_key(item)) is not None
         }
-        engine, sessions = runtime.db()
+        engine, sessions = runtime.engine, runtime.sessions
         lock = self._sqlite_writes if is_sqlite(engine) else contextlib.nullcontext()
         async with lock, sessions.begin() as session:
             # First, as it locks the row: a second writer of this page waits, then misses.
@@ -360,7 +355,7 @@ class Bootstrapper:
                 # A run's first page replaces the list's cache, so deleted entities leave it.
                 await session.execute(
                     delete(CachedEntity).where(
-                        *scope(runtime.addon_key, row.workspace_id, CachedEntity),
+                        *scoped(CachedEntity, runtime.addon_key, row.workspace_id),
                         CachedEntity.entity_type == row.operation_id,
                     )
                 )
@@ -390,7 +385,7 @@ class Bootstrapper:
         await self._update(row, **values)
 
     async def _update(self, row: Progress, *, when: tuple[Any, ...] = (), **values: Any) -> bool:
-        engine, sessions = self.runtime.db()
+        engine, sessions = self.runtime.engine, self.runtime.sessions
         lock = self._sqlite_writes if is_sqlite(engine) else contextlib.nullcontext()
         async with lock, sessions.begin() as session:
             result = await session.execute(
@@ -402,10 +397,11 @@ class Bootstrapper:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def _read_rows(self, workspace_id: str) -> list[Progress]:
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = await session.scalars(
-                select(BootstrapProgress).where(*scope(self.runtime.addon_key, workspace_id))
+                select(BootstrapProgress).where(
+                    *scoped(BootstrapProgress, self.runtime.addon_key, workspace_id)
+                )
             )
             return [
                 Progress(r.addon_key, r.workspace_id, r.operation_id, r.run, r.status, r.next_page)
@@ -416,8 +412,7 @@ class Bootstrapper:
         """Plan a run whose start could not (the OpenAPI document was missing then)."""
         rows = plan_rows(self.runtime, workspace_id, run)
         if rows:
-            _engine, sessions = self.runtime.db()
-            async with sessions.begin() as session:
+            async with self.runtime.sessions.begin() as session:
                 await session.execute(insert(BootstrapProgress), rows)
         return await self._read_rows(workspace_id)
 

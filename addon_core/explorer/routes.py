@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -28,9 +27,11 @@ from addon_core.clockify.client import ClockifyAPIError
 from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import AddonError, BadRequestError, ForbiddenError, UnprocessableError
 from addon_core.flows.plan import installation_settings
+from addon_core.installations.context import installation_context, live_installation
 from addon_core.redaction import redact, redact_text
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import ApiCall, Installation
+from addon_core.storage.scope import scoped
 from addon_core.web.body import check_json_depth, decode_json, read_api_body
 from addon_core.web.caller import (
     Caller,
@@ -74,7 +75,7 @@ async def list_operations(
             f"method must be one of {', '.join(sorted(_METHODS))} (got {method!r})"
         )
     start = decode_int_cursor(cursor) or 0
-    matching = runtime.catalogue().filter(tag=tag, method=method, text=q)
+    matching = runtime.catalogue.filter(tag=tag, method=method, text=q)
     rows = list(enumerate(matching))[start : start + size + 1]
     return page_of(rows, size, render=lambda row: summarise(row[1]), key=lambda row: row[0] + 1)
 
@@ -84,7 +85,7 @@ async def describe_operation(
     runtime: Runtime, caller: CallerDep, operation_id: FromPath[str]
 ) -> dict[str, Any]:
     """Describe one operation: parameters, body schema, pagination, scope."""
-    catalogue = runtime.catalogue()
+    catalogue = runtime.catalogue
     operation = catalogue.get(operation_id)
     return {
         **summarise(operation),
@@ -148,6 +149,7 @@ def describe_parameter(parameter: Parameter) -> dict[str, Any]:
 async def execute_operation(
     request: Request[Any, Any, Any],
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     operation_id: FromPath[str],
 ) -> dict[str, Any]:
@@ -156,11 +158,10 @@ async def execute_operation(
     Answers `{status, latencyMs, body, truncated, attempts, callId}`; Clockify's 4xx
     included (see the module docstring).
     """
-    operation = runtime.catalogue().get(operation_id)
+    operation = runtime.catalogue.get(operation_id)
     runtime.quotas.charge(caller.workspace_id, "explorer_calls_per_minute")
-    _engine, sessions = runtime.db()
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
     raw = await read_api_body(request, runtime.settings)
     # Too deep to even record: refused before a history row is made.
     check_json_depth(raw, runtime.settings.max_json_depth)
@@ -198,19 +199,19 @@ async def _run(
     if operation.writes:
         caller.require_writer(f"running {operation.operation_id}, which writes to Clockify,")
         require_writes_allowed(runtime, installation, operation)
-    catalogue = runtime.catalogue()
+    catalogue = runtime.catalogue
     issues = catalogue.validate(
         operation.operation_id, params, body, workspace_id=caller.workspace_id
     )
     if issues:
         raise _invalid(f"{operation.operation_id} was not sent", issues)
     bound = catalogue.bind(operation.operation_id, params, caller.workspace_id)
-    context = runtime.installation_context(installation)
+    context = installation_context(runtime, installation)
     url = build_url(operation, bound, context.base_urls)
     call.url = redact_text(url)  # the token travels in a header, never in the URL
     started = time.perf_counter()
     try:
-        response = await runtime.client().call(
+        response = await runtime.clockify.call(
             context,
             operation.method,
             url,
@@ -315,8 +316,7 @@ def _milliseconds(seconds: float) -> float:
 
 
 async def _store(runtime: AddonRuntime, call: ApiCall) -> None:
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         session.add(call)
 
 
@@ -326,6 +326,7 @@ async def _store(runtime: AddonRuntime, call: ApiCall) -> None:
 @get("/api/calls", name="explorer:calls")
 async def list_calls(
     runtime: Runtime,
+    sessions: Sessions,
     caller: CallerDep,
     limit: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
@@ -336,7 +337,7 @@ async def list_calls(
     before = decode_int_cursor(cursor)
     query = (
         select(ApiCall)
-        .where(ApiCall.addon_key == runtime.addon_key, ApiCall.workspace_id == caller.workspace_id)
+        .where(*scoped(ApiCall, runtime.addon_key, caller.workspace_id))
         .order_by(ApiCall.id.desc())
         .limit(size + 1)
     )
@@ -344,7 +345,6 @@ async def list_calls(
         query = query.where(ApiCall.id < before)
     if operation:
         query = query.where(ApiCall.operation_id == operation)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         rows = list((await session.scalars(query)).all())
     return page_of(rows, size, render=render_call, key=lambda row: row.id)
@@ -380,7 +380,6 @@ async def get_call_action(runtime: Runtime, caller: CallerDep, call_id: RowId) -
 
 def render_call(call: ApiCall) -> dict[str, Any]:
     """Render what a list of calls shows of one."""
-    at = call.at if call.at.tzinfo else call.at.replace(tzinfo=UTC)  # SQLite drops the zone
     return {
         "id": call.id,
         "operationId": call.operation_id,
@@ -390,7 +389,7 @@ def render_call(call: ApiCall) -> dict[str, Any]:
         "latencyMs": call.latency_ms,
         "error": call.error,
         "userId": call.user_id,
-        "at": at.isoformat(),
+        "at": call.at.isoformat(),
     }
 
 
@@ -404,8 +403,7 @@ def action_id(operation_id: str) -> str:
 
 
 async def _find_call(runtime: AddonRuntime, workspace_id: str, call_id: int) -> ApiCall:
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return await find_in_workspace(
             session,
             ApiCall,

@@ -66,7 +66,7 @@ async def send_clockify(
     assert planned.operation is not None
     started = time.perf_counter()
     try:
-        response = await runtime.client().call(
+        response = await runtime.clockify.call(
             context,
             planned.method,
             planned.url,
@@ -105,8 +105,6 @@ async def send_http(
 
     Past the workspace's outbound quota the step is not sent and is tried again later.
     """
-    if runtime.outbound is None:
-        raise RuntimeError("the app's lifespan has not started")
     started = time.perf_counter()
     count = runtime.metrics.outbound_requests
     try:

@@ -30,6 +30,7 @@ from addon_core.flows.plan import (
     template_limits,
 )
 from addon_core.flows.templates import TemplateError, TemplateSizeError, make_context
+from addon_core.installations.context import installation_context
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Installation
@@ -123,7 +124,7 @@ class _Rehearsal:
             planned = plan_action(
                 action,
                 context,
-                catalogue=self.runtime.catalogue(),
+                catalogue=self.runtime.catalogue,
                 workspace_id=self.installation.workspace_id,
                 base_urls=self.installation.api_urls,
                 position=position,
@@ -166,8 +167,8 @@ class _Rehearsal:
         started = time.perf_counter()
         try:
             if self._clockify is None:
-                self._clockify = self.runtime.installation_context(self.installation)
-            response = await self.runtime.client().call(
+                self._clockify = installation_context(self.runtime, self.installation)
+            response = await self.runtime.clockify.call(
                 self._clockify,
                 planned.method,
                 planned.url,

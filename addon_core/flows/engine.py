@@ -42,6 +42,7 @@ from addon_core.flows.plan import (
 )
 from addon_core.flows.templates import make_context
 from addon_core.http_semantics import IDEMPOTENT_METHODS
+from addon_core.installations.context import installation_context
 from addon_core.intake.standard_webhooks import generate_secret
 from addon_core.jobs.queue import ClaimedJob, RetryJobError
 from addon_core.runtime import AddonRuntime
@@ -292,7 +293,7 @@ class FlowEngine:
             return plan_action(
                 action,
                 context,
-                catalogue=self.runtime.catalogue(),
+                catalogue=self.runtime.catalogue,
                 workspace_id=run.workspace_id,
                 base_urls=run.installation.api_urls,
                 position=position,
@@ -320,7 +321,7 @@ class FlowEngine:
                 workspace_id=run.workspace_id,
             )
         if run.clockify is None:
-            run.clockify = self.runtime.installation_context(run.installation)
+            run.clockify = installation_context(self.runtime, run.installation)
         return await send_clockify(self.runtime, run.clockify, planned)
 
     async def _signing_secret(self, run: _Run, flow: _Flow) -> str:

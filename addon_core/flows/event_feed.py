@@ -26,8 +26,9 @@ from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.clockify.tokens import TokenKind
 from addon_core.errors import BadRequestError
 from addon_core.flows import records
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event, Execution, ExecutionStep
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep, bearer_token
 
 #: How often the feed looks for new events, and how many it sends per look.
@@ -69,11 +70,10 @@ def _start_after(last_event_id: str | None, after: int | None) -> int | None:
 
 
 async def _newest_id(runtime: AddonRuntime, workspace_id: str) -> int:
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         newest = await session.scalar(
             select(Event.id)
-            .where(Event.addon_key == runtime.addon_key, Event.workspace_id == workspace_id)
+            .where(*scoped(Event, runtime.addon_key, workspace_id))
             .order_by(Event.id.desc())
             .limit(1)
         )
@@ -111,8 +111,7 @@ async def _events_after(
     query = (
         select(Event)
         .where(
-            Event.addon_key == runtime.addon_key,
-            Event.workspace_id == workspace_id,
+            *scoped(Event, runtime.addon_key, workspace_id),
             Event.id > last_id,
         )
         .order_by(Event.id)
@@ -120,8 +119,7 @@ async def _events_after(
     )
     if event_type:
         query = query.where(Event.event_type == event_type)
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -131,18 +129,16 @@ def _json(value: Any) -> str:
 
 @get("/api/events/{event_id:int}/executions", name="events:executions")
 async def list_event_executions(
-    runtime: Runtime, caller: CallerDep, event_id: FromPath[int]
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, event_id: FromPath[int]
 ) -> dict[str, Any]:
     """List the executions one event caused (replays included), newest first, with steps."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         await records.find_event(session, runtime, caller.workspace_id, event_id)
         executions = list(
             await session.scalars(
                 select(Execution)
                 .where(
-                    Execution.addon_key == runtime.addon_key,
-                    Execution.workspace_id == caller.workspace_id,
+                    *scoped(Execution, runtime.addon_key, caller.workspace_id),
                     Execution.event_id == event_id,
                 )
                 .order_by(Execution.id.desc())
@@ -174,16 +170,14 @@ async def list_event_types(runtime: Runtime, caller: CallerDep) -> dict[str, Any
 
 @get("/api/event-types/{event_type:str}/sample", name="events:sample")
 async def show_sample_event(
-    runtime: Runtime, caller: CallerDep, event_type: FromPath[str]
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, event_type: FromPath[str]
 ) -> dict[str, Any]:
     """The newest received event of this type (redacted) for template hints, or `null`."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         row = await session.scalar(
             select(Event)
             .where(
-                Event.addon_key == runtime.addon_key,
-                Event.workspace_id == caller.workspace_id,
+                *scoped(Event, runtime.addon_key, caller.workspace_id),
                 Event.event_type == event_type,
             )
             .order_by(Event.id.desc())

@@ -30,6 +30,7 @@ from addon_core.storage.models import (
     FlowVersion,
     Installation,
 )
+from addon_core.storage.scope import scoped
 
 FINISHED: Final = ("succeeded", "failed", "skipped")
 _ERROR_LIMIT: Final = 2000
@@ -106,13 +107,12 @@ class ExecutionStore:
             .join(
                 Installation,
                 and_(
-                    Installation.addon_key == Event.addon_key,
-                    Installation.workspace_id == Event.workspace_id,
+                    *scoped(Installation, Event.addon_key, Event.workspace_id),
                 ),
             )
             .join(
                 Flow,
-                and_(Flow.addon_key == Event.addon_key, Flow.workspace_id == Event.workspace_id),
+                and_(*scoped(Flow, Event.addon_key, Event.workspace_id)),
             )
             .outerjoin(
                 Execution,
@@ -135,8 +135,7 @@ class ExecutionStore:
         )
         if flow_ids is not None:
             query = query.where(Flow.id.in_(flow_ids))
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
             return None
@@ -146,7 +145,7 @@ class ExecutionStore:
         self, new: NewExecution, status: str, first: PlannedRequest | None = None
     ) -> int | None:
         """Insert the execution (with its first step, `sending`); None if it already exists."""
-        engine, sessions = self.runtime.db()
+        engine, sessions = self.runtime.engine, self.runtime.sessions
         now = datetime.now(UTC)
         dialect = sqlite if is_sqlite(engine) else postgresql
         insert = (
@@ -174,8 +173,7 @@ class ExecutionStore:
 
     async def unfinished_execution(self, new: NewExecution) -> int | None:
         """Return the id of the run's execution if it exists and has not finished."""
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             row = (
                 await session.execute(
                     select(Execution.id, Execution.status).where(
@@ -191,8 +189,7 @@ class ExecutionStore:
 
     async def steps(self, execution_id: int) -> dict[int, StepRecord]:
         """Read an execution's steps by position."""
-        _engine, sessions = self.runtime.db()
-        async with sessions() as session:
+        async with self.runtime.sessions() as session:
             rows = await session.scalars(
                 select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
             )
@@ -209,14 +206,12 @@ class ExecutionStore:
 
     async def start_step(self, execution_id: int, position: int, planned: PlannedRequest) -> None:
         """Commit a step as `sending`, with its masked request, before it is sent."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             session.add(_sending_row(execution_id, position, planned))
 
     async def forget_step(self, execution_id: int, position: int) -> None:
         """Drop a step that will be planned and sent afresh when the job retries."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             await session.execute(
                 delete(ExecutionStep).where(
                     ExecutionStep.execution_id == execution_id, ExecutionStep.position == position
@@ -243,8 +238,7 @@ class ExecutionStore:
             "error": clip(outcome.error),
             "duration_ms": outcome.duration_ms,
         }
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             if exists:
                 await session.execute(
                     update(ExecutionStep)
@@ -279,8 +273,7 @@ class ExecutionStore:
         count: bool = True,
     ) -> bool:
         """End an execution; return True if this call ended it (it was not already)."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             return await self._finish(session, flow_id, execution_id, status, error, count=count)
 
     async def _finish(
@@ -342,8 +335,7 @@ class ExecutionStore:
 
     async def keep_signing_secret(self, flow_id: str, encrypted: str) -> str:
         """Store a new encrypted signing secret unless the flow has one; return the stored one."""
-        _engine, sessions = self.runtime.db()
-        async with sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             await session.execute(
                 update(Flow)
                 .where(Flow.id == flow_id, Flow.signing_secret.is_(None))

@@ -12,16 +12,15 @@ from addon_core import audit
 from addon_core.flows import portable, service
 from addon_core.flows.document import FlowValidationError
 from addon_core.flows.routes import read_json, render_created
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.web.caller import Caller, CallerDep
 
 
 @get("/api/flows/{flow_id:str}/export", name="flows:export")
 async def export_flow(
-    runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, flow_id: FromPath[str]
 ) -> dict[str, Any]:
     """The flow as a portable document: no secrets, no ids of this workspace."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
     return portable.export_flow(flow)

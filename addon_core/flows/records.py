@@ -17,10 +17,11 @@ from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.errors import UnprocessableError
 from addon_core.flows.dispatch import DISPATCH_JOB, OVER_QUOTA_REASON, ordering_key
 from addon_core.flows.masking import mask_request
-from addon_core.flows.service import as_utc, find_flow
+from addon_core.flows.service import find_flow
 from addon_core.redaction import redact, redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Event, Execution, ExecutionStep, Flow
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import find_in_workspace
 
 #: How steps stored by the engine read in the API (CONTRACT.md: succeeded, failed, skipped,
@@ -35,14 +36,12 @@ async def list_executions(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, limit: int, before: int | None
 ) -> tuple[list[Execution], dict[int, list[ExecutionStep]]]:
     """Return up to `limit + 1` executions of a flow newest first, with their steps (one query)."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         query = (
             select(Execution)
             .where(
-                Execution.addon_key == runtime.addon_key,
-                Execution.workspace_id == workspace_id,
+                *scoped(Execution, runtime.addon_key, workspace_id),
                 Execution.flow_id == flow_id,
             )
             .order_by(Execution.id.desc())
@@ -59,8 +58,7 @@ async def find_execution(
     runtime: AddonRuntime, workspace_id: str, execution_id: int
 ) -> tuple[Execution, list[ExecutionStep]]:
     """Return one execution of the workspace with its steps, or 404."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         execution = await find_in_workspace(
             session,
             Execution,
@@ -100,8 +98,8 @@ def render_execution(execution: Execution, steps: Sequence[ExecutionStep]) -> di
         "runKey": execution.run_key,
         "status": execution.status,
         "error": redact_text(execution.error) if execution.error else execution.error,
-        "createdAt": as_utc(execution.created_at).isoformat(),
-        "finishedAt": as_utc(execution.finished_at).isoformat() if execution.finished_at else None,
+        "createdAt": execution.created_at.isoformat(),
+        "finishedAt": execution.finished_at.isoformat() if execution.finished_at else None,
         "steps": [render_step(step) for step in steps],
     }
 
@@ -132,7 +130,7 @@ async def list_events(
     """Return up to `limit + 1` received events of the workspace, newest first."""
     query = (
         select(Event)
-        .where(Event.addon_key == runtime.addon_key, Event.workspace_id == workspace_id)
+        .where(*scoped(Event, runtime.addon_key, workspace_id))
         .order_by(Event.id.desc())
         .limit(limit + 1)
     )
@@ -142,8 +140,7 @@ async def list_events(
         query = query.where(Event.event_type == event_type)
     if since is not None:
         query = query.where(Event.received_at >= since)
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -178,7 +175,7 @@ def render_event(event: Event) -> dict[str, Any]:
         "eventType": event.event_type,
         "source": event.source,
         "endpointId": event.endpoint_id,
-        "receivedAt": as_utc(event.received_at).isoformat(),
+        "receivedAt": event.received_at.isoformat(),
         "payload": redact(event_payload(event)),
         "flowsSkipped": OVER_QUOTA_REASON if event.over_quota else None,
     }
@@ -198,9 +195,8 @@ async def replay_event(
     runtime: AddonRuntime, workspace_id: str, event_id: int, flow_ids: Collection[str] | None
 ) -> Replay:
     """Enqueue a `flow.dispatch` job that runs the event again under a fresh run key."""
-    queue = runtime.queue()
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    queue = runtime.jobs
+    async with runtime.sessions.begin() as session:
         event = await find_event(session, runtime, workspace_id, event_id)
         chosen = (
             None if flow_ids is None else await _own_flow_ids(session, runtime, event, flow_ids)
@@ -231,8 +227,7 @@ async def _own_flow_ids(
     found = set(
         await session.scalars(
             select(Flow.id).where(
-                Flow.addon_key == runtime.addon_key,
-                Flow.workspace_id == event.workspace_id,
+                *scoped(Flow, runtime.addon_key, event.workspace_id),
                 Flow.id.in_(wanted),
             )
         )

@@ -20,6 +20,7 @@ from addon_core.flows.document import FlowValidationError
 from addon_core.flows.outbound import OutboundRefusedError, check_url
 from addon_core.flows.plan import installation_settings
 from addon_core.flows.templates import TemplateError, parse
+from addon_core.installations.context import live_installation
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Installation
 
@@ -142,9 +143,8 @@ async def save_warnings(
     runtime: AddonRuntime, workspace_id: str, document: Mapping[str, Any]
 ) -> list[dict[str, str]]:
     """The warnings a save answers with: http actions to hosts the workspace refuses."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
-        installation = await runtime.installation(session, workspace_id)
+    async with runtime.sessions() as session:
+        installation = await live_installation(session, runtime, workspace_id)
     settings = installation_settings(runtime.manifest, installation)
     allow_http = runtime.settings.outbound_allow_private_networks
     issues = hosts_not_allowed(document, settings, allow_http=allow_http)

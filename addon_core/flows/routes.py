@@ -26,7 +26,8 @@ from addon_core.flows.document import FlowDocument
 from addon_core.flows.dry_run import dry_run
 from addon_core.flows.masking import mask_document
 from addon_core.flows.review import dry_run_warnings, save_warnings
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.installations.context import live_installation
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Flow, FlowVersion
 from addon_core.web.body import decode_json, read_api_body
 from addon_core.web.caller import (
@@ -66,8 +67,8 @@ def render_flow(flow: Flow) -> dict[str, Any]:
         "paused": flow.paused_reason is not None,
         "pausedReason": flow.paused_reason,
         "consecutiveFailures": flow.consecutive_failures,
-        "createdAt": service.as_utc(flow.created_at).isoformat(),
-        "updatedAt": service.as_utc(flow.updated_at).isoformat(),
+        "createdAt": flow.created_at.isoformat(),
+        "updatedAt": flow.updated_at.isoformat(),
         "createdBy": flow.created_by,
     }
 
@@ -77,7 +78,7 @@ def render_version(row: FlowVersion, *, document: bool = False) -> dict[str, Any
     shown: dict[str, Any] = {
         "version": row.version,
         "name": row.document.get("name"),
-        "savedAt": service.as_utc(row.saved_at).isoformat(),
+        "savedAt": row.saved_at.isoformat(),
         "savedBy": row.saved_by,
     }
     if document:
@@ -126,9 +127,10 @@ async def list_flows(
 
 
 @get("/api/flows/{flow_id:str}", name="flows:get")
-async def get_flow(runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]) -> dict[str, Any]:
+async def get_flow(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, flow_id: FromPath[str]
+) -> dict[str, Any]:
     """Show one flow."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
     return render_flow(flow)
@@ -245,7 +247,11 @@ async def get_execution(runtime: Runtime, caller: CallerDep, execution_id: RowId
 
 @post("/api/flows/{flow_id:str}/test", name="flows:test", status_code=200)
 async def dry_run_flow(
-    request: Request[Any, Any, Any], runtime: Runtime, caller: CallerDep, flow_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    sessions: Sessions,
+    caller: CallerDep,
+    flow_id: FromPath[str],
 ) -> dict[str, Any]:
     """Dry-run a flow on `{"eventType", "event"}`: conditions judged, actions rendered.
 
@@ -254,10 +260,9 @@ async def dry_run_flow(
     """
     runtime.quotas.charge(caller.workspace_id, "dry_runs_per_minute")
     body = await read_json(request, runtime)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         flow = await service.find_flow(session, runtime, caller.workspace_id, flow_id)
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
     document = FlowDocument.model_validate(flow.document)
     event_type, event = _read_test_request(body, document)
     answer = await dry_run(runtime, document, installation, event_type, event)
@@ -309,9 +314,10 @@ async def list_events(
 
 
 @get("/api/events/{event_id:int}", name="events:get")
-async def get_event(runtime: Runtime, caller: CallerDep, event_id: RowId) -> dict[str, Any]:
+async def get_event(
+    runtime: Runtime, sessions: Sessions, caller: CallerDep, event_id: RowId
+) -> dict[str, Any]:
     """Show one received event, its payload redacted."""
-    _engine, sessions = runtime.db()
     async with sessions() as session:
         event = await records.find_event(session, runtime, caller.workspace_id, event_id)
     return records.render_event(event)

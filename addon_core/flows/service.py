@@ -33,6 +33,7 @@ from addon_core.storage.models import (
     Flow,
     FlowVersion,
 )
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import find_in_workspace
 
 #: Random bytes of a flow id: 20 url-safe characters.
@@ -67,11 +68,6 @@ def uses_signing_secret(runtime: AddonRuntime) -> bool:
     return "http" in runtime.flow_action_types
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Return a stored time with its zone (SQLite drops it; every stored time is UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 # --- documents ---------------------------------------------------------------------------------
 
 
@@ -84,7 +80,7 @@ async def check_document(
     """
     checked = validate_flow(
         document,
-        catalogue=runtime.catalogue(),
+        catalogue=runtime.catalogue,
         event_types=flow_event_types(),
         endpoints=await endpoint_ids(session, runtime, workspace_id),
         action_types=runtime.flow_action_types,
@@ -98,9 +94,7 @@ async def check_document(
 async def endpoint_ids(session: AsyncSession, runtime: AddonRuntime, workspace_id: str) -> set[str]:
     """Return the ids of the workspace's custom inbound endpoints (none in API Studio)."""
     rows = await session.scalars(
-        select(Endpoint.id).where(
-            Endpoint.addon_key == runtime.addon_key, Endpoint.workspace_id == workspace_id
-        )
+        select(Endpoint.id).where(*scoped(Endpoint, runtime.addon_key, workspace_id))
     )
     return set(rows)
 
@@ -143,8 +137,7 @@ async def create_flow(
 
     The audit entry (`kind`) commits with the flow.
     """
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         checked = await check_document(session, runtime, workspace_id, document)
         await _check_flow_quota(session, runtime, workspace_id)
         now = datetime.now(UTC)
@@ -195,8 +188,7 @@ async def update_flow(
     A `version` sent with the document must be the current one (409 otherwise), so an
     editor does not overwrite a change it has not seen.
     """
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         expected = document.get("version") if isinstance(document, dict) else None
         if expected is not None and expected != flow.version:
@@ -238,9 +230,7 @@ async def _check_flow_quota(
     """Refuse a flow past the workspace's quota (two creates take turns for the last place)."""
     await runtime.quotas.lock_workspace(session, runtime.addon_key, workspace_id)
     current = await session.scalar(
-        select(func.count())
-        .select_from(Flow)
-        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+        select(func.count()).select_from(Flow).where(*scoped(Flow, runtime.addon_key, workspace_id))
     )
     runtime.quotas.check_count("flows", current or 0, what="flows")
 
@@ -257,8 +247,7 @@ async def _prune_versions(session: AsyncSession, flow: Flow, keep: int) -> None:
 
 async def resume_flow(runtime: AddonRuntime, workspace_id: str, flow_id: str) -> Flow:
     """Clear a flow's pause and its failure streak."""
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         if flow.paused_reason is not None or flow.consecutive_failures:
             flow.paused_reason = None
@@ -274,8 +263,7 @@ async def rotate_signing_secret(runtime: AddonRuntime, workspace_id: str, flow_i
             "flows of this add-on send no http requests, so they have no signing secret"
         )
     secret = generate_secret()
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         flow.signing_secret = runtime.key_ring.encrypt(
             secret, signing_secret_context(runtime.addon_key, workspace_id, flow_id)
@@ -288,8 +276,7 @@ async def delete_flow(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, *, actor: audit.Actor
 ) -> None:
     """Delete a flow with its versions, executions and their steps."""
-    _engine, sessions = runtime.db()
-    async with sessions.begin() as session:
+    async with runtime.sessions.begin() as session:
         flow = await find_flow(session, runtime, workspace_id, flow_id, for_update=True)
         audit.add(session, runtime.addon_key, workspace_id, actor, "flow.deleted",
                   target=flow_id, before=mask_document(flow.document))  # fmt: skip
@@ -328,7 +315,7 @@ async def list_flows(
     """Return up to `limit + 1` flows newest first, after the cursor `created_at|id`."""
     query = (
         select(Flow)
-        .where(Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+        .where(*scoped(Flow, runtime.addon_key, workspace_id))
         .order_by(Flow.created_at.desc(), Flow.id.desc())
         .limit(limit + 1)
     )
@@ -340,14 +327,13 @@ async def list_flows(
                 and_(Flow.created_at == created_at, Flow.id < flow_id),
             )
         )
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         return list((await session.scalars(query)).all())
 
 
 def flow_cursor(flow: Flow) -> str:
     """Return the cursor after a flow: its creation time and id."""
-    return f"{as_utc(flow.created_at).isoformat()}|{flow.id}"
+    return f"{flow.created_at.isoformat()}|{flow.id}"
 
 
 def read_flow_cursor(text: str) -> tuple[datetime, str]:
@@ -359,7 +345,8 @@ def read_flow_cursor(text: str) -> tuple[datetime, str]:
         raise BadRequestError(
             "the cursor is not one this API returned; pass the 'next' value of the previous page"
         ) from None
-    return as_utc(created_at), flow_id
+    # Our cursors carry an offset; one without is read as UTC, like every stored time.
+    return (created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)), flow_id
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -369,8 +356,7 @@ async def list_versions(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, limit: int, before: int | None
 ) -> list[FlowVersion]:
     """Return up to `limit + 1` saved versions of a flow, newest first."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         query = (
             select(FlowVersion)
@@ -387,8 +373,7 @@ async def find_version(
     runtime: AddonRuntime, workspace_id: str, flow_id: str, version: int
 ) -> FlowVersion:
     """Return one saved version of the workspace's flow, or 404."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         await find_flow(session, runtime, workspace_id, flow_id)
         row = await session.get(FlowVersion, (flow_id, version))
     if row is None:

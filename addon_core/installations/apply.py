@@ -22,6 +22,7 @@ from addon_core.clockify.tokens import ClaimMismatchError, Claims, TokenError, T
 from addon_core.errors import BadRequestError, ConflictError, UnprocessableError
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Base, Installation, WebhookRegistration, utcnow
+from addon_core.storage.scope import scoped
 from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context, webhook_purpose
 
 log = logging.getLogger(__name__)
@@ -255,11 +256,7 @@ async def purge_workspace(session: AsyncSession, addon_key: str, workspace_id: s
     for table in reversed(Base.metadata.sorted_tables):
         if table.name in _KEPT_ON_PURGE or not {"addon_key", "workspace_id"} <= set(table.c.keys()):
             continue
-        await session.execute(
-            delete(table).where(
-                table.c.addon_key == addon_key, table.c.workspace_id == workspace_id
-            )
-        )
+        await session.execute(delete(table).where(*scoped(table.c, addon_key, workspace_id)))
 
 
 def _require_installed(installation: Installation | None, call: LifecycleCall) -> Installation:

@@ -32,13 +32,14 @@ from addon_core.installations.apply import (
     apply_status_changed,
 )
 from addon_core.redaction import MASK, is_secret_name
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.database import translate_errors
 from addon_core.storage.models import (
     Installation,
     LifecycleAudit,
     WebhookRegistration,
 )
+from addon_core.storage.scope import scoped
 from addon_core.web.body import (
     header_map,
     parse_json_object,
@@ -74,9 +75,10 @@ Apply = Callable[
 
 
 def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHandler:
-    async def handle_lifecycle(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, str]:
+    async def handle_lifecycle(
+        request: Request[Any, Any, Any], runtime: Runtime, sessions: Sessions
+    ) -> dict[str, str]:
         call = await verify_lifecycle_call(request, runtime, lifecycle_type)
-        _, sessions = runtime.db()
         async with translate_errors(f"applying {lifecycle_type}"), sessions.begin() as session:
             installation = await _lock_installation(session, runtime, call.workspace_id)
             if installation is not None:
@@ -94,10 +96,8 @@ def _make_handler(lifecycle_type: str, path: str, apply: Apply) -> HTTPRouteHand
                     detail=detail,
                 )
             )
-        if runtime.intake is not None:
-            runtime.intake.recent.forget(call.workspace_id)  # its redeliveries ask the database
-        if runtime.jobs is not None:
-            runtime.jobs.wake()  # what the hooks enqueued (bootstrap, coverage) starts now
+        runtime.intake.recent.forget(call.workspace_id)  # its redeliveries ask the database
+        runtime.jobs.wake()  # what the hooks enqueued (bootstrap, coverage) starts now
         log.info("lifecycle %s on workspace %s: %s", lifecycle_type, call.workspace_id, outcome)
         return {"status": outcome, "detail": detail}
 
@@ -197,8 +197,7 @@ async def _lock_installation(
 ) -> Installation | None:
     query = (
         select(Installation)
-        .where(Installation.addon_key == runtime.addon_key)
-        .where(Installation.workspace_id == workspace_id)
+        .where(*scoped(Installation, runtime.addon_key, workspace_id))
         .with_for_update()
     )
     return (await session.execute(query)).scalar_one_or_none()

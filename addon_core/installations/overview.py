@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.bootstrap.routes import render_progress
+from addon_core.installations.context import live_installation
 from addon_core.jobs.dead_letters import render_job
 from addon_core.jobs.queue import DEAD, QUEUED, RUNNING
-from addon_core.runtime import AddonRuntime, Runtime
+from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import Event, Execution, Flow, Installation, Job
+from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
 
 #: The events chart covers this many hours, one bar per hour, oldest first.
@@ -32,13 +34,12 @@ MAX_DEAD_SHOWN = 10
 
 
 @get("/api/overview", name="overview")
-async def show_overview(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
+async def show_overview(runtime: Runtime, sessions: Sessions, caller: CallerDep) -> dict[str, Any]:
     """Summarise the caller's workspace: installation, jobs, events per hour, flow health."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=CHART_HOURS)
-    _engine, sessions = runtime.db()
     async with sessions() as session:
-        installation = await runtime.installation(session, caller.workspace_id)
+        installation = await live_installation(session, runtime, caller.workspace_id)
         overview = {
             "installation": _render_installation(installation),
             "bootstrap": await render_progress(session, runtime, caller.workspace_id),
@@ -48,7 +49,7 @@ async def show_overview(runtime: Runtime, caller: CallerDep) -> dict[str, Any]:
             "role": caller.role,
             "canWrite": caller.can_write,
         }
-    dead = await runtime.queue().dead_jobs(caller.workspace_id, limit=MAX_DEAD_SHOWN)
+    dead = await runtime.jobs.dead_jobs(caller.workspace_id, limit=MAX_DEAD_SHOWN)
     return {**overview, "deadJobs": [render_job(job) for job in dead]}
 
 
@@ -56,8 +57,8 @@ def _render_installation(installation: Installation) -> dict[str, Any]:
     return {
         "workspaceId": installation.workspace_id,
         "status": installation.status,
-        "installedAt": _iso(installation.installed_at),
-        "updatedAt": _iso(installation.updated_at),
+        "installedAt": installation.installed_at.isoformat(),
+        "updatedAt": installation.updated_at.isoformat(),
     }
 
 
@@ -66,7 +67,7 @@ async def _job_counts(
 ) -> dict[str, Any]:
     rows = await session.execute(
         select(Job.status, func.count(), func.min(Job.created_at))
-        .where(Job.addon_key == runtime.addon_key, Job.workspace_id == workspace_id)
+        .where(*scoped(Job, runtime.addon_key, workspace_id))
         .where(Job.status.in_((QUEUED, RUNNING, DEAD)))
         .group_by(Job.status)
     )
@@ -75,7 +76,6 @@ async def _job_counts(
     for status, count, first in rows:
         counts[status] = count
         if status in (QUEUED, RUNNING) and first is not None:
-            first = _aware(first)
             oldest = first if oldest is None else min(oldest, first)
     return {
         "queued": counts[QUEUED],
@@ -96,14 +96,13 @@ async def _event_counts(
     """Events per hour over the chart's window; hours are bucketed here, portably."""
     times = await session.scalars(
         select(Event.received_at).where(
-            Event.addon_key == runtime.addon_key,
-            Event.workspace_id == workspace_id,
+            *scoped(Event, runtime.addon_key, workspace_id),
             Event.received_at >= since,
         )
     )
     hours = [0] * CHART_HOURS
     for moment in times:
-        age = (now - _aware(moment)).total_seconds() // 3600
+        age = (now - moment).total_seconds() // 3600
         if 0 <= age < CHART_HOURS:
             hours[CHART_HOURS - 1 - int(age)] += 1
     return {"perHour": hours, "total": sum(hours), "hours": CHART_HOURS}
@@ -112,7 +111,7 @@ async def _event_counts(
 async def _flow_health(
     session: AsyncSession, runtime: AddonRuntime, workspace_id: str, since: datetime
 ) -> dict[str, Any]:
-    scope = (Flow.addon_key == runtime.addon_key, Flow.workspace_id == workspace_id)
+    scope = scoped(Flow, runtime.addon_key, workspace_id)
     total, enabled = (
         await session.execute(
             select(func.count(), func.count().filter(Flow.enabled.is_(True))).where(*scope)
@@ -129,8 +128,7 @@ async def _flow_health(
             await session.execute(
                 select(Execution.status, func.count())
                 .where(
-                    Execution.addon_key == runtime.addon_key,
-                    Execution.workspace_id == workspace_id,
+                    *scoped(Execution, runtime.addon_key, workspace_id),
                     Execution.created_at >= since,
                 )
                 .group_by(Execution.status)
@@ -145,15 +143,6 @@ async def _flow_health(
         "byStatus": runs,
         "paused": [{"id": i, "name": n, "reason": r} for i, n, r in paused],
     }
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return _aware(moment).isoformat()
 
 
 OVERVIEW_ROUTES: list[BaseRouteHandler] = [show_overview]

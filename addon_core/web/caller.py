@@ -34,6 +34,7 @@ from addon_core.errors import (
 )
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Installation
+from addon_core.storage.scope import scoped
 
 WRITER_ROLES = frozenset({"OWNER", "ADMIN"})
 DEFAULT_LIMIT = 50
@@ -105,12 +106,10 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 async def require_active_installation(runtime: AddonRuntime, workspace_id: str) -> None:
     """Refuse (409) a write for a workspace where the add-on is not installed and active."""
-    _engine, sessions = runtime.db()
-    async with sessions() as session:
+    async with runtime.sessions() as session:
         status = await session.scalar(
             select(Installation.status).where(
-                Installation.addon_key == runtime.addon_key,
-                Installation.workspace_id == workspace_id,
+                *scoped(Installation, runtime.addon_key, workspace_id),
             )
         )
     if status == "ACTIVE":
@@ -150,9 +149,7 @@ async def find_in_workspace(
     Another workspace's row answers exactly as one that does not exist.
     """
     table: Any = model
-    query = select(model).where(
-        table.id == object_id, table.addon_key == addon_key, table.workspace_id == workspace_id
-    )
+    query = select(model).where(table.id == object_id, *scoped(table, addon_key, workspace_id))
     row = await session.scalar(query.with_for_update() if for_update else query)
     if row is None:
         raise NotFoundError(missing)

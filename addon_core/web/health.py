@@ -16,7 +16,7 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
     """Tell whether the database answers, is at the latest migration and takes writes."""
-    engine, _ = runtime.db()
+    engine = runtime.engine
     try:
         revision = await asyncio.wait_for(current_revision(engine), PROBE_TIMEOUT_SECONDS)
     except Exception as exc:
@@ -29,7 +29,7 @@ async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
             "hint": "run `clockify-addons migrate APP`",
         }
     intake = runtime.intake
-    if intake is not None and intake.write_failed:
+    if intake.write_failed:
         # Reads pass on a full disk: after a refused write, only a write tells it is over.
         try:
             await asyncio.wait_for(probe_write(engine), PROBE_TIMEOUT_SECONDS)
@@ -41,7 +41,7 @@ async def database_status(runtime: AddonRuntime) -> dict[str, Any]:
 
 def _intake_status(runtime: AddonRuntime) -> str:
     """`ok` while the webhook intake writer runs: without it no event can be accepted."""
-    return "ok" if runtime.intake is not None and runtime.intake.running else "stopped"
+    return "ok" if runtime.intake.running else "stopped"
 
 
 @get("/livez", name="livez", sync_to_thread=False)
@@ -88,11 +88,10 @@ async def metrics(request: Request[Any, Any, Any], runtime: Runtime) -> Response
     database = await database_status(runtime)
     ready = database["status"] == "ok" and _intake_status(runtime) == "ok"
     runtime.metrics.ready.labels(runtime.addon_key).set(1 if ready else 0)
-    if runtime.jobs is not None:
-        # The queue gauges are read at each scrape; a database that cannot answer leaves
-        # them as last sampled rather than failing the scrape.
-        with contextlib.suppress(TimeoutError, *DATABASE_ERRORS):
-            await asyncio.wait_for(runtime.jobs.sample(), timeout=2.0)
+    # The queue gauges are read at each scrape; a database that cannot answer leaves
+    # them as last sampled rather than failing the scrape.
+    with contextlib.suppress(TimeoutError, *DATABASE_ERRORS):
+        await asyncio.wait_for(runtime.jobs.sample(), timeout=2.0)
     body, content_type = runtime.metrics.render(request.headers.get("accept", ""))
     # The content type is set whole: Litestar would append a second charset.
     return Response(body, headers={"content-type": content_type})

@@ -44,6 +44,7 @@ from addon_core.errors import AddonError
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import IdempotencyRecord
 from addon_core.storage.retention import IDEMPOTENCY_KEPT_FOR
+from addon_core.storage.scope import scoped
 
 log = logging.getLogger(__name__)
 
@@ -179,14 +180,13 @@ def check_key(key: str) -> str | None:
 
 async def claim_key(runtime: AddonRuntime, workspace_id: str, key: str, digest: bytes) -> Claim:
     """Claim `key` for a request with `digest`, or say what its earlier use answered."""
-    _, sessions = runtime.db()
     addon = runtime.addon_key
     for _ in range(3):
         now = datetime.now(UTC)
-        async with sessions() as session:
+        async with runtime.sessions() as session:
             existing = await session.get(IdempotencyRecord, (addon, workspace_id, key))
             if existing is not None:
-                created = existing.created_at.replace(tzinfo=existing.created_at.tzinfo or UTC)
+                created = existing.created_at
                 expired = created < now - KEPT_FOR
                 abandoned = existing.status is None and created < now - STALE_CLAIM
                 if not (expired or abandoned):
@@ -257,8 +257,7 @@ async def _run_and_store(
 
 
 async def _store(runtime: AddonRuntime, workspace_id: str, key: str, answer: Stored) -> None:
-    _, sessions = runtime.db()
-    async with sessions() as session, session.begin():
+    async with runtime.sessions() as session, session.begin():
         record = await session.get(IdempotencyRecord, (runtime.addon_key, workspace_id, key))
         if record is not None:
             record.status = answer.status
@@ -268,13 +267,11 @@ async def _store(runtime: AddonRuntime, workspace_id: str, key: str, answer: Sto
 
 async def _release(runtime: AddonRuntime, workspace_id: str, key: str) -> None:
     """Give the key back after a server error, so that a retry can run."""
-    _, sessions = runtime.db()
     try:
-        async with sessions() as session, session.begin():
+        async with runtime.sessions() as session, session.begin():
             await session.execute(
                 delete(IdempotencyRecord).where(
-                    IdempotencyRecord.addon_key == runtime.addon_key,
-                    IdempotencyRecord.workspace_id == workspace_id,
+                    *scoped(IdempotencyRecord, runtime.addon_key, workspace_id),
                     IdempotencyRecord.key == key,
                     IdempotencyRecord.status.is_(None),
                 )

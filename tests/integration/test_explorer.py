@@ -21,6 +21,7 @@ from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.explorer.routes import MAX_BODY_BYTES, action_id, cap_body
 from addon_core.flows.document import validate_flow
+from addon_core.installations.context import context_for
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
@@ -479,11 +480,10 @@ async def test_history_is_newest_first_paged_and_free_of_tokens(explorer: Explor
     assert {hook["authToken"] for hook in webhooks["response"]["body"]["webhooks"]} == {
         "[redacted]"
     }
-    context = await explorer.runtime.context_for(explorer.workspace.workspace_id)
+    context = await context_for(explorer.runtime, explorer.workspace.workspace_id)
     hooks = explorer.sandbox.store.entities(explorer.workspace.workspace_id, "webhooks")
     secrets = [context.token, *(hook["authToken"] for hook in hooks)]
-    _engine, sessions = explorer.runtime.db()
-    async with sessions() as session:
+    async with explorer.runtime.sessions() as session:
         rows = (await session.scalars(select(ApiCall))).all()
     stored = json.dumps([[r.url, r.params, r.body, r.response, r.error] for r in rows], default=str)
     answers = json.dumps([(await explorer.get(f"/api/calls/{i}")).json() for i in ids])

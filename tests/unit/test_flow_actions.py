@@ -20,7 +20,7 @@ class RefusingClient:
 
 
 async def test_a_refusal_message_is_masked_on_the_step() -> None:
-    runtime = cast(AddonRuntime, SimpleNamespace(client=RefusingClient))
+    runtime = cast(AddonRuntime, SimpleNamespace(clockify=RefusingClient()))
     planned = PlannedRequest(
         step_id="project",
         type="clockify",
