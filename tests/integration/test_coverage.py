@@ -26,12 +26,8 @@ from addon_core.sandbox.store import MAX_USER_WEBHOOKS
 from addon_core.settings import load_settings
 from tests.db import fetch_all
 from universal_webhook.app import UniversalWebhookSettings
-from universal_webhook.registration import (
-    JOB_KIND,
-    NOT_IN_WEBHOOKS_API,
-    PRIORITY,
-    wanted_event_types,
-)
+from universal_webhook.coverage_order import NOT_IN_WEBHOOKS_API, PRIORITY, wanted_event_types
+from universal_webhook.registration import JOB_KIND
 
 ADDON_KEY = "universal-webhook"
 SEEDED_WEBHOOKS = 2  # made by the workspace owner, whom the installation token acts as
