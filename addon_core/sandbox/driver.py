@@ -16,7 +16,7 @@ import httpx
 
 from addon_core.clockify.event_types import webhook_path
 from addon_core.clockify.manifest import Manifest
-from addon_core.sandbox.seed import Entity
+from addon_core.sandbox.entities import Entity
 from addon_core.sandbox.store import SandboxStore
 from addon_core.sandbox.workspace import Workspace
 
