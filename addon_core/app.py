@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+import httpx
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -71,10 +72,20 @@ class AppSpec:
 
 
 def create_addon_app(
-    spec: AppSpec, settings: AddonSettings, *, manifest: Manifest | None = None
+    spec: AppSpec,
+    settings: AddonSettings,
+    *,
+    manifest: Manifest | None = None,
+    clockify_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Litestar:
-    """Build the app; raise `ConfigError` if the settings cannot work."""
-    runtime = build_runtime(settings, manifest or load_manifest(spec.name))
+    """Build the app; raise `ConfigError` if the settings cannot work.
+
+    `clockify_transport` carries every call to Clockify (a fake one in tests); None means
+    the network.
+    """
+    runtime = build_runtime(
+        settings, manifest or load_manifest(spec.name), http_transport=clockify_transport
+    )
     features = spec.all_features()
     for feature in features:
         if feature.setup is not None:

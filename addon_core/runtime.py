@@ -77,7 +77,8 @@ class AddonRuntime:
     flow_action_types: set[str] = field(default_factory=lambda: {"clockify"})
     on_installed: list[LifecycleHook] = field(default_factory=list)
     on_deleted: list[LifecycleHook] = field(default_factory=list)
-    #: Replace before `open` to reach a fake Clockify (tests, sandbox) or share a pool.
+    #: What Clockify calls go through: None for the network; `create_addon_app` passes a
+    #: fake Clockify's transport in (tests) or a shared pool's.
     http_transport: httpx.AsyncBaseTransport | None = None
     http: httpx.AsyncClient | None = None
     _catalogue: Catalogue | None = None
@@ -247,7 +248,12 @@ class AddonRuntime:
         return self.engine, self.sessions
 
 
-def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
+def build_runtime(
+    settings: AddonSettings,
+    manifest: Manifest,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> AddonRuntime:
     """Check and build everything the settings describe, without touching the network."""
     keys = load_public_keys(
         settings.clockify_public_key_file, variable=settings.env_name("clockify_public_key_file")
@@ -271,6 +277,7 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         metrics=metrics,
         head_revision=head_revision(),
         quotas=Quotas(settings, metrics, settings.addon_key),
+        http_transport=http_transport,
     )
 
 

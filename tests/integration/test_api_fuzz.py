@@ -86,8 +86,8 @@ def target(
         clockify_openapi_file=reference_dir / "openapi.json",
         bootstrap_enabled=False,
         clockify_retry_attempts=1,
+        clockify_transport=httpx.MockTransport(fake_clockify),
     )
-    app.state.runtime.http_transport = httpx.MockTransport(fake_clockify)
     workspace = Workspace(signer(app_name))
     with TestClient(app=app) as client:
         install(client, app_name, workspace)

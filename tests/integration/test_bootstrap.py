@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from sqlalchemy import select
 
@@ -172,12 +171,7 @@ class Harness:
         return pages
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=5, sizes=SIZES, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=5, sizes=SIZES)
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ import hashlib
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
@@ -39,15 +38,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11,
-        sizes=Sizes(projects=3, webhooks=SEEDED_WEBHOOKS),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=Sizes(projects=3, webhooks=SEEDED_WEBHOOKS))
 
 
 @pytest.fixture

@@ -75,9 +75,11 @@ def client(
     signer: Callable[[str], TokenSigner],
 ) -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
     app = make_app(
-        app_name, clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
+        app_name,
+        clockify_openapi_file=reference_dir / "openapi.json",
+        bootstrap_enabled=False,
+        clockify_transport=httpx.MockTransport(fake_clockify),
     )
-    app.state.runtime.http_transport = httpx.MockTransport(fake_clockify)
     workspace = Workspace(signer(app_name))
     manifest = load_manifest(app_name).render(base_url="https://addons.example.com", key=app_name)
     paths = {item["type"]: item["path"] for item in manifest["lifecycle"]}

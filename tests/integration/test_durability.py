@@ -7,13 +7,11 @@ so the sandbox's request log shows each event's effect.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
 from tests.db import fetch_all
@@ -36,15 +34,7 @@ STEP_LATENCY = 0.3
 LONG_LEASE_SECONDS = 60
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11,
-        sizes=Sizes(projects=BURST + 10),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=Sizes(projects=BURST + 10))
 
 
 def _utc(value: datetime | str) -> datetime:

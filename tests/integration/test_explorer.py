@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -271,12 +270,7 @@ class Explorer:
         return workspace
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11, sizes=SIZES, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=SIZES)
 
 
 @pytest.fixture

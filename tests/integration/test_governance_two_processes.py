@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
 from tests.db import fetch_all
 from tests.served_app import FLOW, AppProcess, app_environment, install_with_flow
 
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=17, sizes=Sizes(projects=5), private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=17, sizes=Sizes(projects=5))
 
 
 async def test_one_key_and_the_last_quota_place_are_taken_once_across_processes(

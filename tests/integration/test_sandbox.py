@@ -40,12 +40,7 @@ class FrozenClock:
         return self.now
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=7, sizes=Sizes(projects=120), private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=7, sizes=Sizes(projects=120))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from addon_core.intake.routes import webhook_path
 from addon_core.serving import server_config
 from tests.db import count
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import refusing_clockify
 
 APP = "universal-webhook"
 BOUND = 1.0  # seconds for headers and for a body
@@ -51,10 +52,7 @@ class Served:
 async def served(
     make_app: Callable[..., Litestar], signer: Callable[[str], Any]
 ) -> AsyncIterator[Served]:
-    app = make_app(APP, **LIMITS)
-    app.state.runtime.http_transport = httpx.MockTransport(
-        lambda request: httpx.Response(400, json={"message": "no webhooks here"})
-    )
+    app = make_app(APP, clockify_transport=refusing_clockify(400, "no webhooks here"), **LIMITS)
     settings = app.state.runtime.settings
     server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=0))
     task = asyncio.create_task(server.serve())

@@ -8,11 +8,9 @@ so that the budget they share is what keeps them under it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
 from tests.served_app import (
@@ -30,16 +28,7 @@ EVENTS = 150
 RATE_LIMIT = 10
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=13,
-        sizes=Sizes(projects=EVENTS),
-        rate_limit=RATE_LIMIT,
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=13, sizes=Sizes(projects=EVENTS), rate_limit=RATE_LIMIT)
 
 
 async def test_two_processes_run_each_event_once_and_keep_to_the_rate_limit(

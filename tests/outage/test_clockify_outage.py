@@ -20,7 +20,7 @@ from addon_core.app import create_addon_app
 from addon_core.sandbox import Sandbox
 from addon_core.sandbox.loopback import serving
 from tests.db import fetch_all
-from tests.outage.conftest import app_settings
+from tests.outage.conftest import SANDBOX, app_settings
 from tests.served_app import (
     burst_payloads,
     effects,
@@ -30,7 +30,7 @@ from tests.served_app import (
 )
 from universal_webhook.app import SPEC
 
-pytestmark = pytest.mark.outage
+pytestmark = [pytest.mark.outage, SANDBOX]
 
 EVENTS = 8
 ATTEMPTS = 3

@@ -12,13 +12,11 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import insert
 
 from addon_core.sandbox import Sandbox, Sizes
@@ -27,22 +25,14 @@ from addon_core.storage.models import Event
 from tests.db import fetch_all
 from tests.served_app import AppProcess, app_environment, wait_until_idle
 
-pytestmark = pytest.mark.outage
-
 PROJECTS = 1150  # six pages of 200
 PAGE_LATENCY = 0.4
 KILL_TIMEOUT = 60.0
 
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=17,
-        sizes=Sizes(projects=PROJECTS, webhooks=0),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = [
+    pytest.mark.outage,
+    pytest.mark.sandbox(seed=17, sizes=Sizes(projects=PROJECTS, webhooks=0)),
+]
 
 
 def project_pages(sandbox: Sandbox, workspace_id: str, *, since: int = 0) -> Counter[int]:
