@@ -34,8 +34,8 @@ from addon_core.storage.database import create_engine, upgrade_to_head
 from addon_core.storage.encryption import generate_key
 from api_studio.app import SPEC as API_STUDIO
 from tests.fake_clockify import Clockify, Workspace
-from tests.harness import Api, InstallApp, answer_clockify
-from tests.served_app import AppProcess
+from tests.harness import Api, InstallApp, ServeApp, answer_clockify
+from tests.served_app import AppProcess, app_environment
 from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,6 +252,31 @@ def processes() -> Iterator[list[AppProcess]]:
         app.kill()
         if app.process is not None:
             app.process.wait(30)
+
+
+@pytest.fixture
+def serve_app(
+    database_url: str,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    reference_dir: Path,
+    processes: list[AppProcess],
+) -> ServeApp:
+    """Start `count` served Universal Webhook processes against the sandbox, one environment.
+
+    Keywords are settings (without the prefix) for `app_environment`; the processes are
+    killed at the end of the test if still running.
+    """
+
+    async def start(count: int = 1, **settings: str) -> list[AppProcess]:
+        environment = app_environment(database_url, sandbox, tmp_path, reference_dir, **settings)
+        apps = [AppProcess(environment, tmp_path / f"serve-{n}.log") for n in range(count)]
+        processes.extend(apps)
+        for app in apps:
+            await app.start()
+        return apps
+
+    return start
 
 
 @pytest.fixture

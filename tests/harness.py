@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -29,6 +30,9 @@ from addon_core.clockify.tokens import TokenSigner
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.database import create_engine
 from tests.fake_clockify import Clockify, Workspace
+
+if TYPE_CHECKING:
+    from tests.served_app import AppProcess
 
 #: The console script of this environment, as operators run it.
 SCRIPT = Path(sys.executable).with_name("clockify-addons")
@@ -44,6 +48,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script to completion and capture its output."""
+    return subprocess.run(  # noqa: S603
+        [str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -213,3 +231,5 @@ class Api:
 
 #: The `install_app` fixture: `async with install_app(app_name, **overrides) as api: ...`.
 InstallApp = Callable[..., AbstractAsyncContextManager[Api]]
+#: The `serve_app` fixture: `[app] = await serve_app(JOB_LEASE_SECONDS="3")`, started.
+ServeApp = Callable[..., Awaitable[list["AppProcess"]]]

@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
+from tests.harness import bearer
 
 MAX_EXAMPLES = 10
 CHECKS = [
@@ -91,7 +92,7 @@ def target(
     workspace = Workspace(signer(app_name))
     with TestClient(app=app) as client:
         install(client, app_name, workspace)
-        headers = {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+        headers = bearer(workspace.user_token("OWNER"))
         document = client.get("/schema/openapi.json").json()
         yield Target(client, document, headers, seed(client, app_name, workspace, headers))
 

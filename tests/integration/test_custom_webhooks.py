@@ -16,11 +16,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.intake.standard_webhooks import generate_secret, signature_headers
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
-from tests.harness import full_clockify
+from tests.harness import bearer, full_clockify
 
 ADDON_KEY = "universal-webhook"
 BASE_URL = "https://addons.example.com/uw"
@@ -34,7 +33,7 @@ class Harness:
 
     def auth(self, role: str = "OWNER", workspace: Workspace | None = None) -> dict[str, str]:
         token = (workspace or self.workspace).user_token(role)
-        return {"authorization": f"Bearer {token}"}
+        return bearer(token)
 
     async def create(self, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -78,8 +77,7 @@ def make_harness(
     async def build(**overrides: Any) -> AsyncIterator[Harness]:
         app = make_app(ADDON_KEY, clockify_transport=full_clockify(), **overrides)
         async with AsyncTestClient(app=app) as client:
-            manifest = load_manifest(ADDON_KEY).render(base_url=BASE_URL, key=ADDON_KEY)
-            clockify = Clockify(client, manifest)
+            clockify = Clockify.for_app(client, ADDON_KEY)
             workspace = Workspace(signer(ADDON_KEY))
             await clockify.install(workspace)
             yield Harness(client, clockify, workspace)

@@ -25,6 +25,7 @@ from litestar.testing import TestClient
 from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
+from tests.harness import bearer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FLOWS = DOCS / "flows.md"
@@ -97,7 +98,7 @@ def client(
                 "settings": [{"id": k, "name": k, "value": v} for k, v in settings.items()],
             },
         )
-        yield test_client, {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+        yield test_client, bearer(workspace.user_token("OWNER"))
 
 
 def lifecycle(

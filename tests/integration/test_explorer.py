@@ -24,16 +24,13 @@ from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
 from addon_core.storage.models import ApiCall
+from tests.harness import bearer
 
 ADDON_KEY = "api-studio"
 BOOTSTRAP_READ = re.compile(r"[?&]page=\d+(&.*)?&page-size=\d+|[?&]page-size=\d+(&.*)?&page=\d+")
 SIZES = Sizes(
     projects=12, clients=5, tags=6, users=4, time_entries=10, expenses=4, invoices=3, webhooks=2
 )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- operations (no Clockify needed) -----------------------------------------------------------

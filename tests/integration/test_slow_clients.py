@@ -18,7 +18,6 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.intake.routes import webhook_path
 from addon_core.serving import server_config
 from tests.db import count
@@ -62,8 +61,7 @@ async def served(
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            manifest = load_manifest(APP).render(base_url=settings.base_url, key=APP)
-            clockify = Clockify(client, manifest)  # type: ignore[arg-type]
+            clockify = Clockify.for_app(client, APP)  # type: ignore[arg-type]
             workspace = Workspace(signer(APP))
             await clockify.install(workspace)
             yield Served("127.0.0.1", port, clockify, workspace)
