@@ -80,12 +80,10 @@ def create_addon_app(
 ) -> Litestar:
     """Build the app; raise `ConfigError` if the settings cannot work.
 
-    `clockify_transport` carries every call to Clockify (a fake one in tests); None means
-    the network.
+    `clockify_transport` carries every call to Clockify (a fake one in tests), else the network.
     """
-    runtime = build_runtime(
-        settings, manifest or load_manifest(spec.name), http_transport=clockify_transport
-    )
+    manifest = manifest or load_manifest(spec.name)
+    runtime = build_runtime(settings, manifest, http_transport=clockify_transport)
     features = spec.all_features()
     for feature in features:
         if feature.setup is not None:
