@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+import httpx
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -77,10 +78,18 @@ class AppSpec:
 
 
 def create_addon_app(
-    spec: AppSpec, settings: AddonSettings, *, manifest: Manifest | None = None
+    spec: AppSpec,
+    settings: AddonSettings,
+    *,
+    manifest: Manifest | None = None,
+    clockify_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Litestar:
-    """Build the app; raise `ConfigError` if the settings cannot work."""
-    runtime = build_runtime(settings, manifest or load_manifest(spec.name))
+    """Build the app; raise `ConfigError` if the settings cannot work.
+
+    `clockify_transport` carries every call to Clockify (a fake one in tests), else the network.
+    """
+    manifest = manifest or load_manifest(spec.name)
+    runtime = build_runtime(settings, manifest, http_transport=clockify_transport)
     features = spec.all_features()
     for feature in features:
         if feature.setup is not None:

@@ -73,7 +73,8 @@ class AddonRuntime:
     flow_action_types: set[str] = field(default_factory=lambda: {"clockify"})
     on_installed: list[LifecycleHook] = field(default_factory=list)
     on_deleted: list[LifecycleHook] = field(default_factory=list)
-    #: Replace before `open` to reach a fake Clockify (tests, sandbox) or share a pool.
+    #: What Clockify calls go through: None for the network; `create_addon_app` passes a
+    #: fake Clockify's transport in (tests) or a shared pool's.
     http_transport: httpx.AsyncBaseTransport | None = None
     _parts: _OpenParts | None = field(default=None, init=False, repr=False)
     _catalogue: Catalogue | None = field(default=None, init=False, repr=False)
@@ -299,7 +300,12 @@ def _job_queue(
     return jobs
 
 
-def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
+def build_runtime(
+    settings: AddonSettings,
+    manifest: Manifest,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> AddonRuntime:
     """Check and build everything the settings describe, without touching the network."""
     keys = load_public_keys(
         settings.clockify_public_key_file, variable=settings.env_name("clockify_public_key_file")
@@ -323,6 +329,7 @@ def build_runtime(settings: AddonSettings, manifest: Manifest) -> AddonRuntime:
         metrics=metrics,
         head_revision=head_revision(),
         quotas=Quotas(settings, metrics, settings.addon_key),
+        http_transport=http_transport,
     )
 
 

@@ -11,9 +11,11 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,14 +26,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from addon_core.app import AppSpec, create_addon_app
-from addon_core.clockify.manifest import Manifest, load_manifest
+from addon_core.clockify.manifest import Manifest
 from addon_core.clockify.tokens import TokenSigner
+from addon_core.sandbox import Sandbox
 from addon_core.settings import REFERENCE_DIR_VARIABLE, AddonSettings
 from addon_core.storage.database import create_engine, upgrade_to_head
 from addon_core.storage.encryption import generate_key
 from api_studio.app import SPEC as API_STUDIO
 from tests.fake_clockify import Clockify, Workspace
-from tests.served_app import AppProcess
+from tests.harness import Api, InstallApp, ServeApp, answer_clockify
+from tests.served_app import AppProcess, app_environment
 from universal_webhook.app import SPEC as UNIVERSAL_WEBHOOK
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,11 +187,22 @@ def make_settings(
 
 @pytest.fixture
 def make_app(make_settings: Callable[..., AddonSettings]) -> Callable[..., Litestar]:
+    """Build an app on the test's database; `clockify_transport` is the Clockify it calls."""
+
     def build(
-        app_name: str = "universal-webhook", *, manifest: Manifest | None = None, **overrides: Any
+        app_name: str = "universal-webhook",
+        *,
+        manifest: Manifest | None = None,
+        clockify_transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: Any,
     ) -> Litestar:
         spec: AppSpec = SPECS[app_name]
-        return create_addon_app(spec, make_settings(app_name, **overrides), manifest=manifest)
+        return create_addon_app(
+            spec,
+            make_settings(app_name, **overrides),
+            manifest=manifest,
+            clockify_transport=clockify_transport,
+        )
 
     return build
 
@@ -214,10 +229,7 @@ async def client(make_app: Callable[..., Litestar]) -> AsyncIterator[AsyncTestCl
 
 @pytest.fixture
 def clockify(client: AsyncTestClient[Litestar]) -> Clockify:
-    manifest = load_manifest("universal-webhook").render(
-        base_url="https://addons.example.com/uw", key="universal-webhook"
-    )
-    return Clockify(client, manifest)
+    return Clockify.for_app(client, "universal-webhook")
 
 
 @pytest.fixture
@@ -240,3 +252,105 @@ def processes() -> Iterator[list[AppProcess]]:
         app.kill()
         if app.process is not None:
             app.process.wait(30)
+
+
+@pytest.fixture
+def serve_app(
+    database_url: str,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    reference_dir: Path,
+    processes: list[AppProcess],
+) -> ServeApp:
+    """Start `count` served Universal Webhook processes against the sandbox, one environment.
+
+    Keywords are settings (without the prefix) for `app_environment`; the processes are
+    killed at the end of the test if still running.
+    """
+
+    async def start(count: int = 1, **settings: str) -> list[AppProcess]:
+        environment = app_environment(database_url, sandbox, tmp_path, reference_dir, **settings)
+        apps = [AppProcess(environment, tmp_path / f"serve-{n}.log") for n in range(count)]
+        processes.extend(apps)
+        for app in apps:
+            await app.start()
+        return apps
+
+    return start
+
+
+@pytest.fixture
+def install_app(
+    make_app: Callable[..., Litestar],
+    reference_dir: Path,
+    database_url: str,
+    signer: Callable[[str], TokenSigner],
+) -> InstallApp:
+    """Run an app (shipped catalogue, no bootstrap) installed in a fresh workspace.
+
+    Its Clockify is `answer_clockify` recording into `Api.sent`, unless `clockify_transport`
+    names another; further keywords override settings.
+    """
+
+    @asynccontextmanager
+    async def start(
+        app_name: str = "universal-webhook",
+        *,
+        clockify_transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[Api]:
+        sent: list[httpx.Request] = []
+        app = make_app(
+            app_name,
+            clockify_transport=clockify_transport or answer_clockify(sent),
+            **{
+                "clockify_openapi_file": reference_dir / "openapi.json",
+                "bootstrap_enabled": False,
+                **overrides,
+            },
+        )
+        async with AsyncTestClient(app=app) as client:
+            clockify = Clockify.for_app(client, app_name)
+            workspace = Workspace(signer(app_name))
+            await clockify.install(workspace)
+            yield Api(client, clockify, workspace, database_url, app_name, sent)
+
+    return start
+
+
+@pytest.fixture
+async def api(app_name: str, install_app: InstallApp) -> AsyncIterator[Api]:
+    """Each app in turn, installed in one workspace."""
+    async with install_app(app_name) as installed:
+        yield installed
+
+
+@pytest.fixture
+async def uw(install_app: InstallApp) -> AsyncIterator[Api]:
+    """Universal Webhook only (signing secrets, http actions), installed in one workspace."""
+    async with install_app("universal-webhook") as installed:
+        yield installed
+
+
+# --- the sandbox ---------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sandbox(seed=..., sizes=Sizes(...), **options): how the `sandbox` fixture seeds "
+        "its Clockify (options go to `Sandbox.running`)",
+    )
+
+
+@pytest.fixture
+async def sandbox(
+    request: pytest.FixtureRequest, private_key: rsa.RSAPrivateKey, reference_dir: Path
+) -> AsyncIterator[Sandbox]:
+    """A local Clockify over HTTP, seeded as the test module's `sandbox` mark says."""
+    marker = request.node.get_closest_marker("sandbox")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    async with Sandbox.running(
+        private_key=private_key, reference_dir=reference_dir, **options
+    ) as running:
+        yield running

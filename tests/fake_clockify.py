@@ -1,13 +1,14 @@
 """Clockify's side of the add-on contract, for tests: the calls Clockify sends an app in-process.
 
-`Workspace` (signed tokens, the INSTALLED body) lives in `addon_core.sandbox` and is
-re-exported here; tokens are verified by the apps through the production `TokenVerifier`.
+The calls go through the sandbox's driver (`addon_core.sandbox.driver`), the one Clockify
+caller the tests and the sandbox share, on the app's `AsyncTestClient`. `Workspace` (signed
+tokens, the INSTALLED body) lives in `addon_core.sandbox` and is re-exported here; tokens
+are verified by the apps through the production `TokenVerifier`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ import httpx
 from litestar.testing import AsyncTestClient
 
 from addon_core.clockify.event_types import webhook_path
+from addon_core.clockify.manifest import load_manifest
+from addon_core.sandbox import driver
 from addon_core.sandbox.workspace import Workspace, object_id
 
 __all__ = ["Clockify", "Request", "Workspace", "now", "object_id", "post_concurrently"]
@@ -27,7 +30,15 @@ class Clockify:
         self.client = client
         self.manifest = manifest
         self.lifecycle_paths = {item["type"]: item["path"] for item in manifest["lifecycle"]}
-        self.events = [item["event"] for item in manifest["webhooks"]]
+        self.events = driver.manifest_events(manifest)
+
+    @classmethod
+    def for_app(cls, client: AsyncTestClient[Any], app_name: str) -> Clockify:
+        """Clockify as it sees APP's manifest (paths are relative: the base URL is moot)."""
+        manifest = load_manifest(app_name).render(
+            base_url=f"https://addons.example.com/{app_name}", key=app_name
+        )
+        return cls(client, manifest)
 
     async def lifecycle(
         self,
@@ -38,13 +49,14 @@ class Clockify:
         token: str | None = None,
         iat: float | None = None,
     ) -> Any:
-        return await self.client.post(
-            self.lifecycle_paths[lifecycle_type],
-            content=json.dumps(body),
-            headers={
-                "content-type": "application/json",
-                "x-addon-lifecycle-token": token or workspace.lifecycle_token(iat=iat),
-            },
+        return await driver.send_lifecycle(
+            self.client,
+            "",
+            self.manifest,
+            workspace,
+            lifecycle_type,
+            body,
+            token=token or workspace.lifecycle_token(iat=iat),
         )
 
     async def install(self, workspace: Workspace, *, iat: float | None = None) -> Any:
@@ -65,16 +77,14 @@ class Clockify:
         content_type: str = "application/json",
         path: str | None = None,
     ) -> Any:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        headers = {
-            "content-type": content_type,
-            "clockify-webhook-event-type": event_header or event_type,
-        }
         signature = token if token is not None else workspace.webhook_token(event_type)
-        if signature:
-            headers["clockify-signature"] = signature
-        return await self.client.post(
-            path or webhook_path(event_type), content=body, headers=headers
+        return await driver.deliver(
+            self.client,
+            path or webhook_path(event_type),
+            signature,
+            event_header or event_type,
+            payload,
+            content_type=content_type,
         )
 
 

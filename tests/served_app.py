@@ -12,9 +12,7 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,8 +27,8 @@ from addon_core.sandbox import Sandbox, Workspace
 from addon_core.sandbox.gate import RecordedRequest
 from addon_core.storage.encryption import generate_key
 from tests.db import fetch_all
+from tests.harness import SCRIPT, bearer, free_port
 
-SCRIPT = Path(sys.executable).with_name("clockify-addons")
 ADDON = "universal-webhook"
 PREFIX = "UNIVERSAL_WEBHOOK_"
 EVENT = "NEW_PROJECT"
@@ -53,13 +51,6 @@ FLOW = {
         }
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -166,7 +157,7 @@ async def install_with_flow(sandbox: Sandbox, app: AppProcess) -> Workspace:
         created = await client.post(
             f"{app.url}/api/flows",
             json=FLOW,
-            headers={"Authorization": f"Bearer {workspace.user_token('OWNER')}"},
+            headers=bearer(workspace.user_token("OWNER")),
         )
     assert created.status_code == 201, created.text
     return workspace

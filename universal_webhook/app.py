@@ -13,10 +13,10 @@ from addon_core.features import Feature
 from addon_core.runtime import AddonRuntime
 from addon_core.settings import AddonSettings, CommaList, load_settings
 from universal_webhook.coverage import COVERAGE_ROUTES, setup_coverage
+from universal_webhook.coverage_order import check_priority
 from universal_webhook.deliveries import DELIVERY_ROUTES
 from universal_webhook.endpoints import ENDPOINT_ROUTES
 from universal_webhook.receiver import setup_endpoints
-from universal_webhook.registration import check_priority
 
 
 class UniversalWebhookSettings(AddonSettings):

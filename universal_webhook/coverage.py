@@ -24,13 +24,9 @@ from addon_core.runtime import AddonRuntime, Runtime, Sessions
 from addon_core.storage.models import CoverageGap, Job, WebhookRegistration
 from addon_core.storage.scope import scoped
 from addon_core.web.caller import CallerDep
-from universal_webhook.registration import (
-    JOB_KIND,
-    NOT_IN_WEBHOOKS_API,
-    delete_registered_webhooks,
-    enqueue_registration,
-    register_webhooks,
-)
+from universal_webhook.coverage_order import NOT_IN_WEBHOOKS_API
+from universal_webhook.registration import JOB_KIND, enqueue_registration, register_webhooks
+from universal_webhook.webhooks_api import delete_registered_webhooks
 
 log = logging.getLogger(__name__)
 

@@ -14,134 +14,41 @@ points at the type's own path, so its deliveries are verified like the manifest'
 path and token digest.
 The job is idempotent: it lists the workspace's webhooks and keeps or adopts those
 whose URL is ours, so a re-run creates nothing twice. At DELETED the registered
-webhooks are deleted, best effort, within `DELETE_TIMEOUT_SECONDS`.
+webhooks are deleted, best effort (`webhooks_api`). The order lives in `coverage_order`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.clockify.client import ClockifyAPIError, InstallationContext
-from addon_core.clockify.event_types import WEBHOOK_PATH_PREFIX, webhook_path
-from addon_core.clockify.pacing import Lane
+from addon_core.clockify.event_types import webhook_path
 from addon_core.errors import AddonError
 from addon_core.jobs.queue import ClaimedJob, PermanentJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import CoverageGap, Installation, WebhookRegistration
 from addon_core.storage.vault import token_context, webhook_purpose
+from universal_webhook.coverage_order import wanted_event_types
+from universal_webhook.webhooks_api import (
+    create_webhook,
+    delete_webhook,
+    is_refusal,
+    our_webhooks,
+)
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "coverage.register"
 #: How much of Clockify's refusal is kept as the reason a type is not covered.
 REASON_LIMIT = 300
-#: The uninstall waits at most this long for Clockify before going on without it.
-DELETE_TIMEOUT_SECONDS = 5.0
-
-#: Clockify's webhooks API offers every event type but this one (its `WebhookEventType`).
-NOT_IN_WEBHOOKS_API = frozenset({"TIME_OFF_REQUEST_STARTED"})
-
-#: Which uncovered event types are registered first (those in the manifest are skipped).
-PRIORITY: tuple[str, ...] = (
-    # the life cycle of what the manifest follows
-    "TIME_ENTRY_SPLIT",
-    "TIME_ENTRY_RESTORED",
-    "PROJECT_DELETED",
-    "CLIENT_UPDATED",
-    "CLIENT_DELETED",
-    "APPROVAL_REQUEST_STATUS_UPDATED",
-    # what time entries refer to
-    "NEW_TASK",
-    "TASK_UPDATED",
-    "TASK_DELETED",
-    "NEW_TAG",
-    "TAG_UPDATED",
-    "TAG_DELETED",
-    # people
-    "USER_UPDATED",
-    "USER_DELETED_FROM_WORKSPACE",
-    "USER_DEACTIVATED_ON_WORKSPACE",
-    "USER_ACTIVATED_ON_WORKSPACE",
-    "USER_EMAIL_CHANGED",
-    "USERS_INVITED_TO_WORKSPACE",
-    "LIMITED_USERS_ADDED_TO_WORKSPACE",
-    "USER_GROUP_CREATED",
-    "USER_GROUP_UPDATED",
-    "USER_GROUP_DELETED",
-    # time off
-    "TIME_OFF_REQUESTED",
-    "TIME_OFF_REQUEST_APPROVED",
-    "TIME_OFF_REQUEST_REJECTED",
-    "TIME_OFF_REQUEST_UPDATED",
-    "TIME_OFF_REQUEST_WITHDRAWN",
-    "BALANCE_UPDATED",
-    # expenses and invoices
-    "EXPENSE_CREATED",
-    "EXPENSE_UPDATED",
-    "EXPENSE_DELETED",
-    "EXPENSE_RESTORED",
-    "NEW_INVOICE",
-    "INVOICE_UPDATED",
-    # scheduling
-    "ASSIGNMENT_CREATED",
-    "ASSIGNMENT_UPDATED",
-    "ASSIGNMENT_DELETED",
-    "ASSIGNMENT_PUBLISHED",
-    # rates
-    "BILLABLE_RATE_UPDATED",
-    "COST_RATE_UPDATED",
-    # the manifest's own, in case a manifest leaves them out
-    "NEW_TIME_ENTRY",
-    "TIME_ENTRY_UPDATED",
-    "TIME_ENTRY_DELETED",
-    "NEW_TIMER_STARTED",
-    "TIMER_STOPPED",
-    "NEW_PROJECT",
-    "PROJECT_UPDATED",
-    "NEW_CLIENT",
-    "USER_JOINED_WORKSPACE",
-    "NEW_APPROVAL_REQUEST",
-)
-
-
-def check_priority(event_types: Sequence[str]) -> tuple[str, ...]:
-    """Check a `COVERAGE_PRIORITY` list: event types the webhooks API offers, each once."""
-    unknown = [e for e in event_types if e not in PRIORITY]
-    if unknown:
-        raise ValueError(
-            f"{', '.join(unknown)} cannot be registered through Clockify's webhooks API; "
-            "name event types such as NEW_TASK,TAG_UPDATED (docs/configuration.md)"
-        )
-    repeated = sorted({e for e in event_types if event_types.count(e) > 1})
-    if repeated:
-        raise ValueError(f"{', '.join(repeated)} named more than once; name each type once")
-    return tuple(event_types)
-
-
-def priority_order(first: Iterable[str] = ()) -> list[str]:
-    """Every event type the webhooks API offers: `first`, then the rest in `PRIORITY` order."""
-    ahead = list(first)
-    return ahead + [e for e in PRIORITY if e not in ahead]
-
-
-def wanted_event_types(runtime: AddonRuntime) -> list[str]:
-    """The event types to register through the API, in priority order (the manifest's left out)."""
-    manifest = set(runtime.manifest.webhook_events.values())
-    # Only Universal Webhook's settings have the field; the default order serves the rest.
-    first: tuple[str, ...] = getattr(runtime.settings, "coverage_priority", ())
-    return [e for e in priority_order(first) if e not in manifest]
-
-
-# --- install -----------------------------------------------------------------------------------
 
 
 async def enqueue_registration(
@@ -180,12 +87,12 @@ async def register_webhooks(runtime: AddonRuntime, job: ClaimedJob) -> None:
             )
         }
     try:
-        hooks = await _our_webhooks(runtime, context)
+        hooks = await our_webhooks(runtime, context)
         wanted = wanted_event_types(runtime)
         wanted_paths = {webhook_path(e): e for e in wanted}
         for url, listed in hooks.items():
             if _path_of(runtime, url) not in wanted_paths:
-                await _delete_webhook(runtime, context, str(listed.get("id")))
+                await delete_webhook(runtime, context, str(listed.get("id")))
         gaps = await _register_in_order(runtime, job, installation.id, context, hooks, stored)
         if gaps is None:
             return
@@ -227,13 +134,13 @@ async def _register_in_order(
             continue  # registered and stored: nothing to do
         if hook is None or not isinstance(hook.get("authToken"), str):
             if hook is not None:  # ours, but its token is not listed: start it over
-                await _delete_webhook(runtime, context, str(hook.get("id")))
+                await delete_webhook(runtime, context, str(hook.get("id")))
             try:
                 hook = await _create_making_room(
                     runtime, installation_id, context, event_type, hooks, wanted[position + 1 :]
                 )
             except ClockifyAPIError as exc:
-                if not _is_refusal(exc):
+                if not is_refusal(exc):
                     raise
                 later = [
                     e
@@ -262,14 +169,14 @@ async def _create_making_room(
     path = webhook_path(event_type)
     while True:
         try:
-            return await _create_webhook(runtime, context, event_type, path)
+            return await create_webhook(runtime, context, event_type, path)
         except ClockifyAPIError as exc:
             held = [e for e in lower if runtime.settings.base_url + webhook_path(e) in hooks]
-            if not _is_refusal(exc) or not held:
+            if not is_refusal(exc) or not held:
                 raise
             dropped = held[-1]
             url = runtime.settings.base_url + webhook_path(dropped)
-            await _delete_webhook(runtime, context, str(hooks.pop(url).get("id")))
+            await delete_webhook(runtime, context, str(hooks.pop(url).get("id")))
             await _forget_registration(runtime, installation_id, webhook_path(dropped))
             log.info(
                 "coverage: dropped %s in workspace %s to make room for %s, first in the order",
@@ -289,11 +196,6 @@ async def _forget_registration(runtime: AddonRuntime, installation_id: int, path
                 WebhookRegistration.path == path,
             )
         )
-
-
-def _is_refusal(exc: ClockifyAPIError) -> bool:
-    """Clockify said no to this webhook (a limit, a permission), not to the token or the rate."""
-    return 400 <= exc.status < 500 and exc.status not in (401, 429)
 
 
 def _refused(
@@ -344,77 +246,8 @@ async def _current(
     return installation
 
 
-def _webhooks_url(context: InstallationContext) -> str:
-    # OpenAPI: getWebhooks / createWebhook, `/v1/workspaces/{workspaceId}/webhooks`
-    # on the regular server (the installation's backendUrl).
-    base = context.base_urls.get("backendUrl") or context.base_urls.get("apiUrl") or ""
-    return f"{base.rstrip('/')}/v1/workspaces/{context.workspace_id}/webhooks"
-
-
 def _path_of(runtime: AddonRuntime, url: str) -> str:
     return url.removeprefix(runtime.settings.base_url)
-
-
-async def _our_webhooks(
-    runtime: AddonRuntime, context: InstallationContext
-) -> dict[str, dict[str, Any]]:
-    """The workspace's webhooks that point at this add-on's webhook paths, by URL."""
-    response = await runtime.client().call(
-        context, "GET", _webhooks_url(context), operation="getWebhooks", lane="bootstrap"
-    )
-    body = response.body
-    # WebhooksDtoV1 wraps the list; accept a bare list too.
-    listed = body.get("webhooks") if isinstance(body, Mapping) else body
-    prefix = runtime.settings.base_url + WEBHOOK_PATH_PREFIX
-    return {
-        hook["url"]: hook
-        for hook in listed or []
-        if isinstance(hook, dict) and str(hook.get("url", "")).startswith(prefix)
-    }
-
-
-async def _create_webhook(
-    runtime: AddonRuntime, context: InstallationContext, event_type: str, path: str
-) -> dict[str, Any]:
-    response = await runtime.client().call(
-        context,
-        "POST",
-        _webhooks_url(context),
-        operation="createWebhook",
-        lane="bootstrap",
-        json={
-            # CreateWebhookRequestV1: name of 2 to 30 characters.
-            "name": f"{runtime.addon_key[:16]} {event_type.lower()}"[:30],
-            "url": runtime.settings.base_url + path,
-            "webhookEvent": event_type,
-            "triggerSourceType": "WORKSPACE_ID",
-            "triggerSource": [context.workspace_id],
-        },
-    )
-    hook = response.body
-    if not isinstance(hook, dict) or not hook.get("id") or not hook.get("authToken"):
-        raise ClockifyAPIError(response.status, "createWebhook answered without id and authToken")
-    return hook
-
-
-async def _delete_webhook(
-    runtime: AddonRuntime,
-    context: InstallationContext,
-    webhook_id: str,
-    *,
-    lane: Lane = "bootstrap",
-) -> None:
-    try:
-        await runtime.client().call(
-            context,
-            "DELETE",
-            f"{_webhooks_url(context)}/{webhook_id}",
-            operation="deleteWebhook",
-            lane=lane,
-        )
-    except ClockifyAPIError as exc:
-        if exc.status != 404:  # already gone is what we wanted
-            raise
 
 
 async def _store(
@@ -439,7 +272,7 @@ async def _store(
             or (locked.addon_id != job.payload.get("addon_id", locked.addon_id))
         ):
             # Uninstalled while we called Clockify: undo, best effort.
-            await _delete_webhook(runtime, context, str(hook["id"]))
+            await delete_webhook(runtime, context, str(hook["id"]))
             return False
         registration = await session.scalar(
             select(WebhookRegistration).where(
@@ -486,59 +319,4 @@ async def _record_outcome(
         session.add_all(
             CoverageGap(installation_id=installation_id, event_type=event_type, reason=reason)
             for event_type, reason in gaps.items()
-        )
-
-
-# --- uninstall ---------------------------------------------------------------------------------
-
-
-async def delete_registered_webhooks(
-    session: AsyncSession, runtime: AddonRuntime, installation: Installation
-) -> None:
-    """Delete our API-registered webhooks in Clockify; never hold up the uninstall."""
-    ids = [
-        webhook_id
-        for webhook_id in await session.scalars(
-            select(WebhookRegistration.clockify_webhook_id).where(
-                WebhookRegistration.installation_id == installation.id,
-                WebhookRegistration.source == "api",
-                WebhookRegistration.clockify_webhook_id.is_not(None),
-            )
-        )
-        if webhook_id
-    ]
-    if not ids:
-        return
-    try:
-        context = runtime.installation_context(installation)
-        async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
-            results = await asyncio.gather(
-                *(
-                    _delete_webhook(runtime, context, webhook_id, lane="interactive")
-                    for webhook_id in ids
-                ),
-                return_exceptions=True,
-            )
-    except TimeoutError:
-        log.warning(
-            "coverage: deleting %d webhook(s) of workspace %s took over %.0fs; left in Clockify",
-            len(ids),
-            installation.workspace_id,
-            DELETE_TIMEOUT_SECONDS,
-        )
-        return
-    except AddonError as exc:
-        log.warning(
-            "coverage: could not delete the webhooks of workspace %s: %s",
-            installation.workspace_id,
-            redact_text(exc.detail),
-        )
-        return
-    failed = [r for r in results if isinstance(r, BaseException)]
-    for failure in failed:
-        detail = failure.detail if isinstance(failure, AddonError) else type(failure).__name__
-        log.warning(
-            "coverage: a webhook of workspace %s was not deleted: %s",
-            installation.workspace_id,
-            redact_text(detail),
         )

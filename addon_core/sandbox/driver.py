@@ -16,7 +16,7 @@ import httpx
 
 from addon_core.clockify.event_types import webhook_path
 from addon_core.clockify.manifest import Manifest
-from addon_core.sandbox.seed import Entity
+from addon_core.sandbox.entities import Entity
 from addon_core.sandbox.store import SandboxStore
 from addon_core.sandbox.workspace import Workspace
 
@@ -66,15 +66,23 @@ async def send_lifecycle(
     workspace: Workspace,
     lifecycle_type: str,
     body: Mapping[str, Any],
+    *,
+    token: str | None = None,
 ) -> httpx.Response:
-    """POST a lifecycle call to the path the manifest declares, signed for the workspace."""
+    """POST a lifecycle call to the path the manifest declares, signed for the workspace.
+
+    `token` replaces the workspace's lifecycle token (tests send expired or forged ones).
+    """
     paths = {item["type"]: item["path"] for item in _document(manifest).get("lifecycle", [])}
     if lifecycle_type not in paths:
         raise ValueError(f"the manifest declares no {lifecycle_type} lifecycle path")
     return await http.post(
         app_url.rstrip("/") + paths[lifecycle_type],
         content=json.dumps(body),
-        headers={"content-type": "application/json", LIFECYCLE_HEADER: workspace.lifecycle_token()},
+        headers={
+            "content-type": "application/json",
+            LIFECYCLE_HEADER: token if token is not None else workspace.lifecycle_token(),
+        },
     )
 
 
@@ -87,18 +95,23 @@ async def send_installed(
 
 
 async def deliver(
-    http: httpx.AsyncClient, url: str, token: str, event_type: str, payload: Any
+    http: httpx.AsyncClient,
+    url: str,
+    token: str,
+    event_type: str,
+    payload: Any,
+    *,
+    content_type: str = "application/json",
 ) -> httpx.Response:
-    """POST one webhook delivery with Clockify's headers."""
-    return await http.post(
-        url,
-        content=json.dumps(payload),
-        headers={
-            "content-type": "application/json",
-            SIGNATURE_HEADER: token,
-            EVENT_HEADER: event_type,
-        },
-    )
+    """POST one webhook delivery with Clockify's headers.
+
+    A `bytes` payload is sent as it is; an empty token sends no signature header.
+    """
+    headers = {"content-type": content_type, EVENT_HEADER: event_type}
+    if token:
+        headers[SIGNATURE_HEADER] = token
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return await http.post(url, content=content, headers=headers)
 
 
 async def send_webhook(

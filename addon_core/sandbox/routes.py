@@ -21,8 +21,8 @@ from litestar.params import FromPath
 
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.errors import AddonError, BadRequestError
+from addon_core.sandbox.entities import Entity
 from addon_core.sandbox.gate import ERROR_CODES
-from addon_core.sandbox.seed import Entity
 from addon_core.sandbox.store import SandboxStore
 
 WORKSPACE_PATH = "/api/v1/workspaces/{workspace_id:str}"

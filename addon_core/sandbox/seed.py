@@ -1,7 +1,8 @@
 """Seeded workspace data shaped like the response schemas of Clockify's OpenAPI document.
 
 Everything derives from a `random.Random`, so one seed gives the same workspace every run;
-dates count back from a fixed day rather than from the clock for the same reason.
+dates count back from a fixed day rather than from the clock for the same reason. Each
+entity's shape is in `entities`; this module decides how many, which and how they relate.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-Entity = dict[str, Any]
-
-#: The day seeded dates count back from.
-EPOCH = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-CURRENCY = "USD"
+from addon_core.sandbox.entities import (
+    CURRENCY,
+    EPOCH,
+    Entity,
+    duration,
+    iso,
+    membership,
+    new_id,
+    rate,
+    time_entry,
+)
 
 _ADJECTIVES = ("Northern", "Blue", "Rapid", "Quiet", "Bright", "Silver", "Open", "Green", "Urban")
 _NOUNS = ("Harbor", "Atlas", "Falcon", "Meadow", "Beacon", "Summit", "Orbit", "Canyon", "Delta")
@@ -49,46 +55,6 @@ class Sizes:
     policies: int = 4
     approval_requests: int = 10
     webhooks: int = 2
-
-
-def new_id(rng: random.Random) -> str:
-    """Draw a 24-hex-digit id from `rng`."""
-    return f"{rng.getrandbits(96):024x}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def duration(seconds: int) -> str:
-    """Format seconds as the ISO 8601 duration Clockify answers (`PT1H30M`)."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "".join(f"{v}{u}" for v, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if v)
-    return f"PT{text or '0S'}"
-
-
-def rate(amount: int) -> Entity:
-    return {"amount": amount, "currency": CURRENCY}
-
-
-def membership(user_id: str, target_id: str, kind: str) -> Entity:
-    return {
-        "userId": user_id,
-        "targetId": target_id,
-        "membershipType": kind,
-        "membershipStatus": "ACTIVE",
-        "hourlyRate": None,
-        "costRate": None,
-    }
-
-
-def time_interval(start: datetime, end: datetime | None) -> Entity:
-    return {
-        "start": iso(start),
-        "end": iso(end) if end else None,
-        "duration": duration(int((end - start).total_seconds())) if end else None,
-    }
 
 
 class Seeder:
@@ -422,31 +388,3 @@ class Seeder:
                 }
             )
         return hooks
-
-
-def time_entry(
-    entry_id: str,
-    workspace_id: str,
-    user_id: str,
-    fields: Entity,
-    start: datetime,
-    end: datetime | None,
-) -> Entity:
-    """Build a time entry (TimeEntryWithRatesDtoV1) from its editable fields."""
-    return {
-        "id": entry_id,
-        "workspaceId": workspace_id,
-        "userId": user_id,
-        "description": fields.get("description") or "",
-        "projectId": fields.get("projectId"),
-        "taskId": fields.get("taskId"),
-        "tagIds": list(fields.get("tagIds") or []),
-        "billable": bool(fields.get("billable")),
-        "type": fields.get("type") or "REGULAR",
-        "isLocked": False,
-        "kioskId": None,
-        "customFieldValues": [],
-        "hourlyRate": rate(5000) if fields.get("billable") else None,
-        "costRate": None,
-        "timeInterval": time_interval(start, end),
-    }

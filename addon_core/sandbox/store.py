@@ -15,7 +15,8 @@ from typing import Any
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.errors import BadRequestError, NotFoundError
-from addon_core.sandbox.seed import Entity, Seeder, Sizes, new_id, time_entry
+from addon_core.sandbox.entities import Entity, new_id, time_entry
+from addon_core.sandbox.seed import Seeder, Sizes
 
 KINDS = (
     "projects",

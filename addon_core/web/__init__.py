@@ -1,7 +1,7 @@
 """What every HTTP reader shares: the /api/ caller and its auth (`caller`), request bodies
 (`body`), the client guard (`client_limits`), idempotency keys, probes (`health`), the
-OpenAPI document of /api/ (`api_docs`, `api_shapes`), and the pages Clockify shows in its
-iframe (`pages`: templates, static files, security headers).
+OpenAPI document of /api/ (`api_docs`, `api_shapes`, `flow_shapes`), and the pages
+Clockify shows in its iframe (`pages`: templates, static files, security headers).
 
 The pages are server-rendered shells (Jinja2) that a little plain JavaScript fills
 from the same `/api/` any client calls, with the user token Clockify puts in the URL

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from addon_core.web import api_shapes as shapes
+from addon_core.web import flow_shapes
 from addon_core.web.caller import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID
 
 SCHEMA_PATH = "/schema"
@@ -89,7 +90,7 @@ class Operation:
     example: Any = None
 
 
-_PAGE_OF_FLOWS = shapes.page(shapes.Flow)
+_PAGE_OF_FLOWS = shapes.page(flow_shapes.Flow)
 
 #: Every `/api/` handler by its route name; a handler missing here fails the document.
 OPERATIONS: Mapping[str, Operation] = {
@@ -105,21 +106,25 @@ OPERATIONS: Mapping[str, Operation] = {
     "explorer:calls": Operation("explorer", shapes.page(shapes.Call)),
     "explorer:call": Operation("explorer", shapes.CallDetail),
     "explorer:call-action": Operation("explorer", shapes.CallAction),
-    "flows:create": Operation("flows", shapes.Flow, shapes.FLOW_DOCUMENT, example=_FLOW_EXAMPLE),
+    "flows:create": Operation(
+        "flows", flow_shapes.Flow, flow_shapes.FLOW_DOCUMENT, example=_FLOW_EXAMPLE
+    ),
     "flows:list": Operation("flows", _PAGE_OF_FLOWS),
-    "flows:get": Operation("flows", shapes.Flow),
-    "flows:update": Operation("flows", shapes.Flow, shapes.FLOW_DOCUMENT, example=_FLOW_EXAMPLE),
+    "flows:get": Operation("flows", flow_shapes.Flow),
+    "flows:update": Operation(
+        "flows", flow_shapes.Flow, flow_shapes.FLOW_DOCUMENT, example=_FLOW_EXAMPLE
+    ),
     "flows:delete": Operation("flows", None),
-    "flows:resume": Operation("flows", shapes.Flow),
-    "flows:rotate-secret": Operation("flows", shapes.SigningSecret),
-    "flows:versions": Operation("flows", shapes.page(shapes.FlowVersion)),
-    "flows:version": Operation("flows", shapes.FlowVersion),
-    "flows:executions": Operation("flows", shapes.page(shapes.Execution)),
-    "flows:execution": Operation("flows", shapes.Execution),
+    "flows:resume": Operation("flows", flow_shapes.Flow),
+    "flows:rotate-secret": Operation("flows", flow_shapes.SigningSecret),
+    "flows:versions": Operation("flows", shapes.page(flow_shapes.FlowVersion)),
+    "flows:version": Operation("flows", flow_shapes.FlowVersion),
+    "flows:executions": Operation("flows", shapes.page(flow_shapes.Execution)),
+    "flows:execution": Operation("flows", flow_shapes.Execution),
     "flows:test": Operation(
         "flows",
-        shapes.DryRun,
-        shapes.DryRunRequest,
+        flow_shapes.DryRun,
+        flow_shapes.DryRunRequest,
         example={
             "eventType": "NEW_TIME_ENTRY",
             "event": {"id": "5f118c837db7a8637ffcaf36", "description": "weekly meeting"},
@@ -138,15 +143,15 @@ OPERATIONS: Mapping[str, Operation] = {
     "bootstrap:rerun": Operation("bootstrap", shapes.Bootstrap),
     "jobs:dead": Operation("jobs", shapes.page(shapes.Job)),
     "jobs:replay": Operation("jobs", shapes.Job),
-    "flows:export": Operation("flows", shapes.ExportedFlow),
-    "flows:import": Operation("flows", shapes.Flow, shapes.ImportRequest),
-    "flows:gallery": Operation("flows", shapes.Gallery),
+    "flows:export": Operation("flows", flow_shapes.ExportedFlow),
+    "flows:import": Operation("flows", flow_shapes.Flow, flow_shapes.ImportRequest),
+    "flows:gallery": Operation("flows", flow_shapes.Gallery),
     "flows:gallery-import": Operation(
-        "flows", shapes.Flow, shapes.GalleryBind, body_required=False
+        "flows", flow_shapes.Flow, flow_shapes.GalleryBind, body_required=False
     ),
     "audit:list": Operation("audit", shapes.page(shapes.AuditEntry)),
     "overview": Operation("overview", shapes.Overview),
-    "events:executions": Operation("events", shapes.page(shapes.Execution)),
+    "events:executions": Operation("events", shapes.page(flow_shapes.Execution)),
     "events:types": Operation("events", shapes.page(shapes.EventType)),
     "events:sample": Operation("events", shapes.EventSample),
     "bootstrap:retry": Operation("bootstrap", shapes.Bootstrap),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import httpx
 from addon_core.sandbox import Sandbox, Workspace
 from addon_core.sandbox.launcher import app_command, app_environment
 from addon_core.settings import reference_dir
+from tests.harness import bearer, free_port
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -43,13 +43,6 @@ def chromium_path() -> str | None:
     if configured:
         return configured if Path(configured).is_file() else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -74,7 +67,7 @@ class Served:
         )
 
     def api(self, method: str, path: str, body: Any = None, role: str = "OWNER") -> Any:
-        headers = {"Authorization": f"Bearer {self.workspace.user_token(role)}"}
+        headers = bearer(self.workspace.user_token(role))
         response = httpx.request(
             method, f"{self.app_url}{path}", json=body, headers=headers, timeout=30
         )

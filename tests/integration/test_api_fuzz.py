@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
+from tests.harness import bearer
 
 MAX_EXAMPLES = 10
 CHECKS = [
@@ -86,12 +87,12 @@ def target(
         clockify_openapi_file=reference_dir / "openapi.json",
         bootstrap_enabled=False,
         clockify_retry_attempts=1,
+        clockify_transport=httpx.MockTransport(fake_clockify),
     )
-    app.state.runtime.http_transport = httpx.MockTransport(fake_clockify)
     workspace = Workspace(signer(app_name))
     with TestClient(app=app) as client:
         install(client, app_name, workspace)
-        headers = {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+        headers = bearer(workspace.user_token("OWNER"))
         document = client.get("/schema/openapi.json").json()
         yield Target(client, document, headers, seed(client, app_name, workspace, headers))
 

@@ -6,9 +6,7 @@ import json
 from typing import Any
 
 from tests.db import count
-from tests.integration.test_flows_api import Api, tag_meetings, uw
-
-__all__ = ["uw"]  # the fixture used below
+from tests.harness import Api, tag_meetings
 
 SECRET_ACTION = {
     "id": "notify",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from sqlalchemy import select
 
@@ -26,6 +24,7 @@ from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.routes import LIST_OPERATIONS
 from addon_core.sandbox.store import entity_id
 from addon_core.storage.models import BootstrapProgress, CachedEntity, Job
+from tests.harness import bearer, eventually
 
 ADDON_KEY = "api-studio"
 #: Projects fill 11 pages of 200, long enough for pages to be fetched ahead; tags fill
@@ -53,15 +52,6 @@ PROJECTS_PAGE_3 = "/projects?page=3&"
 Starter = Callable[..., AbstractAsyncContextManager["Harness"]]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait until `check` holds (a guard against hanging, not a timing assert)."""
-    deadline = time.monotonic() + 30
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def reached(fault: Fault) -> None:
     """Wait until a request meets `fault` (which then holds it for its latency)."""
 
@@ -77,10 +67,6 @@ def assert_each_page_once(requested: Counter[str], needed: int) -> None:
     past_end = {page: count for page, count in requested.items() if int(page) > needed}
     assert len(past_end) < MAX_AHEAD
     assert set(past_end.values()) <= {1}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -172,12 +158,7 @@ class Harness:
         return pages
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=5, sizes=SIZES, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=5, sizes=SIZES)
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,29 +32,14 @@ from addon_core.storage.models import Endpoint, Flow
 from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 from tests.db import fetch_all
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import SCRIPT, free_port, run_cli
 from universal_webhook.app import SPEC, UniversalWebhookSettings
 
-SCRIPT = Path(sys.executable).with_name("clockify-addons")
 PREFIXES = ("UNIVERSAL_WEBHOOK_", "API_STUDIO_")
 APP_TABLES = {"installations", "webhook_registrations", "events", "lifecycle_audit"}
 BASE_URL = "https://addons.example.com/uw"
-COMMAND_TIMEOUT = 60
 SERVE_START_TIMEOUT = 20
 GRACE_SECONDS = 3
-
-
-def run_cli(
-    *args: str, env: dict[str, str], timeout: float = COMMAND_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    """Run the console script to completion and capture its output."""
-    return subprocess.run(  # noqa: S603
-        [str(SCRIPT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 async def run_cli_async(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -65,13 +48,6 @@ async def run_cli_async(*args: str, env: dict[str, str]) -> subprocess.Completed
 
 def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -419,10 +395,9 @@ async def stored_tokens(database_url: str) -> list[tuple[str, str]]:
 async def install_with_key(
     database_url: str, key: str, public_key_file: Path, data_dir: Path, workspace: Workspace
 ) -> None:
-    manifest = load_manifest("universal-webhook").render(base_url=BASE_URL, key="universal-webhook")
     app = app_with_keys(database_url, (key,), public_key_file, data_dir)
     async with AsyncTestClient(app=app) as client:
-        await Clockify(client, manifest).install(workspace)
+        await Clockify.for_app(client, "universal-webhook").install(workspace)
 
 
 async def test_rotate_keys_re_encrypts_every_token_under_the_new_key(
@@ -523,7 +498,6 @@ async def test_workspace_keeps_receiving_webhooks_after_the_old_key_is_retired(
     tmp_path: Path,
 ) -> None:
     old_key, new_key = generate_key(), generate_key()
-    manifest = load_manifest("universal-webhook").render(base_url=BASE_URL, key="universal-webhook")
     workspace = Workspace(signer("universal-webhook"))
     data_dir = tmp_path / "data"
     await install_with_key(database_url, old_key, public_key_file, data_dir, workspace)
@@ -538,7 +512,7 @@ async def test_workspace_keeps_receiving_webhooks_after_the_old_key_is_retired(
     async with AsyncTestClient(
         app=app_with_keys(database_url, (new_key,), public_key_file, data_dir)
     ) as client:
-        response = await Clockify(client, manifest).send_webhook(
+        response = await Clockify.for_app(client, "universal-webhook").send_webhook(
             workspace,
             "NEW_TIME_ENTRY",
             {"id": "te1", "workspaceId": workspace.workspace_id, "description": "rotated"},

@@ -6,14 +6,12 @@ import asyncio
 import hashlib
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
@@ -25,33 +23,16 @@ from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.store import MAX_USER_WEBHOOKS
 from addon_core.settings import load_settings
 from tests.db import fetch_all
+from tests.harness import bearer, free_port
 from universal_webhook.app import UniversalWebhookSettings
-from universal_webhook.registration import (
-    JOB_KIND,
-    NOT_IN_WEBHOOKS_API,
-    PRIORITY,
-    wanted_event_types,
-)
+from universal_webhook.coverage_order import NOT_IN_WEBHOOKS_API, PRIORITY, wanted_event_types
+from universal_webhook.registration import JOB_KIND
 
 ADDON_KEY = "universal-webhook"
 SEEDED_WEBHOOKS = 2  # made by the workspace owner, whom the installation token acts as
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11,
-        sizes=Sizes(projects=3, webhooks=SEEDED_WEBHOOKS),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=Sizes(projects=3, webhooks=SEEDED_WEBHOOKS))
 
 
 @pytest.fixture
@@ -66,7 +47,7 @@ def make_uw(
     """The app with its base URL on a free loopback port, trusting the sandbox."""
 
     def build(**overrides: Any) -> tuple[Litestar, int]:
-        port = _free_port()
+        port = free_port()
         settings: dict[str, Any] = {
             "base_url": f"http://127.0.0.1:{port}",
             "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
@@ -214,14 +195,12 @@ async def test_coverage_lists_every_event_type_and_how_it_arrives(
         manifest = await sandbox.fetch_manifest(app_url)
         assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
         await _job_settled(database_url)
-        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        auth = bearer(workspace.user_token("USER"))
         response = await http.get("/api/coverage", headers=auth)
         assert response.status_code == 200, response.text
         body = response.json()
         other = sandbox.create_workspace(ADDON_KEY)
-        not_installed = await http.get(
-            "/api/coverage", headers={"authorization": f"Bearer {other.user_token()}"}
-        )
+        not_installed = await http.get("/api/coverage", headers=bearer(other.user_token()))
     items = {item["eventType"]: item for item in body["items"]}
     assert set(items) == CLOCKIFY_EVENT_TYPES
     assert body["next"] is None
@@ -360,7 +339,7 @@ async def test_coverage_registers_as_many_webhooks_as_clockify_allows_not_ten(
         manifest = await sandbox.fetch_manifest(app_url)
         assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
         [job] = await _job_settled(database_url)
-        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        auth = bearer(workspace.user_token("USER"))
         body = (await http.get("/api/coverage", headers=auth)).json()
 
     assert job["status"] == "done"
@@ -435,7 +414,7 @@ async def test_a_changed_priority_takes_the_place_of_the_lowest_registered_type(
             JOB_KIND, workspace.workspace_id, {"addon_id": workspace.addon_id}
         )
         jobs = await _job_settled(database_url, count=2)
-        auth = {"authorization": f"Bearer {workspace.user_token('USER')}"}
+        auth = bearer(workspace.user_token("USER"))
         body = (await http.get(f"{again_url}/api/coverage", headers=auth)).json()
 
     assert jobs[-1]["status"] == "done"

@@ -16,24 +16,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.intake.standard_webhooks import generate_secret, signature_headers
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import bearer, full_clockify
 
 ADDON_KEY = "universal-webhook"
 BASE_URL = "https://addons.example.com/uw"
-
-
-def quiet_clockify() -> httpx.MockTransport:
-    """Clockify for the install-time coverage job: no webhooks, and no room for more."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(200, json={"webhooks": [], "workspaceWebhookCount": 0})
-        return httpx.Response(400, json={"message": "webhook limit reached", "code": 501})
-
-    return httpx.MockTransport(answer)
 
 
 @dataclass
@@ -44,7 +33,7 @@ class Harness:
 
     def auth(self, role: str = "OWNER", workspace: Workspace | None = None) -> dict[str, str]:
         token = (workspace or self.workspace).user_token(role)
-        return {"authorization": f"Bearer {token}"}
+        return bearer(token)
 
     async def create(self, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -86,11 +75,9 @@ def make_harness(
 ) -> Callable[..., Any]:
     @asynccontextmanager
     async def build(**overrides: Any) -> AsyncIterator[Harness]:
-        app = make_app(ADDON_KEY, **overrides)
-        app.state.runtime.http_transport = quiet_clockify()
+        app = make_app(ADDON_KEY, clockify_transport=full_clockify(), **overrides)
         async with AsyncTestClient(app=app) as client:
-            manifest = load_manifest(ADDON_KEY).render(base_url=BASE_URL, key=ADDON_KEY)
-            clockify = Clockify(client, manifest)
+            clockify = Clockify.for_app(client, ADDON_KEY)
             workspace = Workspace(signer(ADDON_KEY))
             await clockify.install(workspace)
             yield Harness(client, clockify, workspace)

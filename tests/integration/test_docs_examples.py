@@ -25,6 +25,7 @@ from litestar.testing import TestClient
 from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.sandbox.workspace import Workspace
+from tests.harness import bearer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FLOWS = DOCS / "flows.md"
@@ -75,9 +76,11 @@ def client(
     signer: Callable[[str], TokenSigner],
 ) -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
     app = make_app(
-        app_name, clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
+        app_name,
+        clockify_openapi_file=reference_dir / "openapi.json",
+        bootstrap_enabled=False,
+        clockify_transport=httpx.MockTransport(fake_clockify),
     )
-    app.state.runtime.http_transport = httpx.MockTransport(fake_clockify)
     workspace = Workspace(signer(app_name))
     manifest = load_manifest(app_name).render(base_url="https://addons.example.com", key=app_name)
     paths = {item["type"]: item["path"] for item in manifest["lifecycle"]}
@@ -95,7 +98,7 @@ def client(
                 "settings": [{"id": k, "name": k, "value": v} for k, v in settings.items()],
             },
         )
-        yield test_client, {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+        yield test_client, bearer(workspace.user_token("OWNER"))
 
 
 def lifecycle(

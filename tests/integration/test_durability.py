@@ -7,20 +7,16 @@ so the sandbox's request log shows each event's effect.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
 from tests.db import fetch_all
+from tests.harness import ServeApp
 from tests.served_app import (
     WORKERS,
-    AppProcess,
-    app_environment,
     assert_exactly_once,
     burst_payloads,
     effects,
@@ -36,15 +32,7 @@ STEP_LATENCY = 0.3
 LONG_LEASE_SECONDS = 60
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11,
-        sizes=Sizes(projects=BURST + 10),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=Sizes(projects=BURST + 10))
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -55,20 +43,9 @@ def _utc(value: datetime | str) -> datetime:
 async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_after_restart(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
-    environment = app_environment(
-        database_url,
-        sandbox,
-        tmp_path,
-        reference_dir,
-        JOB_LEASE_SECONDS=str(LONG_LEASE_SECONDS),
-    )
-    app = AppProcess(environment, tmp_path / "serve.log")
-    processes.append(app)
-    await app.start()
+    [app] = await serve_app(JOB_LEASE_SECONDS=str(LONG_LEASE_SECONDS))
     workspace = await install_with_flow(sandbox, app)
     payloads = burst_payloads(sandbox, workspace, BURST)
     # Slow PUTs: when the kill lands, flow steps are in flight and events wait their turn.
@@ -121,15 +98,9 @@ async def test_a_killed_server_processes_every_acknowledged_event_exactly_once_a
 async def test_a_server_stopped_with_sigterm_mid_burst_leaves_no_job_held_and_loses_nothing(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
-    app = AppProcess(
-        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
-    )
-    processes.append(app)
-    await app.start()
+    [app] = await serve_app()
     workspace = await install_with_flow(sandbox, app)
     payloads = burst_payloads(sandbox, workspace, BURST)
     sandbox.inject(None, times=None, method="PUT", latency=STEP_LATENCY)
@@ -166,26 +137,13 @@ async def test_a_server_stopped_with_sigterm_mid_burst_leaves_no_job_held_and_lo
 async def test_a_live_servers_long_steps_are_never_taken_by_another_server(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
     # Each step outlives the lease and the worker timeout twice over: only the running
     # server's heartbeats keep its jobs, and the other server keeps claiming meanwhile.
-    environment = app_environment(
-        database_url,
-        sandbox,
-        tmp_path,
-        reference_dir,
-        JOB_LEASE_SECONDS="3",
-        JOB_HEARTBEAT_SECONDS="0.2",
-        JOB_WORKER_TIMEOUT_SECONDS="3",
+    first, second = await serve_app(
+        2, JOB_LEASE_SECONDS="3", JOB_HEARTBEAT_SECONDS="0.2", JOB_WORKER_TIMEOUT_SECONDS="3"
     )
-    first = AppProcess(environment, tmp_path / "first.log")
-    second = AppProcess(environment, tmp_path / "second.log")
-    processes.extend([first, second])
-    await first.start()
-    await second.start()
     workspace = await install_with_flow(sandbox, first)
     payloads = burst_payloads(sandbox, workspace, 4)
     sandbox.inject(None, times=None, method="PUT", latency=6.0)

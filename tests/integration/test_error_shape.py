@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from addon_core.clockify.tokens import TokenSigner
 from tests.fake_clockify import Workspace
+from tests.harness import bearer
 
 ADDON = "universal-webhook"
 
@@ -24,7 +25,7 @@ async def test_a_malformed_query_parameter_lists_its_error_in_the_usual_extra_ob
     client: AsyncTestClient[Litestar], signer: Callable[[str], TokenSigner]
 ) -> None:
     workspace = Workspace(signer(ADDON))
-    headers = {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+    headers = bearer(workspace.user_token("OWNER"))
 
     response = await client.get("/api/jobs/dead", params={"limit": "many"}, headers=headers)
 

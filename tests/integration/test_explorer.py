@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -26,16 +25,13 @@ from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
 from addon_core.storage.models import ApiCall
+from tests.harness import bearer
 
 ADDON_KEY = "api-studio"
 BOOTSTRAP_READ = re.compile(r"[?&]page=\d+(&.*)?&page-size=\d+|[?&]page-size=\d+(&.*)?&page=\d+")
 SIZES = Sizes(
     projects=12, clients=5, tags=6, users=4, time_entries=10, expenses=4, invoices=3, webhooks=2
 )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- operations (no Clockify needed) -----------------------------------------------------------
@@ -272,12 +268,7 @@ class Explorer:
         return workspace
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11, sizes=SIZES, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=SIZES)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -246,12 +245,7 @@ class Harness:
         return [tag["id"] for tag in self.sandbox.store.entities(self.workspace_id, "tags")[:2]]
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=11, sizes=SMALL, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=11, sizes=SMALL)
 
 
 HarnessFactory = Callable[..., Any]

@@ -6,207 +6,42 @@ import asyncio
 import copy
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.redaction import MASK
-from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox import Workspace as SandboxWorkspace
 from addon_core.sandbox.loopback import serving
 from addon_core.storage.database import create_engine, for_writing
 from addon_core.storage.models import Execution, ExecutionStep, Flow
 from tests.db import count, fetch_all
-from tests.fake_clockify import Clockify, Workspace
+from tests.fake_clockify import Workspace
+from tests.harness import (
+    EVENT,
+    PROJECT_NAME,
+    Api,
+    InstallApp,
+    bearer,
+    execute,
+    tag_meetings,
+    time_entry,
+)
 
-EVENT = "NEW_TIME_ENTRY"
-PROJECT_NAME = "Meetings"
+pytestmark = pytest.mark.sandbox(
+    seed=5, sizes=Sizes(projects=3, clients=1, tags=2, users=1, time_entries=3)
+)
+
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def tag_meetings(**changes: Any) -> dict[str, Any]:
-    """The flow document of CONTRACT.md: read the project, then retag the entry."""
-    document: dict[str, Any] = {
-        "name": "Tag meetings",
-        "enabled": True,
-        "trigger": {"source": "clockify", "events": [EVENT]},
-        "conditions": {
-            "mode": "all",
-            "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-        },
-        "actions": [
-            {
-                "id": "project",
-                "type": "clockify",
-                "operation": "getProject",
-                "params": {"projectId": "{{ event.projectId }}"},
-            },
-            {
-                "id": "retag",
-                "type": "clockify",
-                "operation": "updateTimeEntry",
-                "params": {"id": "{{ event.id }}"},
-                "body": {
-                    "start": "{{ event.timeInterval.start }}",
-                    "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                },
-            },
-        ],
-    }
-    document.update(changes)
-    return document
-
-
-def time_entry(**changes: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "id": "5f118c837db7a8637ffcaf36",
-        "description": "weekly meeting",
-        "projectId": "5f11849d4e759e12c40733d5",
-        "timeInterval": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T10:00:00Z"},
-    }
-    entry.update(changes)
-    return entry
-
-
-async def execute(database_url: str, sql: str, **params: Any) -> None:
-    """Run one write statement on a connection of the test's own."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(sql), params)
-    finally:
-        await engine.dispose()
-
-
-@dataclass
-class Api:
-    """An app under test, installed in a workspace, with the requests it sent to Clockify."""
-
-    client: AsyncTestClient[Litestar]
-    clockify: Clockify
-    workspace: Workspace
-    database_url: str
-    app_name: str
-    sent: list[httpx.Request] = field(default_factory=list)
-
-    def sent_for_flows(self) -> list[httpx.Request]:
-        """What reached Clockify apart from Universal Webhook's webhook registration."""
-        return [r for r in self.sent if "/webhooks" not in r.url.path]
-
-    @property
-    def runtime(self) -> AddonRuntime:
-        runtime: AddonRuntime = self.client.app.state.runtime
-        return runtime
-
-    @property
-    def signs(self) -> bool:
-        return self.app_name == "universal-webhook"
-
-    def headers(self, role: str = "OWNER", workspace: Workspace | None = None) -> dict[str, str]:
-        return bearer((workspace or self.workspace).user_token(role))
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        role: str = "OWNER",
-        workspace: Workspace | None = None,
-        **params: Any,
-    ) -> httpx.Response:
-        return await self.client.request(
-            method,
-            path,
-            headers=self.headers(role, workspace),
-            content=None if body is None else json.dumps(body),
-            params=params or None,
-        )
-
-    async def create(self, document: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.call("POST", "/api/flows", document or tag_meetings())
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()
-        return created
-
-    async def new_workspace(self, signer: TokenSigner) -> Workspace:
-        other = Workspace(signer)
-        await self.clockify.install(other)
-        return other
-
-
-def answer_clockify(sent: list[httpx.Request]) -> httpx.MockTransport:
-    """A Clockify that knows one project; it records every request and refuses the rest."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        if request.method == "GET" and "/projects/" in request.url.path:
-            return httpx.Response(200, json={"id": "p1", "name": PROJECT_NAME})
-        return httpx.Response(404, json={"message": "not in this fake", "code": 404})
-
-    return httpx.MockTransport(handle)
-
-
-@pytest.fixture
-async def api(
-    app_name: str,
-    make_app: Callable[..., Litestar],
-    reference_dir: Path,
-    database_url: str,
-    signer: Callable[[str], TokenSigner],
-) -> AsyncIterator[Api]:
-    app = make_app(
-        app_name, clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
-    )
-    sent: list[httpx.Request] = []
-    app.state.runtime.http_transport = answer_clockify(sent)
-    async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest(app_name).render(
-            base_url="https://addons.example.com/app", key=app_name
-        )
-        clockify = Clockify(client, manifest)
-        workspace = Workspace(signer(app_name))
-        await clockify.install(workspace)
-        yield Api(client, clockify, workspace, database_url, app_name, sent)
-
-
-@pytest.fixture
-async def uw(
-    make_app: Callable[..., Litestar],
-    reference_dir: Path,
-    database_url: str,
-    signer: Callable[[str], TokenSigner],
-) -> AsyncIterator[Api]:
-    """Universal Webhook only (signing secrets, http actions)."""
-    name = "universal-webhook"
-    app = make_app(
-        name, clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
-    )
-    sent: list[httpx.Request] = []
-    app.state.runtime.http_transport = answer_clockify(sent)
-    async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest(name).render(base_url="https://addons.example.com/uw", key=name)
-        clockify = Clockify(client, manifest)
-        workspace = Workspace(signer(name))
-        await clockify.install(workspace)
-        yield Api(client, clockify, workspace, database_url, name, sent)
 
 
 # --- CRUD ----------------------------------------------------------------------------------------
@@ -783,27 +618,11 @@ async def test_the_signing_secret_is_shown_once_and_never_logged(
     assert fresh not in logged
 
 
-async def test_api_studio_flows_have_no_signing_secret(
-    make_app: Callable[..., Litestar], reference_dir: Path, signer: Callable[[str], TokenSigner]
-) -> None:
-    app = make_app(
-        "api-studio", clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
-    )
-    app.state.runtime.http_transport = answer_clockify([])
-    async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest("api-studio").render(
-            base_url="https://addons.example.com/as", key="api-studio"
-        )
-        workspace = Workspace(signer("api-studio"))
-        await Clockify(client, manifest).install(workspace)
-        headers = bearer(workspace.user_token("OWNER"))
-        created = await client.post(
-            "/api/flows", content=json.dumps(tag_meetings(actions=[])), headers=headers
-        )
+async def test_api_studio_flows_have_no_signing_secret(install_app: InstallApp) -> None:
+    async with install_app("api-studio") as studio:
+        created = await studio.call("POST", "/api/flows", tag_meetings(actions=[]))
         assert "signingSecret" not in created.json()
-        rotate = await client.post(
-            f"/api/flows/{created.json()['id']}/rotate-secret", headers=headers
-        )
+        rotate = await studio.call("POST", f"/api/flows/{created.json()['id']}/rotate-secret")
         assert rotate.status_code == 409
 
 
@@ -1060,15 +879,6 @@ async def test_an_http_action_to_a_host_not_allowed_is_saved_with_a_warning(uw: 
 
 
 # --- against the sandbox -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    sizes = Sizes(projects=3, clients=1, tags=2, users=1, time_entries=3)
-    async with Sandbox.running(
-        seed=5, sizes=sizes, private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
 
 
 async def test_a_dry_run_against_clockify_sends_no_write(

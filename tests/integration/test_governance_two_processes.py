@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
 from tests.db import fetch_all
-from tests.served_app import FLOW, AppProcess, app_environment, install_with_flow
+from tests.harness import ServeApp, bearer
+from tests.served_app import FLOW, install_with_flow
 
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=17, sizes=Sizes(projects=5), private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=17, sizes=Sizes(projects=5))
 
 
 async def test_one_key_and_the_last_quota_place_are_taken_once_across_processes(
     database_kind: str,
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
     if database_kind != "postgres":
         pytest.skip("several processes share one database on PostgreSQL only")
-    environment = app_environment(database_url, sandbox, tmp_path, reference_dir, QUOTA_FLOWS="3")
-    apps = [AppProcess(environment, tmp_path / f"serve-{n}.log") for n in range(2)]
-    processes.extend(apps)
-    for app in apps:
-        await app.start()
+    apps = await serve_app(2, QUOTA_FLOWS="3")
     workspace = await install_with_flow(sandbox, apps[0])  # flow 1 of 3
-    owner = {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+    owner = bearer(workspace.user_token("OWNER"))
 
     async with httpx.AsyncClient(timeout=30.0) as client:
         # One key sent to both processes at once: one flow, the same answer twice.

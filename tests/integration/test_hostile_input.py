@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,12 +19,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.redaction import TOO_DEEP
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
-from tests.integration.test_flows_api import execute, tag_meetings, time_entry
+from tests.harness import InstallApp, execute, refusing_clockify, tag_meetings, time_entry
 
 BEYOND_64_BITS = "99999999999999999999"
 WEBHOOK_EVENT = "NEW_TIME_ENTRY"
@@ -66,30 +64,10 @@ class Target:
         return str(response.json()["id"])
 
 
-def quiet_clockify() -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(404, json={"message": "no"}))
-
-
 @pytest.fixture
-async def target(
-    app_name: str,
-    make_app: Callable[..., Litestar],
-    reference_dir: Path,
-    database_url: str,
-    signer: Callable[[str], Any],
-) -> AsyncIterator[Target]:
-    app = make_app(
-        app_name, clockify_openapi_file=reference_dir / "openapi.json", bootstrap_enabled=False
-    )
-    app.state.runtime.http_transport = quiet_clockify()
-    async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest(app_name).render(
-            base_url="https://addons.example.com/app", key=app_name
-        )
-        clockify = Clockify(client, manifest)
-        workspace = Workspace(signer(app_name))
-        await clockify.install(workspace)
-        yield Target(client, clockify, workspace, app_name, database_url)
+async def target(app_name: str, install_app: InstallApp) -> AsyncIterator[Target]:
+    async with install_app(app_name, clockify_transport=refusing_clockify()) as api:
+        yield Target(api.client, api.clockify, api.workspace, app_name, api.database_url)
 
 
 def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from addon_core.storage.models import IdempotencyRecord
 from addon_core.storage.retention import RetentionPolicy, run_retention
 from tests.db import count
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import bearer
 
 
 def headers(workspace: Workspace, key: str | None = None, role: str = "OWNER") -> dict[str, str]:
-    values = {"Authorization": f"Bearer {workspace.user_token(role)}"}
+    values = bearer(workspace.user_token(role))
     if key is not None:
         values["Idempotency-Key"] = key
     return values

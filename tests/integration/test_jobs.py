@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -39,10 +38,10 @@ from addon_core.storage.database import create_engine, create_session_factory, f
 from addon_core.storage.encryption import generate_key
 from addon_core.storage.models import Installation, Job
 from tests.fake_clockify import Workspace
+from tests.harness import SCRIPT, bearer, eventually
 
 ADDON = "universal-webhook"
 KIND = "test.job"
-SCRIPT = Path(sys.executable).with_name("clockify-addons")
 #: A generous bound for "eventually": liveness, not speed (benchmarks measure speed).
 PATIENCE = 20.0
 FAKE_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
@@ -121,15 +120,6 @@ async def load(sessions: Sessions, job_id: int) -> Job:
         row = await session.get(Job, job_id)
     assert row is not None
     return row
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait until `check` holds, failing with `what` after PATIENCE seconds."""
-    deadline = time.monotonic() + PATIENCE
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def status_of(sessions: Sessions, job_id: int) -> str:
@@ -638,10 +628,6 @@ async def api_app(
         yield client, app.state.runtime
 
 
-def bearer(workspace: Workspace, role: str = "OWNER") -> dict[str, str]:
-    return {"Authorization": f"Bearer {workspace.user_token(role)}"}
-
-
 async def installed(sessions: Sessions, *workspaces: Workspace) -> None:
     """Record the add-on as installed and active: /api/ writes need it."""
     async with sessions.begin() as session:
@@ -671,13 +657,17 @@ async def test_dead_jobs_are_listed_for_the_callers_workspace_only_newest_first(
         job(mine.workspace_id, status=QUEUED),
     )
 
-    first = await client.get("/api/jobs/dead", params={"limit": 1}, headers=bearer(mine))
+    first = await client.get(
+        "/api/jobs/dead", params={"limit": 1}, headers=bearer(mine.user_token())
+    )
     assert first.status_code == 200, first.text
     page = first.json()
     assert [item["id"] for item in page["items"]] == [ids[2]]
     assert page["next"]
     second = await client.get(
-        "/api/jobs/dead", params={"limit": 1, "cursor": page["next"]}, headers=bearer(mine)
+        "/api/jobs/dead",
+        params={"limit": 1, "cursor": page["next"]},
+        headers=bearer(mine.user_token()),
     )
     [item] = second.json()["items"]
     assert second.json()["next"] is None
@@ -701,7 +691,9 @@ async def test_a_dead_job_is_replayed_with_fresh_attempts_and_runs_again(
         sessions, job(workspace.workspace_id, status=DEAD, attempts=3, last_error="old")
     )
 
-    response = await client.post(f"/api/jobs/{job_id}/replay", headers=bearer(workspace))
+    response = await client.post(
+        f"/api/jobs/{job_id}/replay", headers=bearer(workspace.user_token())
+    )
 
     assert response.status_code == 202, response.text
     assert (response.json()["id"], response.json()["attempts"]) == (job_id, 0)
@@ -721,7 +713,9 @@ async def test_replaying_needs_a_writer_role(
     await installed(sessions, workspace)
     [job_id] = await add_jobs(sessions, job(workspace.workspace_id, status=DEAD))
 
-    response = await client.post(f"/api/jobs/{job_id}/replay", headers=bearer(workspace, "USER"))
+    response = await client.post(
+        f"/api/jobs/{job_id}/replay", headers=bearer(workspace.user_token("USER"))
+    )
 
     assert response.status_code == 403
     assert (await load(sessions, job_id)).status == DEAD
@@ -742,10 +736,10 @@ async def test_replaying_another_workspaces_job_is_404_and_a_live_job_409(
         job(mine.workspace_id, run_at=future),
     )
 
-    foreign = await client.post(f"/api/jobs/{their_dead}/replay", headers=bearer(mine))
-    unknown = await client.post("/api/jobs/999999/replay", headers=bearer(mine))
-    live = await client.post(f"/api/jobs/{my_queued}/replay", headers=bearer(mine))
-    listed = await client.get("/api/jobs/dead", headers=bearer(mine))
+    foreign = await client.post(f"/api/jobs/{their_dead}/replay", headers=bearer(mine.user_token()))
+    unknown = await client.post("/api/jobs/999999/replay", headers=bearer(mine.user_token()))
+    live = await client.post(f"/api/jobs/{my_queued}/replay", headers=bearer(mine.user_token()))
+    listed = await client.get("/api/jobs/dead", headers=bearer(mine.user_token()))
 
     assert (foreign.status_code, unknown.status_code, live.status_code) == (404, 404, 409)
     assert foreign.json()["detail"] == unknown.json()["detail"].replace("999999", str(their_dead))

@@ -15,17 +15,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.storage.database import create_engine
 from addon_core.storage.models import BootstrapProgress
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import bearer
 
 EVENT = "NEW_PROJECT"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 class Installed:
@@ -65,8 +61,7 @@ async def installed(
         base_url="http://127.0.0.1:8100",
     )
     async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest(app_name).render(base_url="http://127.0.0.1:8100", key=app_name)
-        clockify = Clockify(client, manifest)
+        clockify = Clockify.for_app(client, app_name)
         workspace = Workspace(signer(app_name))
         await clockify.install(workspace)
         yield Installed(client, clockify, workspace, database_url)

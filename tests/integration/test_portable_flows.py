@@ -9,9 +9,7 @@ import pytest
 
 from addon_core.flows.portable import gallery
 from tests.db import fetch_all
-from tests.integration.test_flows_api import Api, api, tag_meetings, uw
-
-__all__ = ["api", "uw"]  # fixtures used below
+from tests.harness import Api, tag_meetings
 
 SECRET_ACTION = {
     "id": "notify",

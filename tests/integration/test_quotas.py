@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from addon_core.clockify.manifest import load_manifest
-from addon_core.clockify.tokens import TokenSigner
 from tests.db import fetch_all
-from tests.fake_clockify import Clockify, Workspace
-from tests.integration.test_flows_api import EVENT, Api, answer_clockify, tag_meetings
+from tests.harness import EVENT, Api, InstallApp, tag_meetings
 
 QUOTAS = {
     "quota_flows": 2,
@@ -29,28 +22,10 @@ QUOTAS = {
 
 
 @pytest.fixture
-async def small(
-    make_app: Callable[..., Litestar],
-    reference_dir: Path,
-    database_url: str,
-    signer: Callable[[str], TokenSigner],
-) -> AsyncIterator[Api]:
+async def small(install_app: InstallApp) -> AsyncIterator[Api]:
     """Universal Webhook with small quotas, installed in one workspace."""
-    name = "universal-webhook"
-    app = make_app(
-        name,
-        clockify_openapi_file=reference_dir / "openapi.json",
-        bootstrap_enabled=False,
-        **QUOTAS,
-    )
-    sent: list[httpx.Request] = []
-    app.state.runtime.http_transport = answer_clockify(sent)
-    async with AsyncTestClient(app=app) as client:
-        manifest = load_manifest(name).render(base_url="https://addons.example.com/uw", key=name)
-        clockify = Clockify(client, manifest)
-        workspace = Workspace(signer(name))
-        await clockify.install(workspace)
-        yield Api(client, clockify, workspace, database_url, name, sent)
+    async with install_app("universal-webhook", **QUOTAS) as installed:
+        yield installed
 
 
 def quota_refusals(api: Api, quota: str) -> float:

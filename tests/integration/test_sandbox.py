@@ -25,6 +25,7 @@ from addon_core.sandbox import Sandbox, SandboxStore, Sizes, Workspace
 from addon_core.sandbox.launcher import LaunchError, prepare
 from addon_core.sandbox.loopback import serving
 from addon_core.settings import REFERENCE_DIR_VARIABLE
+from tests.harness import free_port
 
 ADDON_KEY = "universal-webhook"
 HEX_ID = re.compile(r"[0-9a-f]{24}")
@@ -40,12 +41,7 @@ class FrozenClock:
         return self.now
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=7, sizes=Sizes(projects=120), private_key=private_key, reference_dir=reference_dir
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=7, sizes=Sizes(projects=120))
 
 
 @pytest.fixture
@@ -667,16 +663,10 @@ def test_the_sandbox_runs_in_a_thread_for_synchronous_callers() -> None:
 # --- the developer demo ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_the_demo_installs_the_app_and_stops_cleanly_on_sigterm(
     tmp_path: Path, reference_dir: Path
 ) -> None:
-    sandbox_port, app_port = _free_port(), _free_port()
+    sandbox_port, app_port = free_port(), free_port()
     script = (
         "import sys; from pathlib import Path; from addon_core.sandbox.launcher import run_demo; "
         f"sys.exit(run_demo('api-studio', sandbox_port={sandbox_port}, app_port={app_port}, "
@@ -717,7 +707,7 @@ def test_prepare_refuses_a_taken_port_naming_the_option() -> None:
         listener.listen()
         taken = listener.getsockname()[1]
         with pytest.raises(LaunchError, match=rf"port {taken} on 127.0.0.1 is not free .*--port"):
-            prepare("api-studio", Path("unused"), {"--sandbox-port": _free_port(), "--port": taken})
+            prepare("api-studio", Path("unused"), {"--sandbox-port": free_port(), "--port": taken})
 
 
 def test_prepare_holds_the_ports_it_checked(tmp_path: Path) -> None:
@@ -755,7 +745,7 @@ def test_the_sandbox_command_with_its_app_port_taken_says_so_in_one_line(
         listener.listen()
         listener.settimeout(0.5)
         taken = listener.getsockname()[1]
-        options = ["--port", str(taken), "--sandbox-port", str(_free_port())]
+        options = ["--port", str(taken), "--sandbox-port", str(free_port())]
         result = subprocess.run(  # noqa: S603
             [str(script), "sandbox", "api-studio", *options, "--data-dir", str(tmp_path / "demo")],
             capture_output=True,

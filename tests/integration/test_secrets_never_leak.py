@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.logs import JsonFormatter, RedactingFormatter
 from addon_core.redaction import MASK
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import bearer
 
 ADDON_KEY = "universal-webhook"
 EVENT = "NEW_TIME_ENTRY"
@@ -80,10 +80,7 @@ async def test_no_secret_reaches_a_log_record_or_a_response(
     )
 
     async with AsyncTestClient(app=make_app(ADDON_KEY)) as client:
-        manifest = load_manifest(ADDON_KEY).render(
-            base_url="https://addons.example.com/uw", key=ADDON_KEY
-        )
-        clockify = Clockify(client, manifest)
+        clockify = Clockify.for_app(client, ADDON_KEY)
         workspace = Workspace(signer(ADDON_KEY))
         stranger = Workspace(signer(ADDON_KEY))
         body = workspace.installed_body(clockify.events)
@@ -181,7 +178,7 @@ async def test_no_secret_reaches_a_log_record_or_a_response(
         # The user token, as Clockify hands it to UI components and the API.
         seen.keep(await client.get("/ui/sidebar", params={"auth_token": user_token}))
         for token in (user_token, expired_user_token):
-            seen.keep(await client.get("/api/flows", headers={"authorization": f"Bearer {token}"}))
+            seen.keep(await client.get("/api/flows", headers=bearer(token)))
 
         # Probes and documents, after all the above.
         for path in ("/manifest", "/manifest.json", "/livez", "/readyz", "/healthz", "/metrics"):

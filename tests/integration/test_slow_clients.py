@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from addon_core.clockify.manifest import load_manifest
 from addon_core.intake.routes import webhook_path
 from addon_core.serving import server_config
 from tests.db import count
 from tests.fake_clockify import Clockify, Workspace
+from tests.harness import refusing_clockify
 
 APP = "universal-webhook"
 BOUND = 1.0  # seconds for headers and for a body
@@ -51,10 +51,7 @@ class Served:
 async def served(
     make_app: Callable[..., Litestar], signer: Callable[[str], Any]
 ) -> AsyncIterator[Served]:
-    app = make_app(APP, **LIMITS)
-    app.state.runtime.http_transport = httpx.MockTransport(
-        lambda request: httpx.Response(400, json={"message": "no webhooks here"})
-    )
+    app = make_app(APP, clockify_transport=refusing_clockify(400, "no webhooks here"), **LIMITS)
     settings = app.state.runtime.settings
     server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=0))
     task = asyncio.create_task(server.serve())
@@ -64,8 +61,7 @@ async def served(
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            manifest = load_manifest(APP).render(base_url=settings.base_url, key=APP)
-            clockify = Clockify(client, manifest)  # type: ignore[arg-type]
+            clockify = Clockify.for_app(client, APP)  # type: ignore[arg-type]
             workspace = Workspace(signer(APP))
             await clockify.install(workspace)
             yield Served("127.0.0.1", port, clockify, workspace)

@@ -8,16 +8,11 @@ so that the budget they share is what keeps them under it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from addon_core.sandbox import Sandbox, Sizes
+from tests.harness import ServeApp
 from tests.served_app import (
-    AppProcess,
-    app_environment,
     assert_exactly_once,
     burst_payloads,
     fire_all,
@@ -30,40 +25,18 @@ EVENTS = 150
 RATE_LIMIT = 10
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=13,
-        sizes=Sizes(projects=EVENTS),
-        rate_limit=RATE_LIMIT,
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = pytest.mark.sandbox(seed=13, sizes=Sizes(projects=EVENTS), rate_limit=RATE_LIMIT)
 
 
 async def test_two_processes_run_each_event_once_and_keep_to_the_rate_limit(
     database_kind: str,
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
     if database_kind != "postgres":
         pytest.skip("several processes share one database on PostgreSQL only")
-    environment = app_environment(
-        database_url,
-        sandbox,
-        tmp_path,
-        reference_dir,
-        CLOCKIFY_RATE_LIMIT=str(RATE_LIMIT),
-        CLOCKIFY_BURST=str(RATE_LIMIT),
-    )
-    apps = [AppProcess(environment, tmp_path / f"serve-{n}.log") for n in range(2)]
-    processes.extend(apps)
-    for app in apps:
-        await app.start()
+    apps = await serve_app(2, CLOCKIFY_RATE_LIMIT=str(RATE_LIMIT), CLOCKIFY_BURST=str(RATE_LIMIT))
     workspace = await install_with_flow(sandbox, apps[0])
     payloads = burst_payloads(sandbox, workspace, EVENTS)
 

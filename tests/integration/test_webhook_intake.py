@@ -21,7 +21,6 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
-from addon_core.clockify.manifest import load_manifest
 from addon_core.clockify.tokens import TokenSigner
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace, object_id, post_concurrently
@@ -77,10 +76,7 @@ def make_client(
     @asynccontextmanager
     async def build(**overrides: Any) -> AsyncIterator[Clockify]:
         async with AsyncTestClient(app=make_app(ADDON_KEY, **overrides)) as test_client:
-            manifest = load_manifest(ADDON_KEY).render(
-                base_url="https://addons.example.com/uw", key=ADDON_KEY
-            )
-            yield Clockify(test_client, manifest)
+            yield Clockify.for_app(test_client, ADDON_KEY)
 
     return build
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,10 +21,10 @@ from addon_core.jobs.workers import machine_identity
 from addon_core.metrics import Metrics
 from addon_core.storage.database import create_engine, create_session_factory, for_writing
 from addon_core.storage.models import Job, Worker
+from tests.harness import eventually
 
 ADDON = "universal-webhook"
 KIND = "test.job"
-PATIENCE = 20.0
 #: Far longer than any test runs: only a heartbeat verdict can free these jobs.
 LONG_LEASE = 3600.0
 
@@ -110,14 +109,6 @@ async def load(sessions: Any, job_id: int) -> Job:
 async def worker_ids(sessions: Any) -> set[str]:
     async with sessions() as session:
         return set((await session.scalars(select(Worker.id))).all())
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def recorder(ran: list[tuple[str, int, int]], name: str) -> Callable[[ClaimedJob], Awaitable[None]]:

@@ -17,7 +17,7 @@ from addon_core.clockify.event_types import webhook_path
 from addon_core.settings import MULTIPROC_DIR_VARIABLE
 from addon_core.storage.encryption import generate_key
 from tests.conftest import POSTGRES_VARIABLE, create_postgres_database
-from tests.integration.test_cli import SCRIPT, free_port, run_cli
+from tests.harness import SCRIPT, free_port, run_cli
 
 PREFIX = "UNIVERSAL_WEBHOOK_"
 START_TIMEOUT = 150.0

@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -115,15 +114,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=13,
-        sizes=Sizes(projects=PROJECTS),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+#: How the outage tests seed their sandbox (the `sandbox` fixture of tests/conftest.py).
+SANDBOX = pytest.mark.sandbox(seed=13, sizes=Sizes(projects=PROJECTS))
 
 
 def app_settings(

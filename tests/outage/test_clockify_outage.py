@@ -20,7 +20,8 @@ from addon_core.app import create_addon_app
 from addon_core.sandbox import Sandbox
 from addon_core.sandbox.loopback import serving
 from tests.db import fetch_all
-from tests.outage.conftest import app_settings
+from tests.harness import bearer
+from tests.outage.conftest import SANDBOX, app_settings
 from tests.served_app import (
     burst_payloads,
     effects,
@@ -30,7 +31,7 @@ from tests.served_app import (
 )
 from universal_webhook.app import SPEC
 
-pytestmark = pytest.mark.outage
+pytestmark = [pytest.mark.outage, SANDBOX]
 
 EVENTS = 8
 ATTEMPTS = 3
@@ -55,7 +56,7 @@ async def test_steps_back_off_give_up_while_clockify_is_down_and_replay_once_aft
     app = create_addon_app(SPEC, settings)
     async with serving(app) as app_url, httpx.AsyncClient(base_url=app_url) as api:
         workspace = await install_with_flow(sandbox, SimpleNamespace(url=app_url))  # type: ignore[arg-type]
-        owner = {"Authorization": f"Bearer {workspace.user_token('OWNER')}"}
+        owner = bearer(workspace.user_token("OWNER"))
         await wait_until_idle(database_url)  # the install's own jobs (coverage) are done
         payloads = burst_payloads(sandbox, workspace, EVENTS)
 

@@ -19,7 +19,7 @@ from addon_core.app import create_addon_app
 from addon_core.sandbox import Sandbox
 from addon_core.sandbox.loopback import serving
 from addon_core.storage.database import create_engine, upgrade_to_head
-from tests.outage.conftest import PostgresCluster, SmallDisk, app_settings
+from tests.outage.conftest import SANDBOX, PostgresCluster, SmallDisk, app_settings
 from tests.served_app import (
     WORKERS,
     assert_exactly_once,
@@ -30,7 +30,7 @@ from tests.served_app import (
 )
 from universal_webhook.app import SPEC
 
-pytestmark = pytest.mark.outage
+pytestmark = [pytest.mark.outage, SANDBOX]
 
 BURST = 90
 RECOVERY_TIMEOUT = 60.0

@@ -12,37 +12,27 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import insert
 
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.storage.database import create_engine
 from addon_core.storage.models import Event
 from tests.db import fetch_all
-from tests.served_app import AppProcess, app_environment, wait_until_idle
-
-pytestmark = pytest.mark.outage
+from tests.harness import ServeApp
+from tests.served_app import wait_until_idle
 
 PROJECTS = 1150  # six pages of 200
 PAGE_LATENCY = 0.4
 KILL_TIMEOUT = 60.0
 
-
-@pytest.fixture
-async def sandbox(private_key: rsa.RSAPrivateKey, reference_dir: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox.running(
-        seed=17,
-        sizes=Sizes(projects=PROJECTS, webhooks=0),
-        private_key=private_key,
-        reference_dir=reference_dir,
-    ) as running:
-        yield running
+pytestmark = [
+    pytest.mark.outage,
+    pytest.mark.sandbox(seed=17, sizes=Sizes(projects=PROJECTS, webhooks=0)),
+]
 
 
 def project_pages(sandbox: Sandbox, workspace_id: str, *, since: int = 0) -> Counter[int]:
@@ -59,21 +49,9 @@ def project_pages(sandbox: Sandbox, workspace_id: str, *, since: int = 0) -> Cou
 async def test_a_bootstrap_killed_mid_list_resumes_and_caches_each_entity_once(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
-    env = app_environment(
-        database_url,
-        sandbox,
-        tmp_path,
-        reference_dir,
-        BOOTSTRAP_ENABLED="true",
-        BOOTSTRAP_INCLUDE="getProjects,getTags",
-    )
-    app = AppProcess(env, tmp_path / "serve.log")
-    processes.append(app)
-    await app.start()
+    [app] = await serve_app(BOOTSTRAP_ENABLED="true", BOOTSTRAP_INCLUDE="getProjects,getTags")
     sandbox.inject(None, times=None, method="GET", path_contains="/projects", latency=PAGE_LATENCY)
     manifest = await sandbox.fetch_manifest(app.url)
     workspace = sandbox.create_workspace(str(manifest["key"]))
@@ -133,15 +111,9 @@ async def test_a_bootstrap_killed_mid_list_resumes_and_caches_each_entity_once(
 async def test_coverage_registration_killed_mid_way_leaves_one_webhook_per_event(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
-    app = AppProcess(
-        app_environment(database_url, sandbox, tmp_path, reference_dir), tmp_path / "serve.log"
-    )
-    processes.append(app)
-    await app.start()
+    [app] = await serve_app()
     # Each webhook creation is slow, so the kill lands between two of them.
     sandbox.inject(None, times=None, method="POST", path_contains="/webhooks", latency=0.3)
     manifest = await sandbox.fetch_manifest(app.url)
@@ -215,22 +187,10 @@ async def seed_events(database_url: str) -> None:
 async def test_retention_killed_mid_run_resumes_and_deletes_only_what_is_due(
     database_url: str,
     sandbox: Sandbox,
-    processes: list[AppProcess],
-    tmp_path: Path,
-    reference_dir: Path,
+    serve_app: ServeApp,
 ) -> None:
     await seed_events(database_url)
-    env = app_environment(
-        database_url,
-        sandbox,
-        tmp_path,
-        reference_dir,
-        RETENTION_INTERVAL_SECONDS="1",
-        RETENTION_BATCH_SIZE="10",
-    )
-    app = AppProcess(env, tmp_path / "serve.log")
-    processes.append(app)
-    await app.start()
+    [app] = await serve_app(RETENTION_INTERVAL_SECONDS="1", RETENTION_BATCH_SIZE="10")
 
     async def remaining() -> list[int]:
         rows = await fetch_all(database_url, "SELECT payload FROM events")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from addon_core.flows.comparison import parse_duration
 from addon_core.flows.conditions import (
     MAX_MATCH_INPUT,
     MAX_PATTERN_LENGTH,
@@ -16,7 +17,6 @@ from addon_core.flows.conditions import (
     evaluate,
     explain,
     judge,
-    parse_duration,
 )
 from addon_core.flows.templates import make_context
 

@@ -1,0 +1,235 @@
+"""The one test harness: what many tests share, written once.
+
+Free ports, `bearer()` headers, waiting for a condition, the contract's example flow, fake
+Clockify transports (passed to `create_addon_app`, never swapped on a built app), the
+console script, and `Api`: an app under test installed in a workspace. The fixtures that
+build these (`install_app`, `api`, `uw`, `sandbox`) are in `tests/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from addon_core.clockify.tokens import TokenSigner
+from addon_core.runtime import AddonRuntime
+from addon_core.storage.database import create_engine
+from tests.fake_clockify import Clockify, Workspace
+
+if TYPE_CHECKING:
+    from tests.served_app import AppProcess
+
+#: The console script of this environment, as operators run it.
+SCRIPT = Path(sys.executable).with_name("clockify-addons")
+#: The event of the contract's example flow.
+EVENT = "NEW_TIME_ENTRY"
+#: The name of the one project `answer_clockify` knows.
+PROJECT_NAME = "Meetings"
+
+
+def free_port() -> int:
+    """Return a loopback port the OS has just handed out (tests never use fixed ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script to completion and capture its output."""
+    return subprocess.run(  # noqa: S603
+        [str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the Authorization header of an /api/ call with this user token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, patience: float = 30.0
+) -> None:
+    """Wait until `check` holds (a guard against hanging, not a timing assert)."""
+    deadline = time.monotonic() + patience
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# --- the contract's example flow ---------------------------------------------------------
+
+
+def time_entry(**changes: Any) -> dict[str, Any]:
+    """A NEW_TIME_ENTRY payload the example flow matches (its description holds "meeting")."""
+    entry: dict[str, Any] = {
+        "id": "5f118c837db7a8637ffcaf36",
+        "description": "weekly meeting",
+        "projectId": "5f11849d4e759e12c40733d5",
+        "timeInterval": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T10:00:00Z"},
+    }
+    entry.update(changes)
+    return entry
+
+
+def tag_meetings(**changes: Any) -> dict[str, Any]:
+    """The flow document of CONTRACT.md: read the project, then retag the entry."""
+    document: dict[str, Any] = {
+        "name": "Tag meetings",
+        "enabled": True,
+        "trigger": {"source": "clockify", "events": [EVENT]},
+        "conditions": {
+            "mode": "all",
+            "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
+        },
+        "actions": [
+            {
+                "id": "project",
+                "type": "clockify",
+                "operation": "getProject",
+                "params": {"projectId": "{{ event.projectId }}"},
+            },
+            {
+                "id": "retag",
+                "type": "clockify",
+                "operation": "updateTimeEntry",
+                "params": {"id": "{{ event.id }}"},
+                "body": {
+                    "start": "{{ event.timeInterval.start }}",
+                    "description": "{{ event.description }} / {{ actions.project.body.name }}",
+                },
+            },
+        ],
+    }
+    document.update(changes)
+    return document
+
+
+# --- fake Clockify transports ------------------------------------------------------------
+
+
+def answer_clockify(sent: list[httpx.Request]) -> httpx.MockTransport:
+    """A Clockify that knows one project; it records every request and refuses the rest."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.method == "GET" and "/projects/" in request.url.path:
+            return httpx.Response(200, json={"id": "p1", "name": PROJECT_NAME})
+        return httpx.Response(404, json={"message": "not in this fake", "code": 404})
+
+    return httpx.MockTransport(handle)
+
+
+def refusing_clockify(status: int = 404, message: str = "no") -> httpx.MockTransport:
+    """A Clockify that answers every call with one refusal."""
+    return httpx.MockTransport(lambda request: httpx.Response(status, json={"message": message}))
+
+
+def full_clockify() -> httpx.MockTransport:
+    """Clockify for the install-time coverage job: no webhooks, and no room for more."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"webhooks": [], "workspaceWebhookCount": 0})
+        return httpx.Response(400, json={"message": "webhook limit reached", "code": 501})
+
+    return httpx.MockTransport(answer)
+
+
+# --- an installed app --------------------------------------------------------------------
+
+
+async def execute(database_url: str, sql: str, **params: Any) -> None:
+    """Run one write statement on a connection of the test's own."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Api:
+    """An app under test, installed in a workspace, with the requests it sent to Clockify."""
+
+    client: AsyncTestClient[Litestar]
+    clockify: Clockify
+    workspace: Workspace
+    database_url: str
+    app_name: str
+    sent: list[httpx.Request] = field(default_factory=list)
+
+    def sent_for_flows(self) -> list[httpx.Request]:
+        """What reached Clockify apart from Universal Webhook's webhook registration."""
+        return [r for r in self.sent if "/webhooks" not in r.url.path]
+
+    @property
+    def runtime(self) -> AddonRuntime:
+        runtime: AddonRuntime = self.client.app.state.runtime
+        return runtime
+
+    @property
+    def signs(self) -> bool:
+        return self.app_name == "universal-webhook"
+
+    def headers(self, role: str = "OWNER", workspace: Workspace | None = None) -> dict[str, str]:
+        return bearer((workspace or self.workspace).user_token(role))
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        role: str = "OWNER",
+        workspace: Workspace | None = None,
+        **params: Any,
+    ) -> httpx.Response:
+        return await self.client.request(
+            method,
+            path,
+            headers=self.headers(role, workspace),
+            content=None if body is None else json.dumps(body),
+            params=params or None,
+        )
+
+    async def create(self, document: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.call("POST", "/api/flows", document or tag_meetings())
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def new_workspace(self, signer: TokenSigner) -> Workspace:
+        other = Workspace(signer)
+        await self.clockify.install(other)
+        return other
+
+
+#: The `install_app` fixture: `async with install_app(app_name, **overrides) as api: ...`.
+InstallApp = Callable[..., AbstractAsyncContextManager[Api]]
+#: The `serve_app` fixture: `[app] = await serve_app(JOB_LEASE_SECONDS="3")`, started.
+ServeApp = Callable[..., Awaitable[list["AppProcess"]]]
