@@ -117,11 +117,7 @@ def create_addon_app(
             *build_lifecycle_handlers(runtime),
             *(route for feature in features for route in feature.routes),
         ],
-        dependencies={
-            "runtime": Provide(provide_runtime, sync_to_thread=False),
-            "sessions": Provide(provide_sessions, sync_to_thread=False),
-            "caller": Provide(provide_caller),
-        },
+        dependencies=_dependencies(),
         exception_handlers={AddonError: handle_addon_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected_error},
         before_request=refuse_ids_out_of_range,
@@ -138,6 +134,14 @@ def create_addon_app(
         openapi_config=openapi_config(spec.title, _version()),
         debug=False,
     )  # fmt: skip
+
+
+def _dependencies() -> dict[str, Provide]:
+    return {
+        "runtime": Provide(provide_runtime, sync_to_thread=False),
+        "sessions": Provide(provide_sessions, sync_to_thread=False),
+        "caller": Provide(provide_caller),
+    }
 
 
 def _version() -> str:

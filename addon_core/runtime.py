@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from addon_core.clockify.budget import PostgresBudget, open_shared_budget
 from addon_core.clockify.catalogue import Catalogue, CatalogueError, load_catalogue
-from addon_core.clockify.client import ClockifyClient, InstallationContext, create_http_client
+from addon_core.clockify.client import ClockifyClient, create_http_client
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.manifest import Manifest
 from addon_core.clockify.pacing import Pacer
@@ -30,7 +30,6 @@ from addon_core.clockify.tokens import (
     load_public_keys,
 )
 from addon_core.flows.outbound import OutboundHttp
-from addon_core.installations.context import installation_context
 from addon_core.intake.writer import IntakeWriter
 from addon_core.jobs.queue import JobQueue
 from addon_core.metrics import Metrics
@@ -186,22 +185,6 @@ class AddonRuntime:
     # The four methods below remain for modules outside this change (jobs/dead_letters.py,
     # universal_webhook/registration.py, benchmarks/flow_latency.py); new code uses the
     # properties above and `addon_core.installations.context`.
-
-    def db(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-        """The engine and the session factory (use `engine` and `sessions`)."""
-        return self.engine, self.sessions
-
-    def queue(self) -> JobQueue:
-        """The job queue (use `jobs`)."""
-        return self.jobs
-
-    def client(self) -> ClockifyClient:
-        """The Clockify client (use `clockify`)."""
-        return self.clockify
-
-    def installation_context(self, installation: Installation) -> InstallationContext:
-        """An installation's call context (use `installations.context.installation_context`)."""
-        return installation_context(self, installation)
 
 
 @dataclass(frozen=True)

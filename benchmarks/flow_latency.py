@@ -143,7 +143,7 @@ async def measure(database_url: str, events: int, burst: int, data_dir: Path) ->
                     await asyncio.sleep(0.001)
                 await asyncio.sleep(0.05)  # one at a time: the budget is not the bottleneck
             await asyncio.sleep(1.0)
-            _engine, sessions = app.state.runtime.db()
+            sessions = app.state.runtime.sessions
 
             async def finished() -> int:
                 async with sessions() as session:

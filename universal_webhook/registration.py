@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from addon_core.clockify.client import ClockifyAPIError, InstallationContext
 from addon_core.clockify.event_types import webhook_path
 from addon_core.errors import AddonError
+from addon_core.installations.context import installation_context
 from addon_core.jobs.queue import ClaimedJob, PermanentJobError
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
@@ -55,7 +56,7 @@ async def enqueue_registration(
     session: AsyncSession, runtime: AddonRuntime, installation: Installation
 ) -> None:
     """Queue the registration with the install (network calls stay out of the transaction)."""
-    queue = runtime.queue()
+    queue = runtime.jobs
     session.add(
         queue.new(
             JOB_KIND,
@@ -71,12 +72,12 @@ async def enqueue_registration(
 async def register_webhooks(runtime: AddonRuntime, job: ClaimedJob) -> None:
     """Create the missing webhooks, keep or adopt ours, drop ours no longer wanted."""
     workspace_id = job.workspace_id
-    _, sessions = runtime.db()
+    sessions = runtime.sessions
     async with sessions() as session:
         installation = await _current(session, runtime, workspace_id, job.payload.get("addon_id"))
         if installation is None:
             return  # uninstalled or reinstalled since: that installation's job does the work
-        context = runtime.installation_context(installation)
+        context = installation_context(runtime, installation)
         stored = {
             r.path: r
             for r in await session.scalars(
@@ -187,7 +188,7 @@ async def _create_making_room(
 
 
 async def _forget_registration(runtime: AddonRuntime, installation_id: int, path: str) -> None:
-    _, sessions = runtime.db()
+    sessions = runtime.sessions
     async with sessions.begin() as session:
         await session.execute(
             delete(WebhookRegistration).where(
@@ -261,7 +262,7 @@ async def _store(
 ) -> bool:
     """Keep a webhook's token; false if the installation went away meanwhile."""
     token = str(hook["authToken"])
-    _, sessions = runtime.db()
+    sessions = runtime.sessions
     async with sessions.begin() as session:
         locked = await session.scalar(
             select(Installation).where(Installation.id == installation_id).with_for_update()
@@ -304,7 +305,7 @@ async def _record_outcome(
     runtime: AddonRuntime, installation_id: int, wanted: set[str], gaps: Mapping[str, str]
 ) -> None:
     """Forget registrations no longer wanted, and replace the recorded gaps."""
-    _, sessions = runtime.db()
+    sessions = runtime.sessions
     async with sessions.begin() as session:
         await session.execute(
             delete(WebhookRegistration).where(

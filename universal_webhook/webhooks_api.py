@@ -18,6 +18,7 @@ from addon_core.clockify.client import ClockifyAPIError, InstallationContext
 from addon_core.clockify.event_types import WEBHOOK_PATH_PREFIX
 from addon_core.clockify.pacing import Lane
 from addon_core.errors import AddonError
+from addon_core.installations.context import installation_context
 from addon_core.redaction import redact_text
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import Installation, WebhookRegistration
@@ -45,7 +46,7 @@ async def our_webhooks(
     runtime: AddonRuntime, context: InstallationContext
 ) -> dict[str, dict[str, Any]]:
     """The workspace's webhooks that point at this add-on's webhook paths, by URL."""
-    response = await runtime.client().call(
+    response = await runtime.clockify.call(
         context, "GET", webhooks_url(context), operation="getWebhooks", lane="bootstrap"
     )
     body = response.body
@@ -63,7 +64,7 @@ async def create_webhook(
     runtime: AddonRuntime, context: InstallationContext, event_type: str, path: str
 ) -> dict[str, Any]:
     """Create the webhook of one event type at its path; answer it with its id and token."""
-    response = await runtime.client().call(
+    response = await runtime.clockify.call(
         context,
         "POST",
         webhooks_url(context),
@@ -93,7 +94,7 @@ async def delete_webhook(
 ) -> None:
     """Delete one webhook in Clockify; one already gone counts as deleted."""
     try:
-        await runtime.client().call(
+        await runtime.clockify.call(
             context,
             "DELETE",
             f"{webhooks_url(context)}/{webhook_id}",
@@ -123,7 +124,7 @@ async def delete_registered_webhooks(
     if not ids:
         return
     try:
-        context = runtime.installation_context(installation)
+        context = installation_context(runtime, installation)
         async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
             results = await asyncio.gather(
                 *(

@@ -29,7 +29,7 @@ async def show_dead_jobs(
 ) -> dict[str, Any]:
     """List the workspace's dead jobs, newest first, with their last error."""
     size = page_limit(limit)
-    rows = await runtime.queue().dead_jobs(
+    rows = await runtime.jobs.dead_jobs(
         caller.workspace_id, limit=size + 1, before=decode_int_cursor(cursor)
     )
     return page_of(rows, size, render=render_job, key=lambda job: job.id)
@@ -39,7 +39,7 @@ async def show_dead_jobs(
 async def replay_dead_job(runtime: Runtime, caller: CallerDep, job_id: RowId) -> dict[str, Any]:
     """Queue a dead job of the workspace again, with a fresh set of attempts."""
     caller.require_writer("replaying a job")
-    job = await runtime.queue().replay(job_id, caller.workspace_id)
+    job = await runtime.jobs.replay(job_id, caller.workspace_id)
     await audit.record(
         runtime,
         caller.workspace_id,

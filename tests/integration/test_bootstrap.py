@@ -96,7 +96,7 @@ class Harness:
         return await self.http.post("/api/bootstrap", headers=bearer(workspace.user_token(role)))
 
     async def rows(self, workspace: Workspace) -> dict[str, BootstrapProgress]:
-        _, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             rows = await session.scalars(
                 select(BootstrapProgress).where(
@@ -107,7 +107,7 @@ class Harness:
 
     async def cached(self, workspace: Workspace) -> dict[str, list[str]]:
         """The cached entity ids of each list."""
-        _, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             rows = await session.execute(
                 select(CachedEntity.entity_type, CachedEntity.entity_id).where(
@@ -120,7 +120,7 @@ class Harness:
             return cached
 
     async def jobs(self, workspace: Workspace) -> list[Job]:
-        _, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             return list(
                 await session.scalars(
@@ -299,7 +299,7 @@ async def test_a_stopped_worker_leaves_its_pages_and_the_next_one_resumes(
         return (await harness.rows(workspace))["getProjects"].next_page == 3
 
     await eventually(two_pages_stored, "the second page of projects to be stored")
-    queue = harness.runtime.queue()
+    queue = harness.runtime.jobs
     await queue.stop(grace=0)  # cancels the job while page 3 is in flight
     projects = (await harness.rows(workspace))["getProjects"]
     assert (projects.next_page, projects.pages, projects.items) == (3, 2, 400)

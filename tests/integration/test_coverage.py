@@ -247,7 +247,7 @@ async def test_a_clockify_host_outside_the_allowlist_gets_no_request(
     narrowed, narrowed_port = make_uw(clockify_api_allowed_hosts=("api.clockify.me",))
     before = len(sandbox.requests)
     async with serving(narrowed, port=narrowed_port) as narrowed_url:
-        await narrowed.state.runtime.queue().enqueue(
+        await narrowed.state.runtime.jobs.enqueue(
             JOB_KIND, workspace.workspace_id, {"addon_id": workspace.addon_id}
         )
         jobs = await _job_settled(database_url, count=2)
@@ -410,7 +410,7 @@ async def test_a_changed_priority_takes_the_place_of_the_lowest_registered_type(
     promoted = wanted[room + 3]
     again, _ = make_uw(bootstrap_enabled=False, coverage_priority=(promoted,), base_url=app_url)
     async with serving(again, port=port) as again_url, httpx.AsyncClient() as http:
-        await again.state.runtime.queue().enqueue(
+        await again.state.runtime.jobs.enqueue(
             JOB_KIND, workspace.workspace_id, {"addon_id": workspace.addon_id}
         )
         jobs = await _job_settled(database_url, count=2)

@@ -264,7 +264,7 @@ class Explorer:
         installed = await self.sandbox.install(self.url, manifest, workspace)
         assert installed.status_code == 200, installed.text
         # Whatever INSTALLED queued (the bootstrap) is done before a test counts requests.
-        await self.runtime.queue().run_until_idle()
+        await self.runtime.jobs.run_until_idle()
         return workspace
 
 

@@ -127,7 +127,7 @@ class Harness:
     async def add_flow(self, document: dict[str, Any]) -> str:
         """Store a flow and its version 1 as the flows API does."""
         flow_id = uuid.uuid4().hex
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions.begin() as session:
             session.add(
                 Flow(
@@ -164,9 +164,9 @@ class Harness:
 
     async def settle(self) -> None:
         """Run jobs until none is running or ready (background workers run too)."""
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         for _ in range(500):
-            await self.runtime.queue().run_until_idle()
+            await self.runtime.jobs.run_until_idle()
             now = datetime.now(UTC)
             async with sessions() as session:
                 busy = await session.scalar(
@@ -186,7 +186,7 @@ class Harness:
         raise AssertionError("jobs are still running")
 
     async def executions(self, flow_id: str) -> list[tuple[Execution, list[ExecutionStep]]]:
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             executions = (
                 await session.scalars(
@@ -206,26 +206,26 @@ class Harness:
         return found
 
     async def flow(self, flow_id: str) -> Flow:
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             flow = await session.get(Flow, flow_id)
         assert flow is not None
         return flow
 
     async def event_ids(self) -> list[int]:
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             return list((await session.scalars(select(Event.id).order_by(Event.id))).all())
 
     async def dispatch_again(self, event_id: int) -> None:
         """Queue the event's dispatch once more, as a retried or duplicated job would (with the
         intake's ordering key: jobs of one entity run one at a time)."""
-        _engine, sessions = self.runtime.db()
+        sessions = self.runtime.sessions
         async with sessions() as session:
             event = await session.get(Event, event_id)
         assert event is not None
         entity = json.loads(event.payload).get("id") or f"event-{event_id}"
-        await self.runtime.queue().enqueue(
+        await self.runtime.jobs.enqueue(
             DISPATCH_JOB,
             self.workspace_id,
             {"event_id": event_id},
@@ -384,7 +384,7 @@ async def test_the_same_webhook_three_times_has_one_effect(running: HarnessFacto
 async def crash_before_recording(harness: Harness, flow_id: str) -> None:
     """Put the last step back as a process that died right after sending would leave it."""
     [(execution, steps)] = await harness.executions(flow_id)
-    _engine, sessions = harness.runtime.db()
+    sessions = harness.runtime.sessions
     async with sessions.begin() as session:
         await session.execute(
             update(ExecutionStep)
@@ -553,7 +553,7 @@ async def test_a_flow_pauses_after_failures_in_a_row(running: HarnessFactory) ->
         assert flow.paused_reason is not None
         assert flow.paused_reason.startswith("paused after 2 failures in a row; last: ")
         # The pause is a change of configuration by the add-on itself: it is audited once.
-        _engine, sessions = harness.runtime.db()
+        sessions = harness.runtime.sessions
         async with sessions() as session:
             audited = (
                 await session.scalars(select(AuditEntry).where(AuditEntry.kind.like("flow.%")))

@@ -36,7 +36,7 @@ LONG_FUNCTIONS: dict[str, str] = {
     "addon_core/flows/outbound.py:OutboundHttp.send": "split pending",
     "addon_core/installations/apply.py:apply_installed": "split pending",
     "addon_core/metrics.py:Metrics.__init__": "split pending",
-    "addon_core/runtime.py:AddonRuntime.open": "split pending",
+    "addon_core/jobs/queue.py:JobQueue._claim": "split pending (with jobs/queue.py)",
     "addon_core/storage/retention.py:run_retention": "split pending",
 }
 
