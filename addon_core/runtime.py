@@ -43,7 +43,8 @@ from addon_core.storage.database import (
 )
 from addon_core.storage.encryption import KeyRing, load_key_ring
 from addon_core.storage.models import Installation
-from addon_core.storage.retention import RetentionPolicy, RetentionScheduler
+from addon_core.storage.retention import RetentionPolicy
+from addon_core.storage.retention_schedule import RetentionScheduler
 
 #: Runs inside the transaction that applies an INSTALLED (or DELETED) event, after the
 #: installation row is flushed: what it adds to the session commits with the event.

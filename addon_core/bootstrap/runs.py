@@ -228,15 +228,8 @@ class Bootstrapper:
         slots: asyncio.Semaphore,
     ) -> None:
         """Page through one list from its next page until a short page, storing in order."""
-        try:
-            described = listing(catalogue.get(row.operation_id))
-        except AddonError as exc:
-            await self._record_error(row, exc.detail, final=True)
-            return
-        if described is None:
-            await self._record_error(row, "the operation is not a workspace list", final=True)
-            return
-        if not await self._mark_running(row):
+        described = await self._listing(catalogue, row)
+        if described is None or not await self._mark_running(row):
             return
         size = described.page_size
         first = page = row.next_page
@@ -256,21 +249,8 @@ class Bootstrapper:
         try:
             while True:
                 request_from(page)
-                try:
-                    body = await ahead.pop(page)
-                except ClockifyAPIError as exc:
-                    # A 403 or 404 is usually a feature the workspace's plan lacks.
-                    error = f"Clockify answered {exc.status}: {exc.message}"
-                    await self._record_error(row, error, final=True)
-                    return
-                except ClockifyUnavailableError:
-                    raise
-                except AddonError as exc:  # the host or base URL refused before any call
-                    await self._record_error(row, exc.detail, final=True)
-                    return
-                items = unwrap_items(body, described.noun)
+                items = await self._items(row, described, ahead.pop(page))
                 if items is None:
-                    await self._record_error(row, "Clockify's answer holds no list", final=True)
                     return
                 # Pages after it that are in already commit with it: one commit, not several.
                 batch = [items]
@@ -296,6 +276,38 @@ class Bootstrapper:
                 task.cancel()
             # Pages past the end are dropped; their outcome, even an error, is moot.
             await asyncio.gather(*ahead.values(), return_exceptions=True)
+
+    async def _listing(self, catalogue: Catalogue, row: Progress) -> Listing | None:
+        """The list operation a row pages through; None (recorded) when it is not one."""
+        try:
+            described = listing(catalogue.get(row.operation_id))
+        except AddonError as exc:
+            await self._record_error(row, exc.detail, final=True)
+            return None
+        if described is None:
+            await self._record_error(row, "the operation is not a workspace list", final=True)
+        return described
+
+    async def _items(
+        self, row: Progress, described: Listing, page: asyncio.Task[Any]
+    ) -> list[Any] | None:
+        """One page's items; None (recorded as final) when Clockify gave none."""
+        try:
+            body = await page
+        except ClockifyAPIError as exc:
+            # A 403 or 404 is usually a feature the workspace's plan lacks.
+            error = f"Clockify answered {exc.status}: {exc.message}"
+            await self._record_error(row, error, final=True)
+            return None
+        except ClockifyUnavailableError:
+            raise
+        except AddonError as exc:  # the host or base URL refused before any call
+            await self._record_error(row, exc.detail, final=True)
+            return None
+        items = unwrap_items(body, described.noun)
+        if items is None:
+            await self._record_error(row, "Clockify's answer holds no list", final=True)
+        return items
 
     async def _get_page(
         self,

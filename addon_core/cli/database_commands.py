@@ -72,7 +72,7 @@ def retention(app: str) -> None:
     """Delete rows older than their retention window once, and print the counts."""
     import asyncio
 
-    from addon_core.storage.retention import run_once
+    from addon_core.storage.retention_schedule import run_once
 
     deleted = asyncio.run(run_once(app_settings(app)))
     for table, count in deleted.items():

@@ -51,6 +51,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             trust_env=False,
             auto_decompress=False,  # httpx decodes the body, as over its own transport
         )
+        # aiohttp sends an idempotent request a second time, unasked, when a kept-alive
+        # connection drops under it. The client's retry policy alone decides what is sent
+        # again (and counts it); aiohttp's own test client turns it off the same way.
+        self._session._retry_connection = False
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -144,32 +144,42 @@ async def apply_installed(
     installation.installed_at = utcnow()
     installation.deleted_at = None
     await session.flush()
+    await _replace_manifest_registrations(session, runtime, installation, registrations)
+    await session.flush()
+    for hook in runtime.on_installed:
+        await hook(session, runtime, installation)
+    return "applied", f"installed with {len(registrations)} webhook(s)"
+
+
+async def _replace_manifest_registrations(
+    session: AsyncSession,
+    runtime: AddonRuntime,
+    installation: Installation,
+    registrations: dict[str, tuple[str, str]],
+) -> None:
+    """Store the webhook tokens of this INSTALLED in place of the previous install's."""
     await session.execute(
         delete(WebhookRegistration).where(
             WebhookRegistration.installation_id == installation.id,
             WebhookRegistration.source == "manifest",
         )
     )
+    workspace_id = installation.workspace_id
     for path, (event_type, token) in registrations.items():
         session.add(
             WebhookRegistration(
                 installation_id=installation.id,
                 addon_key=runtime.addon_key,
-                workspace_id=call.workspace_id,
+                workspace_id=workspace_id,
                 path=path,
                 event_type=event_type,
                 source="manifest",
                 token_digest=hashlib.sha256(token.encode()).digest(),
                 auth_token=runtime.key_ring.encrypt(
-                    token,
-                    token_context(runtime.addon_key, call.workspace_id, webhook_purpose(path)),
+                    token, token_context(runtime.addon_key, workspace_id, webhook_purpose(path))
                 ),
             )
         )
-    await session.flush()
-    for hook in runtime.on_installed:
-        await hook(session, runtime, installation)
-    return "applied", f"installed with {len(registrations)} webhook(s)"
 
 
 async def apply_status_changed(

@@ -1,21 +1,16 @@
 """Retention: old events, executions, explorer calls and finished jobs deleted in batches.
 
-Each batch is its own short transaction, so no lock is held for long; a scheduler
-runs it every interval under a named lease, so one replica at a time does the work.
+Each batch is its own short transaction, so no lock is held for long; the scheduler
+(`retention_schedule`) runs it every interval under a named lease, so one replica at a
+time does the work.
 The operator's windows are the default and the ceiling; a workspace's
 `eventRetentionDays` setting (1..3650) shortens its own events, executions and calls.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,10 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from addon_core.metrics import Metrics
-from addon_core.redaction import redact_text
 from addon_core.settings import AddonSettings
-from addon_core.storage.database import create_engine, for_writing, translate_errors
-from addon_core.storage.leases import acquire_lease, release_lease
+from addon_core.storage.database import for_writing, translate_errors
 from addon_core.storage.models import (
     ApiCall,
     AuditEntry,
@@ -40,8 +33,6 @@ from addon_core.storage.models import (
     Installation,
     Job,
 )
-
-log = logging.getLogger(__name__)
 
 #: Done jobs carry nothing their executions do not, and they are the busiest table of
 #: the job queue: they are kept one day (for debugging), unless jobs are kept forever.
@@ -116,102 +107,131 @@ async def run_retention(
     if policy.batch_size < 1:
         raise ValueError(f"the retention batch size must be >= 1 (got {policy.batch_size})")
     at = datetime.now(UTC) if now is None else now.astimezone(UTC)
-    deleted = dict.fromkeys(COUNTED, 0)
+    run = _Run(engine, addon_key, policy, at, metrics, await _workspace_days(engine, addon_key))
+    for step in (
+        run.events,
+        run.dedupe_keys,
+        run.executions,
+        run.api_calls,
+        run.jobs,
+        run.idempotency_keys,
+        run.event_day_counts,
+        run.audit,
+    ):
+        await step()
+    return run.deleted
 
-    def count(table: str, rows: int) -> None:
-        deleted[table] += rows
-        if metrics is not None and rows:
-            metrics.retention_deletions.labels(addon_key, table).inc(rows)
 
-    overrides = await _workspace_days(engine, addon_key)
-    for days, workspaces in _passes(policy.events_days, overrides):
-        ids = select(Event.id).where(
-            Event.addon_key == addon_key,
-            Event.received_at < at - timedelta(days=days),
-            Event.id.not_in(_events_still_needed(addon_key)),
-            *_in_workspaces(Event.workspace_id, workspaces),
-        )
-        await _delete_batches(engine, policy.batch_size, ids, [Event.id], "events", count)
+@dataclass
+class _Run:
+    """One retention run: each table family deleted in batches, the rows counted."""
 
-    dedupe_keep = max(timedelta(seconds=policy.dedupe_window_seconds), DEDUPE_MIN_KEEP)
-    keys = select(EventDedupe.dedupe_key).where(
-        EventDedupe.addon_key == addon_key, EventDedupe.seen_at < at - dedupe_keep
-    )
-    # The key is (addon_key, dedupe_key): pin the add-on key beside the ids.
-    await _delete_batches(
-        engine,
-        policy.batch_size,
-        keys,
-        [EventDedupe.dedupe_key],
-        "event_dedupe",
-        count,
-        scope=EventDedupe.addon_key == addon_key,
-    )
+    engine: AsyncEngine
+    addon_key: str
+    policy: RetentionPolicy
+    at: datetime
+    metrics: Metrics | None
+    overrides: dict[int, list[str]]
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
 
-    for days, workspaces in _passes(policy.executions_days, overrides):
-        # An execution row is what stops a retried dispatch job from running the flow
-        # a second time: it stays while a job may still run for its event.
-        ids = select(Execution.id).where(
-            Execution.addon_key == addon_key,
-            Execution.created_at < at - timedelta(days=days),
-            Execution.event_id.is_(None)
-            | Execution.event_id.not_in(_events_still_needed(addon_key)),
-            *_in_workspaces(Execution.workspace_id, workspaces),
-        )
+    def count(self, table: str, rows: int) -> None:
+        self.deleted[table] += rows
+        if self.metrics is not None and rows:
+            self.metrics.retention_deletions.labels(self.addon_key, table).inc(rows)
+
+    async def _batches(self, ids: Select[Any], columns: list[Any], table: str, **kw: Any) -> None:
         await _delete_batches(
-            engine,
-            policy.batch_size,
-            ids,
+            self.engine, self.policy.batch_size, ids, columns, table, self.count, **kw
+        )
+
+    async def events(self) -> None:
+        for days, workspaces in _passes(self.policy.events_days, self.overrides):
+            ids = select(Event.id).where(
+                Event.addon_key == self.addon_key,
+                Event.received_at < self.at - timedelta(days=days),
+                Event.id.not_in(_events_still_needed(self.addon_key)),
+                *_in_workspaces(Event.workspace_id, workspaces),
+            )
+            await self._batches(ids, [Event.id], "events")
+
+    async def dedupe_keys(self) -> None:
+        keep = max(timedelta(seconds=self.policy.dedupe_window_seconds), DEDUPE_MIN_KEEP)
+        keys = select(EventDedupe.dedupe_key).where(
+            EventDedupe.addon_key == self.addon_key, EventDedupe.seen_at < self.at - keep
+        )
+        # The key is (addon_key, dedupe_key): pin the add-on key beside the ids.
+        scope = EventDedupe.addon_key == self.addon_key
+        await self._batches(keys, [EventDedupe.dedupe_key], "event_dedupe", scope=scope)
+
+    async def executions(self) -> None:
+        for days, workspaces in _passes(self.policy.executions_days, self.overrides):
+            # An execution row is what stops a retried dispatch job from running the flow
+            # a second time: it stays while a job may still run for its event.
+            ids = select(Execution.id).where(
+                Execution.addon_key == self.addon_key,
+                Execution.created_at < self.at - timedelta(days=days),
+                Execution.event_id.is_(None)
+                | Execution.event_id.not_in(_events_still_needed(self.addon_key)),
+                *_in_workspaces(Execution.workspace_id, workspaces),
+            )
             # Steps go first, explicitly: counted, and not left to ON DELETE CASCADE.
-            [ExecutionStep.execution_id, Execution.id],
-            "executions",
-            count,
-            detail_table="execution_steps",
-        )
+            columns = [ExecutionStep.execution_id, Execution.id]
+            await self._batches(ids, columns, "executions", detail_table="execution_steps")
 
-    for days, workspaces in _passes(policy.calls_days, overrides):
-        ids = select(ApiCall.id).where(
-            ApiCall.addon_key == addon_key,
-            ApiCall.at < at - timedelta(days=days),
-            *_in_workspaces(ApiCall.workspace_id, workspaces),
-        )
-        await _delete_batches(engine, policy.batch_size, ids, [ApiCall.id], "api_calls", count)
+    async def api_calls(self) -> None:
+        for days, workspaces in _passes(self.policy.calls_days, self.overrides):
+            ids = select(ApiCall.id).where(
+                ApiCall.addon_key == self.addon_key,
+                ApiCall.at < self.at - timedelta(days=days),
+                *_in_workspaces(ApiCall.workspace_id, workspaces),
+            )
+            await self._batches(ids, [ApiCall.id], "api_calls")
 
-    for status, days in (("dead", policy.dead_jobs_days), ("done", policy.done_jobs_days)):
-        if not days:
-            continue
-        cutoff = at - timedelta(days=days)
-        ids = select(Job.id).where(
-            Job.addon_key == addon_key, Job.status == status, Job.updated_at < cutoff
-        )
-        await _delete_batches(engine, policy.batch_size, ids, [Job.id], f"{status}_jobs", count)
+    async def jobs(self) -> None:
+        policy = self.policy
+        for status, days in (("dead", policy.dead_jobs_days), ("done", policy.done_jobs_days)):
+            if not days:
+                continue
+            ids = select(Job.id).where(
+                Job.addon_key == self.addon_key,
+                Job.status == status,
+                Job.updated_at < self.at - timedelta(days=days),
+            )
+            await self._batches(ids, [Job.id], f"{status}_jobs")
 
-    # Idempotency keys answer retries for a day, whatever the other windows say.
-    async with engine.begin() as connection:
-        result = await connection.execute(
+    async def idempotency_keys(self) -> None:
+        # Idempotency keys answer retries for a day, whatever the other windows say.
+        await self._delete_now(
+            "idempotency_keys",
             delete(IdempotencyRecord).where(
-                IdempotencyRecord.addon_key == addon_key,
-                IdempotencyRecord.created_at < at - IDEMPOTENCY_KEPT_FOR,
-            )
+                IdempotencyRecord.addon_key == self.addon_key,
+                IdempotencyRecord.created_at < self.at - IDEMPOTENCY_KEPT_FOR,
+            ),
         )
-    count("idempotency_keys", result.rowcount or 0)
 
-    # The daily event counts are read for today only; two days are kept for a late batch
-    # and for an operator looking at yesterday.
-    async with engine.begin() as connection:
-        result = await connection.execute(
+    async def event_day_counts(self) -> None:
+        # The daily event counts are read for today only; two days are kept for a late
+        # batch and for an operator looking at yesterday.
+        await self._delete_now(
+            "event_day_counts",
             delete(EventDayCount).where(
-                EventDayCount.addon_key == addon_key,
-                EventDayCount.day < (at - timedelta(days=2)).strftime("%Y-%m-%d"),
-            )
+                EventDayCount.addon_key == self.addon_key,
+                EventDayCount.day < (self.at - timedelta(days=2)).strftime("%Y-%m-%d"),
+            ),
         )
-    count("event_day_counts", result.rowcount or 0)
 
-    if policy.audit_days:
-        cutoff = at - timedelta(days=policy.audit_days)
-        ids = select(AuditEntry.id).where(AuditEntry.addon_key == addon_key, AuditEntry.at < cutoff)
-        await _delete_batches(engine, policy.batch_size, ids, [AuditEntry.id], "audit_log", count)
-    return deleted
+    async def audit(self) -> None:
+        if self.policy.audit_days:
+            cutoff = self.at - timedelta(days=self.policy.audit_days)
+            ids = select(AuditEntry.id).where(
+                AuditEntry.addon_key == self.addon_key, AuditEntry.at < cutoff
+            )
+            await self._batches(ids, [AuditEntry.id], "audit_log")
+
+    async def _delete_now(self, table: str, statement: Any) -> None:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        self.count(table, result.rowcount or 0)
 
 
 def workspace_days(settings: Any) -> int | None:
@@ -323,110 +343,3 @@ async def _delete_batches(
         # first, and the next interval finishes the work rather than this loop spin.
         if len(batch) < batch_size or not rows:
             return
-
-
-def default_holder_id() -> str:
-    """Name this process for lease tables: host, pid and a random suffix."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class RetentionScheduler:
-    """Run retention every interval, in whichever replica holds `retention:<addon_key>`.
-
-    The lease lives two intervals and the holder renews it each tick, so the same
-    replica keeps the schedule; if it dies, another takes over within three intervals.
-    A run outlasting the lease only lets a second replica delete the same rows again,
-    which is harmless: every batch is idempotent and committed on its own.
-    """
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        addon_key: str,
-        policy: RetentionPolicy,
-        *,
-        interval_seconds: float,
-        holder_id: str | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        if interval_seconds <= 0:
-            raise ValueError(f"the retention interval must be > 0 (got {interval_seconds})")
-        self.engine = engine
-        self.addon_key = addon_key
-        self.policy = policy
-        self.interval_seconds = interval_seconds
-        self.holder_id = holder_id or default_holder_id()
-        self.metrics = metrics
-        self.lease_name = f"retention:{addon_key}"
-        self.lease_seconds = 2 * interval_seconds
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        """Start the schedule: a first run now, then one every interval."""
-        if self.running:
-            return
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._loop(), name=f"retention:{self.addon_key}")
-
-    async def stop(self) -> None:
-        """Stop the schedule (a run in progress rolls back its current batch), free the lease."""
-        if self._task is None:
-            return
-        self._stopping.set()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-        try:
-            # Free the lease now, so another replica need not wait for it to expire.
-            await release_lease(self.engine, self.lease_name, self.holder_id)
-        except Exception as exc:
-            log.warning("could not release the retention lease: %s", redact_text(str(exc)))
-
-    async def tick(self, *, now: datetime | None = None) -> dict[str, int] | None:
-        """Run retention once if this process holds (or takes) the lease; None if not."""
-        if not await acquire_lease(
-            self.engine, self.lease_name, self.holder_id, self.lease_seconds, now=now
-        ):
-            return None
-        deleted = await run_retention(
-            self.engine, self.addon_key, self.policy, now=now, metrics=self.metrics
-        )
-        if any(deleted.values()):
-            log.info("retention deleted %s", deleted, extra={"addon": self.addon_key})
-        return deleted
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception as exc:
-                # Retried next interval; the formatter redacts the traceback too.
-                log.error(
-                    "retention failed for %s, retrying in %.0fs: %s",
-                    self.addon_key,
-                    self.interval_seconds,
-                    redact_text(f"{type(exc).__name__}: {exc}"),
-                    exc_info=exc,
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_seconds)
-
-
-async def run_once(settings: AddonSettings) -> dict[str, int]:
-    """Run retention once for an app's settings (the `retention` CLI command).
-
-    No lease is taken: the replica holding it would refuse an operator's run for up to
-    two intervals, and a run beside the scheduler's is harmless (see the scheduler).
-    """
-    engine = create_engine(settings.database_url)
-    try:
-        return await run_retention(
-            engine, settings.addon_key, RetentionPolicy.from_settings(settings)
-        )
-    finally:
-        await engine.dispose()

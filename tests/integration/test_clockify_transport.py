@@ -235,3 +235,26 @@ async def test_the_client_sends_no_cookie_a_previous_answer_set(http: httpx.Asyn
 
     assert len(server.requests) == 2
     assert b"cookie:" not in server.requests[1].lower()
+
+
+async def test_a_kept_alive_connection_dropped_under_a_put_does_not_send_it_again() -> None:
+    # aiohttp would send an idempotent request again on a fresh connection by itself;
+    # only the client's retry policy may decide that (and count it).
+    async def answer_once_then_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        server.requests.append(await read_request(reader))
+        if len(server.requests) == 1:
+            await answer_ok(writer)
+            server.requests.append(await read_request(reader))
+        writer.close()
+
+    async with Server(answer_once_then_hang_up) as server:
+        transport = AiohttpTransport()
+        async with httpx.AsyncClient(transport=transport) as http:
+            first = await http.put(f"{server.url}/entries/1", json={"n": 1})
+            with pytest.raises(httpx.TransportError):
+                await http.put(f"{server.url}/entries/1", json={"n": 2})
+
+    assert first.status_code == 200
+    assert len(server.requests) == 2

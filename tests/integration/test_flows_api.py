@@ -487,7 +487,16 @@ async def test_events_are_listed_newest_first_redacted_and_filtered(api: Api) ->
     assert oldest["eventType"] == EVENT
     assert oldest["source"] == "clockify"
     assert oldest["endpointId"] is None
-    assert set(oldest) == {"id", "eventType", "source", "endpointId", "receivedAt", "payload"}
+    assert set(oldest) == {
+        "id",
+        "eventType",
+        "source",
+        "endpointId",
+        "receivedAt",
+        "payload",
+        "flowsSkipped",
+    }
+    assert oldest["flowsSkipped"] is None
     assert "sk-live-123456" not in json.dumps(listed)
 
     filtered = (await api.call("GET", "/api/events", eventType=EVENT)).json()

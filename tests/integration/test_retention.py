@@ -34,11 +34,10 @@ from addon_core.storage.models import (
 from addon_core.storage.retention import (
     COUNTED,
     RetentionPolicy,
-    RetentionScheduler,
-    run_once,
     run_retention,
     workspace_days,
 )
+from addon_core.storage.retention_schedule import RetentionScheduler, run_once
 
 ADDON = "universal-webhook"
 OTHER = "api-studio"
