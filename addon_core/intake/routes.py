@@ -86,7 +86,7 @@ async def _receive(
     metrics.count_webhook(runtime.addon_key, event_type, outcome.value)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("webhook %s %s", event_type, outcome.value)
-    return ASGIResponse(body=_BODIES[outcome], media_type="application/json")
+    return _RESPONSES[outcome]
 
 
 @post(f"{WEBHOOK_PATH_PREFIX}{{slug:str}}", status_code=404, name="unknown-clockify-webhook")
@@ -98,7 +98,13 @@ async def refuse_unknown_event(slug: FromPath[str]) -> None:
     )
 
 
-_BODIES = {outcome: b'{"status":"%s"}' % outcome.value.encode() for outcome in Outcome}
+#: One response per outcome, built once: an `ASGIResponse` keeps no state of a request.
+_RESPONSES = {
+    outcome: ASGIResponse(
+        body=b'{"status":"%s"}' % outcome.value.encode(), media_type="application/json"
+    )
+    for outcome in Outcome
+}
 
 
 async def _verify_and_parse(

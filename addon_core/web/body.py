@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from litestar import Request
+from litestar.types import Receive
 
 from addon_core.errors import (
     BadRequestError,
@@ -70,14 +71,34 @@ async def _read_body(request: Request[Any, Any, Any], headers: dict[str, str], l
             raise BadRequestError("the Content-Length header is not a number") from None
         if size > limit:
             raise PayloadTooLargeError(f"the body is {size} bytes; the limit is {limit} bytes")
+    # From the ASGI messages: `Request.stream()` builds Litestar's header object first, a
+    # measurable share of the webhook path, to learn what `headers` already says.
+    body = await receive_body(request.receive, limit)
+    if body is None:
+        raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
+    return body
+
+
+async def receive_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body from the ASGI messages, or None as soon as it passes `limit` bytes.
+
+    A client that disconnects before the end gets a 400 (nothing of it is kept).
+    """
     chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BadRequestError(
+                "the client disconnected before the whole body arrived", reason="disconnected"
+            )
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def read_api_body(request: Request[Any, Any, Any], settings: AddonSettings) -> bytes:

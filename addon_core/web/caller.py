@@ -165,10 +165,12 @@ def page_limit(limit: int | None) -> int:
     return limit
 
 
-def refuse_ids_out_of_range(request: Request[Any, Any, Any]) -> None:
+async def refuse_ids_out_of_range(request: Request[Any, Any, Any]) -> None:
     """Refuse (400) an integer path parameter no row can have, before any handler runs.
 
     The database drivers cannot even bind an integer past 64 bits: left alone, it is a 500.
+    A coroutine although it awaits nothing: Litestar runs a plain function given as
+    `before_request` in a worker thread, a thread hop on every request (the webhook's too).
     """
     for name, value in request.path_params.items():
         if isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:

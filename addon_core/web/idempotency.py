@@ -45,6 +45,7 @@ from addon_core.runtime import AddonRuntime
 from addon_core.storage.models import IdempotencyRecord
 from addon_core.storage.retention import IDEMPOTENCY_KEPT_FOR
 from addon_core.storage.scope import scoped
+from addon_core.web.body import receive_body
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def idempotent(app: ASGIApp, runtime: AddonRuntime) -> ASGIApp:
             return
         try:
             with anyio.fail_after(runtime.settings.client_body_timeout_seconds):
-                body = await _read_body(receive, runtime.settings.max_body_bytes)
+                body = await receive_body(receive, runtime.settings.max_body_bytes)
         except TimeoutError:
             seconds = runtime.settings.client_body_timeout_seconds
             await _refuse(send, 408, f"the request body took longer than {seconds} s to arrive")
@@ -140,24 +141,6 @@ def _workspace_of(scope: Scope, runtime: AddonRuntime) -> str | None:
             except AddonError:
                 return None
     return None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None when it is larger than `limit`."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _digest(scope: Scope, body: bytes) -> bytes:
