@@ -238,7 +238,7 @@ def _open_parts(runtime: AddonRuntime) -> _OpenParts:
         dedupe_window=timedelta(seconds=settings.dedupe_window_seconds),
         job_attempts=settings.job_max_attempts,
         events_per_day=settings.quota_events_per_day,
-        on_stored=jobs.wake,
+        on_jobs_queued=jobs.wake,
     )
     retention = RetentionScheduler(
         engine,

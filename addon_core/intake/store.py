@@ -47,11 +47,12 @@ Planner = Callable[[Registry], list[tuple[Any, ...]]]
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
-    """What a batch stored: the dedupe keys of its new events, and how many of those were
-    past their workspace's daily quota."""
+    """What a batch stored: the dedupe keys of its new events, how many of those were past
+    their workspace's daily quota, and how many `flow.dispatch` jobs it queued."""
 
     keys: set[str]
     over_quota: int = 0
+    jobs: int = 0
 
 
 EVENT_COLUMNS = (
@@ -230,36 +231,45 @@ class SqliteEventStore:
             _SQLITE_INSERT_EVENT,
             [(*row, over, stamp) for row, over in zip(fresh, marks, strict=True)],
         )
-        conn.execute(
+        jobs = conn.execute(
             _SQLITE_INSERT_JOBS, (self._options.job_attempts, stamp, stamp, stamp, last_id)
-        )
-        return StoredBatch({row[_KEY] for row in fresh}, sum(marks))
+        ).rowcount
+        return StoredBatch({row[_KEY] for row in fresh}, sum(marks), jobs)
 
 
-#: Remember the new keys (a key inside the window is a redelivery: the upsert skips it and
-#: settles races between replicas) and add them to their workspace's count for the day,
-#: in one round trip: rows `("key", dedupe key, NULL)` and `("day", workspace, total)`.
-_PG_REMEMBER_AND_COUNT = (
-    "WITH fresh AS (INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) "
-    "SELECT $1, k, w, $4 FROM unnest($2::text[], $3::text[]) AS t(k, w) "
+#: The whole store of a batch in one round trip. The rows come in as arrays, numbered in
+#: their order (`ord`). The new keys are remembered (a key inside the window is a
+#: redelivery: the upsert skips it, and settles races between replicas); the rows whose
+#: key is new are kept and counted into their workspace's day; the last of a workspace's
+#: rows past its daily quota (`over_quota_marks`, in SQL) are marked; the kept rows are
+#: inserted in order with a dispatch job each where one is due. It answers each kept
+#: row's key and mark, and the jobs queued on every row.
+_PG_STORE = (
+    "WITH input AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[]) WITH ORDINALITY "
+    "AS t(ws, kind, src, dkey, body, hdrs, endpoint, ord)), "
+    "fresh AS (INSERT INTO event_dedupe (addon_key, dedupe_key, workspace_id, seen_at) "
+    "SELECT $1, dkey, ws, $9 FROM input "
     "ON CONFLICT (addon_key, dedupe_key) DO UPDATE "
     "SET seen_at = EXCLUDED.seen_at, workspace_id = EXCLUDED.workspace_id "
-    "WHERE event_dedupe.seen_at < $5 RETURNING dedupe_key, workspace_id), "
+    "WHERE event_dedupe.seen_at < $10 RETURNING dedupe_key), "
+    "kept AS (SELECT input.* FROM input JOIN fresh ON fresh.dedupe_key = input.dkey), "
     "counted AS (INSERT INTO event_day_counts (addon_key, workspace_id, day, events) "
-    "SELECT $1, workspace_id, $6, count(*)::integer FROM fresh GROUP BY workspace_id "
-    "ORDER BY workspace_id "
+    "SELECT $1, ws, $11, count(*)::integer FROM kept GROUP BY ws ORDER BY ws "
     "ON CONFLICT (addon_key, workspace_id, day) DO UPDATE "
-    "SET events = event_day_counts.events + EXCLUDED.events RETURNING workspace_id, events) "
-    "SELECT 'key', dedupe_key, NULL::integer FROM fresh "
-    "UNION ALL SELECT 'day', workspace_id, events FROM counted"
-)
-_PG_INSERT_EVENTS_AND_JOBS = (
-    f"WITH e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    "SELECT a, w, e, s, d, p, h, n, o, $10 FROM unnest($1::text[], $2::text[], "
-    "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::boolean[]) "
-    "AS t(a, w, e, s, d, p, h, n, o) "
-    "RETURNING id, addon_key, workspace_id, payload, headers, over_quota) "
-    + enqueue_sql("postgresql", source="e", max_attempts="$11", now="$10")
+    "SET events = event_day_counts.events + EXCLUDED.events RETURNING workspace_id, events), "
+    "marked AS (SELECT kept.*, row_number() OVER per_ws > count(*) OVER per_ws "
+    "- LEAST(count(*) OVER per_ws, GREATEST(0, counted.events - $12)) AS past_quota "
+    "FROM kept JOIN counted ON counted.workspace_id = kept.ws "
+    "WINDOW per_ws AS (PARTITION BY kept.ws ORDER BY kept.ord "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)), "
+    f"e AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    "SELECT $1, ws, kind, src, dkey, body, hdrs, endpoint, past_quota, $9 FROM marked ORDER BY ord "
+    "RETURNING id, addon_key, workspace_id, payload, headers, over_quota), "
+    "jobs AS ("
+    + enqueue_sql("postgresql", source="e", max_attempts="$13", now="$9")
+    + " RETURNING 1) "
+    "SELECT dkey, past_quota, (SELECT count(*) FROM jobs)::integer AS jobs FROM marked"
 )
 
 
@@ -309,34 +319,23 @@ class PostgresEventStore:
         if not rows:
             return StoredBatch(set())
         now = datetime.now(UTC)
-        fresh_keys: set[str] = set()
-        totals: dict[str, int] = {}
-        for what, value, events in await conn.fetch(
-            _PG_REMEMBER_AND_COUNT,
+        # The planned rows' columns after `addon_key`, as arrays (EVENT_COLUMNS order).
+        columns = [list(column) for column in zip(*rows, strict=True)][1:]
+        kept = await conn.fetch(
+            _PG_STORE,
             addon_key,
-            [row[_KEY] for row in rows],
-            [row[_WORKSPACE] for row in rows],
+            *columns,
             now,
             now - self._options.dedupe_window,
             utc_day(now),
-        ):
-            if what == "key":
-                fresh_keys.add(value)
-            else:
-                totals[value] = events
-        fresh = [row for row in rows if row[_KEY] in fresh_keys]
-        if not fresh:
-            return StoredBatch(set())
-        marks = over_quota_marks(fresh, totals, self._options.events_per_day)
-        columns = list(zip(*fresh, strict=True))
-        await conn.execute(
-            _PG_INSERT_EVENTS_AND_JOBS,
-            *(list(c) for c in columns),
-            marks,
-            now,
+            self._options.events_per_day,
             self._options.job_attempts,
         )
-        return StoredBatch(fresh_keys, sum(marks))
+        return StoredBatch(
+            {row["dkey"] for row in kept},
+            sum(row["past_quota"] for row in kept),
+            kept[0]["jobs"] if kept else 0,
+        )
 
 
 def _registry(rows: Sequence[Sequence[Any]]) -> Registry:

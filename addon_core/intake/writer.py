@@ -118,7 +118,7 @@ class IntakeWriter:
         dedupe_window: timedelta = timedelta(minutes=10),
         job_attempts: int = 8,
         events_per_day: int = 200_000,
-        on_stored: Callable[[], None] | None = None,
+        on_jobs_queued: Callable[[], None] | None = None,
     ) -> None:
         self._store = open_event_store(
             engine,
@@ -128,7 +128,7 @@ class IntakeWriter:
                 events_per_day=events_per_day,
             ),
         )
-        self._on_stored = on_stored
+        self._on_jobs_queued = on_jobs_queued
         self._addon_key = addon_key
         self._metrics = metrics
         self._batch_size = batch_size
@@ -239,8 +239,8 @@ class IntakeWriter:
         if stored.over_quota:
             # Stored and acknowledged all the same; they run no flow (flows.dispatch).
             self._over_quota.inc(stored.over_quota)
-        if inserted and self._on_stored is not None:
-            self._on_stored()  # their flow jobs may start now
+        if stored.jobs and self._on_jobs_queued is not None:
+            self._on_jobs_queued()  # wake the claimer: their flows may start now
         for index, delivery in enumerate(batch):
             if delivery.future.done():
                 continue  # its request was cancelled; the event is stored all the same
