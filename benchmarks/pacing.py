@@ -15,6 +15,10 @@ second window on, as a fraction of 50/s. Peak: the most arrivals of one workspac
 1-s window. CPU per call: each process's CPU time over the calls it made; one core can
 carry 1e6 / (client µs per call) calls/s, the `capacity` figure, whatever else the
 machine does. DB round trips per call: statements the shared budget sent, per call.
+Machine: the CPU every core spent during the run (`/proc/stat`: clients, sandbox,
+PostgreSQL and anything else), as cores busy, per call, and as the calls/s all the cores
+could carry at that cost (`machine_capacity`), beside the calls/s the goal needs: when
+the cores are all busy and the capacity is below the need, the machine sets the rate.
 
     uv run python benchmarks/pacing.py [--calls 500] [--workspaces 1 4 20] [--repeat 3]
         [--postgres URL | --no-postgres] [--json PATH]
@@ -74,12 +78,15 @@ class Outcome:
     throttled: int
     client_cpu: float
     sandbox_cpu: float
+    #: CPU seconds the whole machine spent over the run (every process: PostgreSQL too)
+    machine_cpu: float
     round_trips: int | None
 
     def figures(self) -> dict[str, float]:
         """The run's named figures, flat."""
         total = self.workspaces * self.calls
         client_us = self.client_cpu / total * 1e6
+        other = self.machine_cpu - self.client_cpu - self.sandbox_cpu
         figures = {
             "share_mean_pct": statistics.mean(self.rates) / LIMIT * 100,
             "share_worst_pct": min(self.rates) / LIMIT * 100,
@@ -89,6 +96,13 @@ class Outcome:
             "capacity_calls_per_s_per_core": 1e6 / client_us,
             "client_cpu_us_per_call": client_us,
             "sandbox_cpu_us_per_call": self.sandbox_cpu / total * 1e6,
+            # What the run cost the machine: with `machine_cores` near the core count, the
+            # machine, not the pacing, set the rate; `machine_capacity` is the calls/s all
+            # its cores could carry at this cost per call (clients, sandbox, PostgreSQL).
+            "other_cpu_us_per_call": max(0.0, other) / total * 1e6,
+            "machine_cores_busy": self.machine_cpu / self.wall,
+            "machine_capacity_calls_per_s": (os.cpu_count() or 1) * total / self.machine_cpu,
+            "needed_calls_per_s": self.workspaces * LIMIT * GOAL,
         }
         if self.round_trips is not None:
             figures["db_round_trips_per_call"] = self.round_trips / total
@@ -188,9 +202,11 @@ def run(label: str, count: int, calls: int, processes: int, database: str | None
     for _, pipe in clients:
         pipe.recv()  # ready
     ours.send("start")
+    busy = machine_cpu_seconds()
     for _, pipe in clients:
         pipe.send("go")
     results = [pipe.recv() for _, pipe in clients]
+    busy = machine_cpu_seconds() - busy
     ours.send("done")
     accepted, peak, throttled, sandbox_cpu = ours.recv()
     for process, _ in clients:
@@ -210,8 +226,18 @@ def run(label: str, count: int, calls: int, processes: int, database: str | None
         throttled=throttled,
         client_cpu=sum(cpu for _, cpu, _ in results),
         sandbox_cpu=sandbox_cpu,
+        machine_cpu=busy,
         round_trips=sum(trips for _, _, trips in results) if database else None,
     )
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (`/proc/stat`)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
+    busy = sum(int(value) for value in fields[:8]) - int(fields[3]) - int(fields[4])
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def sustained(times: list[float]) -> float:
@@ -231,7 +257,10 @@ def report(outcome: Outcome) -> None:
         f"429s {outcome.throttled}, {f['calls_per_s_per_process']:5.0f} calls/s per process, "
         f"client {f['client_cpu_us_per_call']:4.0f} µs/call "
         f"(capacity {f['capacity_calls_per_s_per_core']:5.0f}/s per core), "
-        f"sandbox {f['sandbox_cpu_us_per_call']:4.0f} µs/call"
+        f"sandbox {f['sandbox_cpu_us_per_call']:4.0f} µs/call, "
+        f"rest of the machine {f['other_cpu_us_per_call']:4.0f} µs/call; "
+        f"cores busy {f['machine_cores_busy']:.2f} of {os.cpu_count()}, machine capacity "
+        f"{f['machine_capacity_calls_per_s']:5.0f} calls/s (needed {f['needed_calls_per_s']:.0f})"
         + (f", DB round trips {trips:.2f}/call" if trips is not None else ""),
         flush=True,
     )

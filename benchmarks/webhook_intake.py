@@ -5,6 +5,11 @@ drives them with a Lua script, once with one identical body (the dedupe path) an
 once with a distinct entry per request (the persist path). Prints req/s, p50 and
 p99 for each and the ratio, and checks that every acknowledged event was stored.
 
+The local sandbox plays Clockify: it signs the tokens and sends INSTALLED, and the
+app's work after an install (registering webhooks through the API) runs against it
+and is over before the first round, so the rounds measure the intake alone and nothing
+tries to reach Clockify itself. Bootstrap is off, as in the footprint benchmark.
+
     uv run python benchmarks/webhook_intake.py [--duration 10] [--connections 32] [--rounds 3]
         [--database-url postgresql+asyncpg://...]
 """
@@ -28,37 +33,36 @@ from statistics import median
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from figures import Figures, add_json_option, write_json
 
-from addon_core.clockify.tokens import TokenSigner
+from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.storage.encryption import generate_key
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ADDON_KEY = "universal-webhook"
 PATH = "/webhooks/clockify/new-time-entry"
-WORKSPACE = "64b7d2f1e4b0a1a2b3c4d5e6"
-ADDON_ID = "64b7d2f1e4b0a1a2b3c4d5e7"
 
-#: The rest of a NEW_TIME_ENTRY body after its id, shaped like Clockify's sample.
-BODY_SUFFIX = json.dumps(
-    {
-        "workspaceId": WORKSPACE,
-        "description": "Planning meeting",
-        "userId": "5a0ab5acb07987125438b60f",
-        "projectId": "5b1e6b160cb8793dd93ec120",
-        "billable": True,
-        "tagIds": ["5e7b2b1c1d5e2a0d6a3e1f21"],
-        "timeInterval": {
-            "start": "2026-11-26T09:00:00Z",
-            "end": "2026-11-26T10:00:00Z",
-            "duration": "PT1H",
+
+def body_suffix(workspace_id: str) -> str:
+    """The rest of a NEW_TIME_ENTRY body after its id, shaped like Clockify's sample."""
+    return json.dumps(
+        {
+            "workspaceId": workspace_id,
+            "description": "Planning meeting",
+            "userId": "5a0ab5acb07987125438b60f",
+            "projectId": "5b1e6b160cb8793dd93ec120",
+            "billable": True,
+            "tagIds": ["5e7b2b1c1d5e2a0d6a3e1f21"],
+            "timeInterval": {
+                "start": "2026-11-26T09:00:00Z",
+                "end": "2026-11-26T10:00:00Z",
+                "duration": "PT1H",
+            },
         },
-    },
-    separators=(",", ":"),
-).replace("{", '",', 1)
+        separators=(",", ":"),
+    ).replace("{", '",', 1)
+
 
 LUA = """
 local counter = 0
@@ -156,31 +160,19 @@ async def count_events(database_url: str) -> int:
     return int(value)
 
 
-def install(port: int, signer: TokenSigner) -> str:
-    # Like Clockify's, the webhook token names its event: a lifecycle call signed with a
-    # webhook token is refused, so the two must differ.
-    webhook_token = signer.token(WORKSPACE, ADDON_ID, eventType="NEW_TIME_ENTRY")
-    body = {
-        "addonId": ADDON_ID,
-        "authToken": signer.token(
-            WORKSPACE, ADDON_ID, user="u1", backendUrl="https://api.clockify.me/api"
-        ),
-        "workspaceId": WORKSPACE,
-        "asUser": "u1",
-        "apiUrl": "https://api.clockify.me/api",
-        "addonUserId": "u2",
-        "webhooks": [{"path": PATH, "webhookType": "ADDON", "authToken": webhook_token}],
-    }
-    response = httpx.post(
-        f"http://127.0.0.1:{port}/lifecycle/installed",
-        content=json.dumps(body),
-        headers={
-            "content-type": "application/json",
-            "x-addon-lifecycle-token": signer.token(WORKSPACE, ADDON_ID),
-        },
-    )
-    response.raise_for_status()
-    return webhook_token
+def install(sandbox: Sandbox, app_url: str) -> Workspace:
+    """Install the app on a sandbox workspace; return once its work after INSTALLED is done."""
+    manifest = sandbox.run_sync(sandbox.fetch_manifest(app_url))
+    workspace = sandbox.create_workspace(ADDON_KEY)
+    sandbox.run_sync(sandbox.install(app_url, manifest, workspace)).raise_for_status()
+    # Registering the other event types through the webhooks API: over when the sandbox
+    # has seen no request for a second.
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < 1.0:
+        if len(sandbox.requests) != seen:
+            seen, quiet_since = len(sandbox.requests), time.monotonic()
+        time.sleep(0.1)
+    return workspace
 
 
 def main() -> None:
@@ -196,18 +188,27 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = work / "clockify.pem"
-    pem.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
-    signer = TokenSigner(key, ADDON_KEY)
+    with Sandbox.in_thread(sizes=Sizes(webhooks=0)) as sandbox:
+        try:
+            measure(args, sandbox, work, figures)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, sandbox: Sandbox, work: Path, figures: Figures) -> None:
+    """Serve both targets, install the app on the sandbox, run the rounds."""
     database_url = args.database_url or f"sqlite+aiosqlite:///{work / 'bench.db'}"
     app_port, bare_port = free_port(), free_port()
     env = {
         **os.environ,
         "UNIVERSAL_WEBHOOK_DATABASE_URL": database_url,
         "UNIVERSAL_WEBHOOK_DATA_DIR": str(work),
-        "UNIVERSAL_WEBHOOK_CLOCKIFY_PUBLIC_KEY_FILE": str(pem),
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_PUBLIC_KEY_FILE": str(
+            sandbox.write_public_key(work / "sandbox.pem")
+        ),
+        "UNIVERSAL_WEBHOOK_CLOCKIFY_API_ALLOWED_HOSTS": f"127.0.0.1:{sandbox.port}",
+        "UNIVERSAL_WEBHOOK_ALLOW_INSECURE_HTTP": "true",
+        "UNIVERSAL_WEBHOOK_BOOTSTRAP_ENABLED": "false",
         "UNIVERSAL_WEBHOOK_ENCRYPTION_KEYS": generate_key(),
         "UNIVERSAL_WEBHOOK_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(REPO),
@@ -220,7 +221,8 @@ def main() -> None:
     try:
         wait_ready(f"http://127.0.0.1:{app_port}/readyz")
         wait_ready(f"http://127.0.0.1:{bare_port}/docs-not-here")
-        token = install(app_port, signer)
+        workspace = install(sandbox, f"http://127.0.0.1:{app_port}")
+        token = workspace.webhook_token("NEW_TIME_ENTRY")
         print(f"database: {database_url.split(':')[0]}, {args.connections} connections, "
               f"{args.duration}s per run, wrk -t2, one uvicorn worker each")  # fmt: skip
         header = ("mode", "target", "req/s", "p50 ms", "p99 ms", "non-2xx")
@@ -233,7 +235,7 @@ def main() -> None:
                 script = work / f"{mode}.lua"
                 script.write_text(LUA % {
                     "nonce": os.urandom(4).hex(), "distinct": str(mode == "distinct").lower(),
-                    "token": token, "suffix": BODY_SUFFIX, "path": PATH,
+                    "token": token, "suffix": body_suffix(workspace.workspace_id), "path": PATH,
                 })  # fmt: skip
                 for target, port in (("bare litestar", bare_port), ("universal-webhook", app_port)):
                     result = run_wrk(port, script, args.duration, args.connections)
@@ -259,7 +261,6 @@ def main() -> None:
     finally:
         stop(app)
         stop(bare)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
