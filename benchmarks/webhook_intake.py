@@ -11,7 +11,7 @@ and is over before the first round, so the rounds measure the intake alone and n
 tries to reach Clockify itself. Bootstrap is off, as in the footprint benchmark.
 
     uv run python benchmarks/webhook_intake.py [--duration 10] [--connections 32] [--rounds 3]
-        [--database-url postgresql+asyncpg://...]
+        [--database-url postgresql+asyncpg://...] [--modes identical distinct]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from addon_core.storage.encryption import generate_key
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ADDON_KEY = "universal-webhook"
+MODES = ("identical", "distinct")
 PATH = "/webhooks/clockify/new-time-entry"
 
 
@@ -131,6 +132,15 @@ def run_wrk(port: int, script: Path, duration: int, connections: int) -> dict[st
     }
 
 
+def committed_batches(port: int) -> tuple[float, float]:
+    """The intake's transactions so far and the deliveries they held, from `/metrics`."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0).text
+    found = dict(
+        re.findall(r"^addon_intake_batch_size_(count|sum)\{[^}]*\} ([\d.e+]+)$", text, re.M)
+    )
+    return float(found.get("count", 0.0)), float(found.get("sum", 0.0))
+
+
 def to_ms(value: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -181,6 +191,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="what to send (both)"
+    )
     add_json_option(parser)
     args = parser.parse_args()
     figures: Figures = {"connections": args.connections}
@@ -227,8 +240,9 @@ def measure(args: argparse.Namespace, sandbox: Sandbox, work: Path, figures: Fig
               f"{args.duration}s per run, wrk -t2, one uvicorn worker each")  # fmt: skip
         header = ("mode", "target", "req/s", "p50 ms", "p99 ms", "non-2xx")
         print("{:<10} {:<18} {:>9} {:>8} {:>8} {:>8}".format(*header))
-        for mode in ("identical", "distinct"):
+        for mode in args.modes:
             before = asyncio.run(count_events(database_url))
+            batches = committed_batches(app_port)
             runs: dict[str, list[dict[str, Any]]] = {"bare litestar": [], "universal-webhook": []}
             # Alternate the targets round by round so drift on the machine hits both.
             for _ in range(args.rounds):
@@ -257,6 +271,14 @@ def measure(args: argparse.Namespace, sandbox: Sandbox, work: Path, figures: Fig
                 verdict = "ok" if stored >= acked else "LOST EVENTS"
                 print(f"distinct   acknowledged {acked}, stored {stored}: {verdict}")
                 figures["distinct.lost"] = max(0, acked - stored)
+                # What bounds this mode: each request waits for its batch's durable commit.
+                (count, deliveries), (count_0, deliveries_0) = committed_batches(app_port), batches
+                count, deliveries = count - count_0, deliveries - deliveries_0
+                seconds = args.rounds * args.duration
+                print(f"distinct   {count / seconds:.0f} commits/s, "
+                      f"{deliveries / max(count, 1):.1f} deliveries per commit")  # fmt: skip
+                figures["distinct.commits_per_s"] = count / seconds
+                figures["distinct.deliveries_per_commit"] = deliveries / max(count, 1)
         write_json(args.json, figures)
     finally:
         stop(app)
