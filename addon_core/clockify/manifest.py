@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
-
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, WEBHOOK_PATH_PREFIX, webhook_path
 from addon_core.resources import resource_dir
 
@@ -115,6 +113,8 @@ def load_manifest(app_name: str) -> Manifest:
 
 def validate_against_schema(document: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     """Validate a runtime manifest against Clockify's JSON schema; return the errors."""
+    import jsonschema.validators  # only `manifest validate` needs it, not a serving process
+
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
     return [

@@ -12,8 +12,6 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMPONENT_PREFIX = "#/components/schemas/"
 DEFS_PREFIX = "#/$defs/"
@@ -260,6 +258,10 @@ class CallValidator:
         takes_body: bool,
         body_required: bool,
     ) -> None:
+        # Imported by the first validation: a serving process starts without jsonschema
+        # (about 50 ms of imports) and validates only once someone explores an operation.
+        from jsonschema import Draft202012Validator
+
         self._parameters = {parameter.name: parameter for parameter in parameters}
         self._known = ", ".join(self._parameters) or "none"
         properties = {name: parameter.schema for name, parameter in self._parameters.items()}
