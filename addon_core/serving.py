@@ -47,9 +47,9 @@ def serve_app(
     `fd` is a listening socket inherited from the parent (the sandbox binds the port
     itself and hands it over, so nothing can take it between its check and the app).
     """
+    tune_garbage_collector()
     if workers == 1:
         server = GracefulServer(uvicorn.Config(application, **_server_options(settings, host)))
-        tune_garbage_collector()
         server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
         return server.started
     check_workers_allowed(settings, workers)
@@ -154,11 +154,13 @@ def tune_garbage_collector() -> None:
 
     Everything alive after start-up (modules, the app) is frozen out of collection,
     and young collections run less often: full collections over the whole heap were
-    what set the webhook path's p99 (docs/performance.md).
+    what set the webhook path's p99 (docs/performance.md). Collection is turned on here
+    if `serve` turned it off for the start-up.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+    gc.enable()
 
 
 class GracefulServer(uvicorn.Server):

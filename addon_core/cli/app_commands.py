@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 )
 @click.option("--fd", type=int, default=None, hidden=True, help="Serve on this inherited socket.")
 def serve(app: str, host: str, port: int | None, workers: int, fd: int | None) -> None:
+    import gc
+
+    # Start-up allocates hundreds of thousands of objects that all stay alive: collecting
+    # them again and again while importing is wasted time (a third of the imports' on a
+    # busy machine). serve_app collects once, freezes them and turns collection back on.
+    gc.disable()
     from addon_core.app import create_addon_app
     from addon_core.apps import load_spec
     from addon_core.errors import ConfigError
