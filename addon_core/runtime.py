@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from addon_core.clockify.budget import PostgresBudget, open_shared_budget
 from addon_core.clockify.catalogue import Catalogue, CatalogueError, load_catalogue
-from addon_core.clockify.client import ClockifyClient, create_http_client
+from addon_core.clockify.client import ClockifyClient
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.manifest import Manifest
 from addon_core.clockify.pacing import Pacer
@@ -29,6 +29,7 @@ from addon_core.clockify.tokens import (
     TokenVerifier,
     load_public_keys,
 )
+from addon_core.clockify.transport import create_http_client
 from addon_core.flows.outbound import OutboundHttp
 from addon_core.intake.writer import IntakeWriter
 from addon_core.jobs.queue import JobQueue

@@ -1,14 +1,15 @@
 """Install-time bootstrap: copy a workspace's lists from Clockify into the entity cache.
 
-Each INSTALLED (and `POST /api/bootstrap`) starts a run: a progress row per list
-(`lists` chooses them from the catalogue and settings) and a `bootstrap` job (`runs`)
+Each INSTALLED (and `POST /api/bootstrap`) starts a run (`runs`): a progress row per list
+(`lists` chooses them from the catalogue and settings) and a `bootstrap` job (`job`)
 that pages through them at the bootstrap lane's priority, resumable page by page.
 """
 
 from __future__ import annotations
 
+from addon_core.bootstrap.job import Bootstrapper
 from addon_core.bootstrap.routes import BOOTSTRAP_ROUTES
-from addon_core.bootstrap.runs import KIND, Bootstrapper, start_at_install, start_run
+from addon_core.bootstrap.runs import KIND, start_at_install, start_run
 from addon_core.runtime import AddonRuntime
 
 __all__ = ["BOOTSTRAP_ROUTES", "KIND", "setup_bootstrap", "start_run"]

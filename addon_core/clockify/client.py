@@ -23,7 +23,7 @@ import httpx
 
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Lane, Pacer
-from addon_core.clockify.transport import AiohttpTransport
+from addon_core.clockify.transport import create_http_client
 from addon_core.errors import AddonError, ServiceUnavailableError
 from addon_core.http_semantics import IDEMPOTENT_METHODS, retry_after_seconds
 from addon_core.metrics import Metrics
@@ -38,13 +38,6 @@ UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
-# Pacing already bounds what is in flight per workspace (50); the pool bounds the total. A
-# call waiting for a connection is not sent yet, so it may wait as long as a call may last.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-POOL_CONNECTIONS = 128
-# An idle connection is dropped before servers commonly drop theirs (uvicorn: 5 s), so a
-# request is not sent down a connection the server is closing at that moment.
-KEEPALIVE_SECONDS = 4.0
 
 _MESSAGE_LIMIT = 500
 
@@ -103,58 +96,6 @@ class _RetryableStatusError(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"Clockify answered {response.status_code}")
         self.response = response
-
-
-def create_http_client(
-    transport: httpx.AsyncBaseTransport | None = None, *, timeout_seconds: float | None = None
-) -> httpx.AsyncClient:
-    """Build the shared connection pool for Clockify: explicit timeouts, no redirects.
-
-    `transport` replaces the pool (tests pass fakes); by default it is an `AiohttpTransport`
-    of `POOL_CONNECTIONS` connections.
-    """
-    timeout = (
-        DEFAULT_TIMEOUT
-        if timeout_seconds is None
-        else httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
-    )
-    if transport is None:
-        transport = AiohttpTransport(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=POOL_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        )
-    return _CookielessClient(
-        timeout=timeout, follow_redirects=False, transport=transport, trust_env=False
-    )
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing a response sets."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class _CookielessClient(httpx.AsyncClient):
-    """An httpx client that neither keeps nor sends cookies.
-
-    One pool serves every installation, so a cookie Clockify sets on a call for one
-    workspace must not ride along on the next call, for another. Not reading them also
-    saves httpx's per-response cookie parsing (about a tenth of the client's CPU per call).
-    """
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        if cookies:
-            raise ValueError("the Clockify client sends no cookies")
-
-
-_NO_COOKIES = _NoCookies()
 
 
 class ClockifyClient:

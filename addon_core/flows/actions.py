@@ -18,7 +18,8 @@ from addon_core.clockify.client import (
     InstallationContext,
 )
 from addon_core.errors import AddonError
-from addon_core.flows.outbound import OutboundError, OutboundRefusedError, OutboundResult
+from addon_core.flows.outbound import OutboundError, OutboundResult
+from addon_core.flows.outbound_target import OutboundRefusedError
 from addon_core.flows.plan import PlannedRequest
 from addon_core.quotas import RateQuotaExceededError
 from addon_core.redaction import redact, redact_text, redact_url

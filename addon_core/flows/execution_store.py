@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,52 +89,7 @@ class ExecutionStore:
         on, even if the flow was disabled or paused since), oldest flow first. None when
         the event is gone, its workspace is not active, or no flow is left to run.
         """
-        live = live_flow()
-        version = func.coalesce(Execution.flow_version, Flow.version)
-        query = (
-            select(
-                Event,
-                Installation,
-                Flow.id,
-                live.label("live"),
-                version.label("run_version"),
-                Flow.version,
-                Flow.document,
-                FlowVersion.document,
-                Flow.signing_secret,
-                Execution.id,
-            )
-            .join(
-                Installation,
-                and_(
-                    *scoped(Installation, Event.addon_key, Event.workspace_id),
-                ),
-            )
-            .join(
-                Flow,
-                and_(*scoped(Flow, Event.addon_key, Event.workspace_id)),
-            )
-            .outerjoin(
-                Execution,
-                and_(
-                    Execution.flow_id == Flow.id,
-                    Execution.event_id == Event.id,
-                    Execution.run_key == run_key,
-                ),
-            )
-            .outerjoin(
-                FlowVersion, and_(FlowVersion.flow_id == Flow.id, FlowVersion.version == version)
-            )
-            .where(
-                Event.id == event_id,
-                Event.addon_key == self.runtime.addon_key,
-                Installation.status == "ACTIVE",
-                or_(and_(Execution.id.is_(None), live), Execution.status.not_in(FINISHED)),
-            )
-            .order_by(Flow.created_at, Flow.id)
-        )
-        if flow_ids is not None:
-            query = query.where(Flow.id.in_(flow_ids))
+        query = _flows_query(self.runtime.addon_key, event_id, run_key, flow_ids)
         async with self.runtime.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
@@ -344,6 +299,58 @@ class ExecutionStore:
             # Another process may have stored one first: sign with whichever is stored.
             stored = await session.scalar(select(Flow.signing_secret).where(Flow.id == flow_id))
         return stored or encrypted
+
+
+def _flows_query(
+    addon_key: str, event_id: Any, run_key: str, flow_ids: Sequence[str] | None
+) -> Select[Any]:
+    """Select the event, its active installation and each flow to consider, one row per flow.
+
+    A flow's row carries whether it is live, the version its run started on (else the
+    current one) with that version's document, its signing secret and the run's execution.
+    """
+    live = live_flow()
+    version = func.coalesce(Execution.flow_version, Flow.version)
+    query = (
+        select(
+            Event,
+            Installation,
+            Flow.id,
+            live.label("live"),
+            version.label("run_version"),
+            Flow.version,
+            Flow.document,
+            FlowVersion.document,
+            Flow.signing_secret,
+            Execution.id,
+        )
+        .join(Installation, and_(*scoped(Installation, Event.addon_key, Event.workspace_id)))
+        .join(
+            Flow,
+            and_(*scoped(Flow, Event.addon_key, Event.workspace_id)),
+        )
+        .outerjoin(
+            Execution,
+            and_(
+                Execution.flow_id == Flow.id,
+                Execution.event_id == Event.id,
+                Execution.run_key == run_key,
+            ),
+        )
+        .outerjoin(
+            FlowVersion, and_(FlowVersion.flow_id == Flow.id, FlowVersion.version == version)
+        )
+        .where(
+            Event.id == event_id,
+            Event.addon_key == addon_key,
+            Installation.status == "ACTIVE",
+            or_(and_(Execution.id.is_(None), live), Execution.status.not_in(FINISHED)),
+        )
+        .order_by(Flow.created_at, Flow.id)
+    )
+    if flow_ids is not None:
+        query = query.where(Flow.id.in_(flow_ids))
+    return query
 
 
 def _flow_row(row: tuple[Any, ...]) -> FlowRow:

@@ -17,7 +17,7 @@ from typing import Any
 from addon_core.clockify.openapi_schema import ValidationIssue
 from addon_core.flows.actions import ALLOWED_HOSTS_SETTING, parse_allowed_hosts
 from addon_core.flows.document import FlowValidationError
-from addon_core.flows.outbound import OutboundRefusedError, check_url
+from addon_core.flows.outbound_target import OutboundRefusedError, check_url
 from addon_core.flows.plan import installation_settings
 from addon_core.flows.templates import TemplateError, parse
 from addon_core.installations.context import live_installation

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import CTE, ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from addon_core.correlation import bind
 from addon_core.errors import AddonError
@@ -103,6 +104,75 @@ def default_worker_id() -> str:
     """Name this process's worker uniquely: a restarted process never reuses its predecessor's
     id, even with the same pid (pid 1 in a container)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def ready_jobs(addon_key: str, now: datetime, limit: int, skip_locked: bool) -> CTE:
+    """Choose up to `limit` ready jobs, oldest first, whose ordering key lets them run.
+
+    `skip_locked` (PostgreSQL) lets claimers in other processes pass each other's rows by.
+    """
+    earlier = aliased(Job)
+    # A job waits while an older job of its ordering key is queued (even for a later
+    # retry) or running: jobs of one entity run one at a time, oldest first.
+    blocked = exists().where(
+        and_(
+            earlier.ordering_key == Job.ordering_key,
+            earlier.addon_key == Job.addon_key,
+            earlier.id < Job.id,
+            earlier.status.in_((QUEUED, RUNNING)),
+        )
+    )
+    ready = (
+        select(Job.id)
+        .where(
+            Job.addon_key == addon_key,
+            Job.status == QUEUED,
+            Job.run_at <= now,
+            ~blocked,
+        )
+        .order_by(Job.run_at, Job.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        ready = ready.with_for_update(skip_locked=True)
+    # Materialised, so the LIMIT holds: as a plain `IN (subquery)` PostgreSQL may run
+    # the subquery again for each row and claim far more jobs than asked for.
+    return ready.cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql")
+
+
+def claim_statement(
+    addon_key: str,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    skip_locked: bool,
+) -> ReturningUpdate[Any]:
+    """Build the claim: one UPDATE ... RETURNING leasing the `ready_jobs` to `worker_id`."""
+    chosen = ready_jobs(addon_key, now, limit, skip_locked)
+    return (
+        update(Job)
+        # Re-checked on the row as locked: a job another claimer took meanwhile is
+        # no longer queued, so it is not claimed twice.
+        .where(Job.id.in_(select(chosen.c.id)), Job.status == QUEUED)
+        .values(
+            status=RUNNING,
+            attempts=Job.attempts + 1,
+            lease_until=lease_until,
+            worker=worker_id,
+            updated_at=now,
+        )
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.workspace_id,
+            Job.ordering_key,
+            Job.payload,
+            Job.attempts,
+            Job.max_attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 class JobQueue:
@@ -341,55 +411,8 @@ class JobQueue:
         if limit <= 0:
             return []
         now = datetime.now(UTC)
-        earlier = aliased(Job)
-        # A job waits while an older job of its ordering key is queued (even for a later
-        # retry) or running: jobs of one entity run one at a time, oldest first.
-        blocked = exists().where(
-            and_(
-                earlier.ordering_key == Job.ordering_key,
-                earlier.addon_key == Job.addon_key,
-                earlier.id < Job.id,
-                earlier.status.in_((QUEUED, RUNNING)),
-            )
-        )
-        ready = (
-            select(Job.id)
-            .where(
-                Job.addon_key == self.addon_key,
-                Job.status == QUEUED,
-                Job.run_at <= now,
-                ~blocked,
-            )
-            .order_by(Job.run_at, Job.id)
-            .limit(limit)
-        )
-        if self._skip_locked:
-            ready = ready.with_for_update(skip_locked=True)
-        # Materialised, so the LIMIT holds: as a plain `IN (subquery)` PostgreSQL may run
-        # the subquery again for each row and claim far more jobs than asked for.
-        chosen = ready.cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql")
-        claim = (
-            update(Job)
-            # Re-checked on the row as locked: a job another claimer took meanwhile is
-            # no longer queued, so it is not claimed twice.
-            .where(Job.id.in_(select(chosen.c.id)), Job.status == QUEUED)
-            .values(
-                status=RUNNING,
-                attempts=Job.attempts + 1,
-                lease_until=now + self._lease,
-                worker=self.worker_id,
-                updated_at=now,
-            )
-            .returning(
-                Job.id,
-                Job.kind,
-                Job.workspace_id,
-                Job.ordering_key,
-                Job.payload,
-                Job.attempts,
-                Job.max_attempts,
-            )
-            .execution_options(synchronize_session=False)
+        claim = claim_statement(
+            self.addon_key, self.worker_id, now, now + self._lease, limit, self._skip_locked
         )
         async with self._sessions.begin() as session:
             # Leases run for many poll intervals: looking for lapsed ones once per poll

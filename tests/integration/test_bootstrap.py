@@ -16,7 +16,7 @@ from litestar import Litestar
 from sqlalchemy import select
 
 from addon_core.bootstrap import KIND
-from addon_core.bootstrap.runs import MAX_AHEAD
+from addon_core.bootstrap.job import MAX_AHEAD
 from addon_core.jobs.queue import DEAD, DONE, QUEUED
 from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Fault, Sandbox, Sizes, Workspace

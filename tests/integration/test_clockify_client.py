@@ -18,10 +18,10 @@ from addon_core.clockify.client import (
     ClockifyClient,
     ClockifyUnavailableError,
     InstallationContext,
-    create_http_client,
 )
 from addon_core.clockify.hosts import HostAllowlist, HostNotAllowedError
 from addon_core.clockify.pacing import Pacer
+from addon_core.clockify.transport import create_http_client
 from addon_core.metrics import Metrics
 
 TOKEN = "installation-token-9f8e7d6c5b4a"  # not JWT-shaped: redaction would not mask it

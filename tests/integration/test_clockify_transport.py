@@ -15,11 +15,10 @@ from addon_core.clockify.client import (
     ClockifyClient,
     ClockifyUnavailableError,
     InstallationContext,
-    create_http_client,
 )
 from addon_core.clockify.hosts import HostAllowlist
 from addon_core.clockify.pacing import Pacer
-from addon_core.clockify.transport import AiohttpTransport
+from addon_core.clockify.transport import AiohttpTransport, create_http_client
 from addon_core.metrics import Metrics
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from addon_core.clockify.catalogue import load_catalogue
 from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES
 from addon_core.clockify.tokens import TokenSigner
-from addon_core.explorer.routes import MAX_BODY_BYTES, action_id, cap_body
+from addon_core.explorer.execution import MAX_BODY_BYTES, cap_body
+from addon_core.explorer.history import action_id
 from addon_core.flows.document import validate_flow
 from addon_core.installations.context import context_for
 from addon_core.runtime import AddonRuntime
