@@ -67,7 +67,7 @@ BENCHMARKS = (
         postgres="empty",
         tool="wrk",
     ),
-    Benchmark("pacing", quick=("--calls", "200", "--workspaces", "1", "4")),
+    Benchmark("pacing", full=("--repeat", "3"), quick=("--calls", "200", "--workspaces", "1", "4")),
     Benchmark(
         "flow_latency",
         quick=("--events", "20", "--burst", "30"),
