@@ -27,6 +27,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from addon_core.clockify.tokens import TokenSigner
+from addon_core.flows import example
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.database import create_engine
 from tests.fake_clockify import Clockify, Workspace
@@ -96,36 +97,8 @@ def time_entry(**changes: Any) -> dict[str, Any]:
 
 
 def tag_meetings(**changes: Any) -> dict[str, Any]:
-    """The flow document of CONTRACT.md: read the project, then retag the entry."""
-    document: dict[str, Any] = {
-        "name": "Tag meetings",
-        "enabled": True,
-        "trigger": {"source": "clockify", "events": [EVENT]},
-        "conditions": {
-            "mode": "all",
-            "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-        },
-        "actions": [
-            {
-                "id": "project",
-                "type": "clockify",
-                "operation": "getProject",
-                "params": {"projectId": "{{ event.projectId }}"},
-            },
-            {
-                "id": "retag",
-                "type": "clockify",
-                "operation": "updateTimeEntry",
-                "params": {"id": "{{ event.id }}"},
-                "body": {
-                    "start": "{{ event.timeInterval.start }}",
-                    "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                },
-            },
-        ],
-    }
-    document.update(changes)
-    return document
+    """The contract's example flow without its `tagIds`, since `time_entry()` carries none."""
+    return example.tag_meetings(tag_ids=None, **changes)
 
 
 # --- fake Clockify transports ------------------------------------------------------------

@@ -30,6 +30,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.dispatch import DISPATCH_JOB
 from addon_core.flows.engine import signing_secret_context
+from addon_core.flows.example import tag_meetings
 from addon_core.intake.standard_webhooks import verify
 from addon_core.logs import configure_logging
 from addon_core.redaction import MASK
@@ -55,35 +56,8 @@ SMALL = Sizes(
     invoices=1, time_entries=10, in_progress=1, policies=1, approval_requests=1, webhooks=0,
 )  # fmt: skip
 
-# CONTRACT.md, "Flow document".
-TAG_MEETINGS: dict[str, Any] = {
-    "name": "Tag meetings",
-    "enabled": True,
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        },
-        {
-            "id": "retag",
-            "type": "clockify",
-            "operation": "updateTimeEntry",
-            "params": {"id": "{{ event.id }}"},
-            "body": {
-                "start": "{{ event.timeInterval.start }}",
-                "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                "tagIds": "{{ settings.meetingTagIds }}",
-            },
-        },
-    ],
-}
+# The contract's example, its tags taken from the workspace's setting (given a value at install).
+TAG_MEETINGS = tag_meetings(tag_ids="{{ settings.meetingTagIds }}")
 RETAG_ONLY: dict[str, Any] = {
     **TAG_MEETINGS,
     "actions": [

@@ -17,6 +17,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.clockify.tokens import TokenSigner
+from addon_core.flows import example
 from addon_core.redaction import MASK
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox import Workspace as SandboxWorkspace
@@ -793,10 +794,7 @@ async def test_a_masked_secret_never_follows_an_action_to_another_host(uw: Api) 
 
 
 async def test_the_contract_example_saves_with_no_warning(api: Api) -> None:
-    example = tag_meetings()
-    example["actions"][1]["body"]["tagIds"] = "{{ event.tagIds }}"
-
-    created = await api.call("POST", "/api/flows", example)
+    created = await api.call("POST", "/api/flows", example.tag_meetings())
 
     assert created.status_code == 201, created.text
     assert created.json()["warnings"] == []
