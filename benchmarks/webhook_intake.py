@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from figures import Figures, add_json_option, write_json
+from served import free_port
 
 from addon_core.clockify.tokens import TokenSigner
 from addon_core.storage.encryption import generate_key
@@ -88,12 +88,6 @@ function request()
   return wrk.format(nil, "%(path)s", nil, prefix .. id .. suffix)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, timeout: float = 30.0) -> None:
