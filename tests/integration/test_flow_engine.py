@@ -49,6 +49,7 @@ from addon_core.storage.models import (
     Job,
 )
 from addon_core.tracing import use_tracer_provider
+from tests.harness import Receiver, sandbox_settings
 
 ADDON_KEY = "universal-webhook"
 SMALL = Sizes(
@@ -234,10 +235,7 @@ def running(
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
         settings: dict[str, Any] = {
-            "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
-            "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
-            "allow_insecure_http": True,
-            "clockify_openapi_file": reference_dir / "openapi.json",
+            **sandbox_settings(sandbox, tmp_path, reference_dir),
             "clockify_retry_attempts": 1,
             "clockify_backoff_seconds": 0,
             "job_backoff_seconds": 0,
@@ -545,29 +543,6 @@ async def test_a_flow_pauses_after_failures_in_a_row(running: HarnessFactory) ->
 
 
 # --- http actions ----------------------------------------------------------------------------
-
-
-class Receiver:
-    """An ASGI app that answers 200 and keeps each request's headers and raw body."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, str], bytes]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        target = scope["path"] + (
-            "?" + scope["query_string"].decode() if scope["query_string"] else ""
-        )
-        self.calls.append((target, headers, body))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": b'{"received": true}'})
 
 
 def notify(url: str) -> dict[str, Any]:
