@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import os
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from statistics import median
 
 import httpx
 from figures import Figures, add_json_option, write_json
+from served import free_port
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -65,12 +65,6 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def fresh_database(server_url: str | None, work: Path) -> str:

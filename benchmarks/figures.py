@@ -1,7 +1,8 @@
 """The `--json PATH` output every benchmark shares: a flat dict of named figures.
 
 `benchmarks/run_all.py` reads these files; names are dotted (`sqlite.p50_ms`), values
-are numbers or short strings, and units are in the names.
+are numbers or short strings, and units are in the names. The percentiles of those
+figures are taken one way, here.
 """
 
 from __future__ import annotations
@@ -29,3 +30,11 @@ def write_json(path: Path | None, figures: Mapping[str, float | int | str]) -> N
 def slug(label: str) -> str:
     """A figure name from a printed label: `1 MiB, many objects` -> `1_mib_many_objects`."""
     return "_".join("".join(c if c.isalnum() else " " for c in label.lower()).split())
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value `fraction` of the way through the sorted `values` (NaN for none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

@@ -29,62 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from figures import Figures, add_json_option, write_json
+from figures import Figures, add_json_option, percentile, write_json
+from served import openapi_file
 from sqlalchemy import func, select
 
 from addon_core.app import create_addon_app
+from addon_core.flows.example import tag_meetings
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox.loopback import serving
-from addon_core.settings import reference_dir
 from addon_core.storage.database import create_engine, upgrade_to_head
 from addon_core.storage.encryption import generate_key
 from addon_core.storage.models import Execution
 from universal_webhook.app import SPEC, UniversalWebhookSettings
 
 KEY = "universal-webhook"
-FLOW: dict[str, Any] = {
-    "name": "Tag meetings",
-    "enabled": True,
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        },
-        {
-            "id": "retag",
-            "type": "clockify",
-            "operation": "updateTimeEntry",
-            "params": {"id": "{{ event.id }}"},
-            "body": {
-                "start": "{{ event.timeInterval.start }}",
-                "description": "{{ event.description }} / {{ actions.project.body.name }}",
-            },
-        },
-    ],
-}
-
-
-def openapi_file() -> Path:
-    """Clockify's OpenAPI document: $CLOCKIFY_REFERENCE_DIR, else ../shared/clockify."""
-    folder = reference_dir() or Path(__file__).resolve().parents[2] / "shared" / "clockify"
-    path = folder / "openapi.json"
-    if not path.is_file():
-        raise SystemExit(
-            f"{path} is missing: set CLOCKIFY_REFERENCE_DIR to Clockify's reference data"
-        )
-    return path
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def measure(database_url: str, events: int, burst: int, data_dir: Path) -> Figures:
@@ -112,7 +70,7 @@ async def measure(database_url: str, events: int, burst: int, data_dir: Path) ->
             (await sandbox.install(app_url, manifest, workspace)).raise_for_status()
             created = await api.post(
                 "/api/flows",
-                json=FLOW,
+                json=tag_meetings(),
                 headers={"Authorization": f"Bearer {workspace.user_token('OWNER')}"},
             )
             created.raise_for_status()

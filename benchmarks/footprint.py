@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import copy
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +32,9 @@ from typing import Any
 import httpx
 from bootstrap import fresh_database
 from figures import Figures, add_json_option, write_json
-from soak import SCRIPT, free_port, rss_mib
+from served import Served, environment, free_port, install, rss_mib, start, stop
 
-from addon_core.sandbox import Sandbox, Sizes, Workspace
-from addon_core.storage.encryption import generate_key
+from addon_core.sandbox import Sandbox, Sizes
 
 APPS = ("universal-webhook", "api-studio")
 EVENT = "NEW_TIME_ENTRY"
@@ -60,75 +55,6 @@ GOAL_READY_S = 1.0
 GOAL_RSS_MB = 120.0
 
 
-def environment(
-    app: str, database_url: str, sandbox: Sandbox, folder: Path, port: int
-) -> dict[str, str]:
-    """The settings `serve APP` reads, for one app on its own port and data folder.
-
-    The operation catalogue is the one shipped in the package, as in production.
-    """
-    prefix = app.upper().replace("-", "_") + "_"
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "DATABASE_URL": database_url,
-        "BASE_URL": f"http://127.0.0.1:{port}",
-        "CLOCKIFY_PUBLIC_KEY_FILE": str(sandbox.write_public_key(folder / "sandbox.pem")),
-        "CLOCKIFY_API_ALLOWED_HOSTS": f"127.0.0.1:{sandbox.port}",
-        "ALLOW_INSECURE_HTTP": "true",
-        "ENCRYPTION_KEYS": generate_key(),
-        "DATA_DIR": str(folder / "data"),
-        "BOOTSTRAP_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("API_STUDIO_", "UNIVERSAL_WEBHOOK_"))
-    }
-    return {**inherited, **{f"{prefix}{name}": value for name, value in settings.items()}}
-
-
-@dataclass
-class Served:
-    app: str
-    url: str
-    process: subprocess.Popen[bytes]
-    ready_s: float
-
-
-async def start(app: str, env: dict[str, str], port: int, log: Path) -> Served:
-    """Start `serve APP` and time it from the process start to the first green `/readyz`."""
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        with log.open("ab") as out:
-            started = time.monotonic()
-            process = subprocess.Popen(  # noqa: ASYNC220
-                [str(SCRIPT), "serve", app, "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = started + 60.0
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"{app} exited with {process.returncode}; see {log}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return Served(app, url, process, time.monotonic() - started)
-            await asyncio.sleep(0.01)
-    process.kill()
-    raise SystemExit(f"{app} was not ready within 60 s; see {log}")
-
-
-async def stop(served: Served) -> None:
-    served.process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.to_thread(served.process.wait, 60)
-    except subprocess.TimeoutExpired:
-        served.process.kill()
-        await asyncio.to_thread(served.process.wait)
-
-
 @dataclass
 class Load:
     """What the driver sent to one app, and its process's resident set over time."""
@@ -140,23 +66,9 @@ class Load:
     rss_mib: list[float] = field(default_factory=list)
 
 
-async def install(sandbox: Sandbox, served: Served) -> Workspace:
-    manifest = await sandbox.fetch_manifest(served.url)
-    workspace = sandbox.create_workspace(str(manifest["key"]))
-    (await sandbox.install(served.url, manifest, workspace)).raise_for_status()
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        created = await client.post(
-            f"{served.url}/api/flows",
-            json=FLOW,
-            headers={"Authorization": f"Bearer {workspace.user_token('OWNER')}"},
-        )
-    created.raise_for_status()
-    return workspace
-
-
 async def drive(sandbox: Sandbox, served: Served, args: argparse.Namespace, load: Load) -> None:
     """Send webhooks and explorer calls to one app at steady rates until the time is up."""
-    workspace = await install(sandbox, served)
+    workspace = await install(sandbox, served.url, FLOW)
     entries = [
         e for e in sandbox.store.entities(workspace.workspace_id, "time_entries") if e["projectId"]
     ]

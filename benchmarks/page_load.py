@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harness
 
-from figures import Figures, add_json_option, slug, write_json
+from figures import Figures, add_json_option, percentile, slug, write_json
 from playwright.sync_api import sync_playwright
 
 from tests.browser.harness import CHROMIUM_FLAGS, Served, chromium_path, serve
@@ -57,7 +57,7 @@ def main() -> None:
             print(f"{args.app}: time to interactive, {args.loads} cold loads each (ms)")
             for section in ("overview", "flows/new"):
                 figures = sorted(measure(browser, served, section, args.loads))
-                p95 = figures[min(len(figures) - 1, round(0.95 * (len(figures) - 1)))]
+                p95 = percentile(figures, 0.95)
                 print(
                     f"  {section:<10} p50 {statistics.median(figures):6.0f}  "
                     f"p95 {p95:6.0f}  min {figures[0]:6.0f}  max {figures[-1]:6.0f}"

@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from figures import percentile
+from served import environment, free_port, install, open_fds, openapi_file, rss_mib, start, stop
 from sqlalchemy import text
 
 from addon_core.sandbox import Sandbox, Sizes, Workspace
-from addon_core.settings import reference_dir
 from addon_core.storage.database import create_engine, upgrade_to_head
-from addon_core.storage.encryption import generate_key
 
-SCRIPT = Path(sys.executable).with_name("clockify-addons")
-PREFIX = "UNIVERSAL_WEBHOOK_"
+APP = "universal-webhook"
 EVENT = "NEW_PROJECT"
 PROJECTS = 200
 FLOW = {
@@ -56,31 +49,6 @@ FLOW = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 @dataclass
 class Window:
     """What happened since the last report."""
@@ -89,54 +57,6 @@ class Window:
     refused: int = 0
     ack_ms: list[float] = field(default_factory=list)
     flow_ms: list[float] = field(default_factory=list)
-
-
-def app_environment(database_url: str, sandbox: Sandbox, folder: Path, port: int) -> dict[str, str]:
-    openapi = (reference_dir() or Path(__file__).resolve().parents[2] / "shared" / "clockify") / (
-        "openapi.json"
-    )
-    if not openapi.is_file():
-        raise SystemExit(f"{openapi} is missing: set CLOCKIFY_REFERENCE_DIR")
-    settings = {
-        "DATABASE_URL": database_url,
-        "BASE_URL": f"http://127.0.0.1:{port}",
-        "CLOCKIFY_PUBLIC_KEY_FILE": str(sandbox.write_public_key(folder / "sandbox.pem")),
-        "CLOCKIFY_API_ALLOWED_HOSTS": f"127.0.0.1:{sandbox.port}",
-        "ALLOW_INSECURE_HTTP": "true",
-        "CLOCKIFY_OPENAPI_FILE": str(openapi),
-        "ENCRYPTION_KEYS": generate_key(),
-        "DATA_DIR": str(folder / "data"),
-        "BOOTSTRAP_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("API_STUDIO_", PREFIX))}
-    return {**inherited, **{f"{PREFIX}{name}": value for name, value in settings.items()}}
-
-
-async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise SystemExit(f"the app exited with {process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise SystemExit("the app was not ready within 60 s")
-
-
-async def install(sandbox: Sandbox, url: str) -> Workspace:
-    manifest = await sandbox.fetch_manifest(url)
-    workspace = sandbox.create_workspace(str(manifest["key"]))
-    (await sandbox.install(url, manifest, workspace)).raise_for_status()
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        created = await client.post(
-            f"{url}/api/flows",
-            json=FLOW,
-            headers={"Authorization": f"Bearer {workspace.user_token('OWNER')}"},
-        )
-    created.raise_for_status()
-    return workspace
 
 
 async def queue_depth(engine: Any) -> int:
@@ -230,26 +150,18 @@ async def soak(args: argparse.Namespace, folder: Path) -> None:
     await engine.dispose()
     async with Sandbox.running(seed=7, sizes=Sizes(projects=PROJECTS, webhooks=0)) as sandbox:
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with (folder / "serve.log").open("ab") as log:
-            process = subprocess.Popen(  # noqa: ASYNC220
-                [str(SCRIPT), "serve", "universal-webhook", "--port", str(port)],
-                env=app_environment(args.database_url, sandbox, folder, port),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        env = environment(APP, args.database_url, sandbox, folder, port, openapi=openapi_file())
+        served = await start(APP, env, port, folder / "serve.log")
         try:
-            await wait_ready(url, process)
-            workspace = await install(sandbox, url)
+            workspace = await install(sandbox, served.url, FLOW)
             print(
                 f"soak: {args.minutes} min at {args.rate} webhooks/s (one flow, one PUT each) "
-                f"on {args.database_url.split(':')[0]}; app pid {process.pid}",
+                f"on {args.database_url.split(':')[0]}; app pid {served.process.pid}",
                 flush=True,
             )
-            await drive(sandbox, url, workspace, args, process.pid)
+            await drive(sandbox, served.url, workspace, args, served.process.pid)
         finally:
-            process.send_signal(signal.SIGTERM)
-            code = await asyncio.to_thread(process.wait, 60)
+            code = await stop(served)
             print(f"app exited with {code} after SIGTERM", flush=True)
 
 

@@ -7,10 +7,12 @@ issue 14 (or of the issue that set it), with whether this run met it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Row = list[str]
+#: Each database's figures (`-` for a benchmark without one), as `run_all.py` gathered them.
+Runs = dict[str, dict[str, Any]]
 DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "-": ""}
 
 
@@ -34,27 +36,43 @@ def verdict(value: Any, goal: float, *, at_most: bool) -> str:
     return "met" if met else "not met"
 
 
-def webhook_intake(runs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    goals = {"identical": 0.8, "distinct": 0.5}
-    for database, figures in runs.items():
-        for mode, label in (
-            ("identical", "identical (dedupe)"),
-            ("distinct", "distinct (persist)"),
-        ):
-            ratio, p99 = figures.get(f"{mode}.ratio"), figures.get(f"{mode}.p99_ms")
-            rows.append([
-                DATABASES[database], label, number(figures.get(f"{mode}.bare_rps"), 0),
-                number(figures.get(f"{mode}.app_rps"), 0), number(ratio, 2),
-                f"≥ {goals[mode]} ({verdict(ratio, goals[mode], at_most=False)})",
-                number(p99, 1, " ms"), f"≤ 15 ms ({verdict(p99, 15, at_most=True)})",
-            ])  # fmt: skip
-    header = ["database", "mode", "bare Litestar req/s", "Universal Webhook req/s", "ratio",
-              "goal", "p99", "goal"]  # fmt: skip
+def per_run(
+    runs: Runs,
+    header: list[str],
+    keys: Callable[[dict[str, Any]], Iterable[str]],
+    row: Callable[[dict[str, Any], str], Row],
+    *,
+    database: bool = True,
+) -> str:
+    """A table with a row per run and key of its figures (`keys(figures)`): the run's
+    database first (unless `database` is false), then `row(figures, key)`."""
+    rows = [
+        ([DATABASES[name]] if database else []) + row(figures, key)
+        for name, figures in runs.items()
+        for key in keys(figures)
+    ]
     return table(header, rows)
 
 
-def flow_latency(runs: dict[str, dict[str, Any]]) -> str:
+def webhook_intake(runs: Runs) -> str:
+    goals = {"identical": 0.8, "distinct": 0.5}
+    labels = {"identical": "identical (dedupe)", "distinct": "distinct (persist)"}
+
+    def row(figures: dict[str, Any], mode: str) -> Row:
+        ratio, p99 = figures.get(f"{mode}.ratio"), figures.get(f"{mode}.p99_ms")
+        return [
+            labels[mode], number(figures.get(f"{mode}.bare_rps"), 0),
+            number(figures.get(f"{mode}.app_rps"), 0), number(ratio, 2),
+            f"≥ {goals[mode]} ({verdict(ratio, goals[mode], at_most=False)})",
+            number(p99, 1, " ms"), f"≤ 15 ms ({verdict(p99, 15, at_most=True)})",
+        ]  # fmt: skip
+
+    header = ["database", "mode", "bare Litestar req/s", "Universal Webhook req/s", "ratio",
+              "goal", "p99", "goal"]  # fmt: skip
+    return per_run(runs, header, lambda _: labels, row)
+
+
+def flow_latency(runs: Runs) -> str:
     rows = []
     for figures in runs.values():
         for database in ("sqlite", "postgresql"):
@@ -74,68 +92,71 @@ def flow_latency(runs: dict[str, dict[str, Any]]) -> str:
     return table(header, rows)
 
 
-def footprint(runs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for database, figures in runs.items():
-        minutes = figures.get("minutes")
-        for app in ("universal-webhook", "api-studio"):
-            ready, rss = figures.get(f"{app}.ready_s"), figures.get(f"{app}.rss_mb")
-            rows.append([
-                DATABASES[database], app, number(ready, 2, " s"),
-                f"≤ 1.0 s ({verdict(ready, 1.0, at_most=True)})",
-                f"{number(rss, 0, ' MB')} after {number(minutes, 1)} min",
-                number(figures.get(f"{app}.rss_peak_mb"), 0, " MB"),
-                f"≤ 120 MB ({verdict(rss, 120, at_most=True)})",
-            ])  # fmt: skip
+def footprint(runs: Runs) -> str:
+    def row(figures: dict[str, Any], app: str) -> Row:
+        ready, rss = figures.get(f"{app}.ready_s"), figures.get(f"{app}.rss_mb")
+        return [
+            app, number(ready, 2, " s"), f"≤ 1.0 s ({verdict(ready, 1.0, at_most=True)})",
+            f"{number(rss, 0, ' MB')} after {number(figures.get('minutes'), 1)} min",
+            number(figures.get(f"{app}.rss_peak_mb"), 0, " MB"),
+            f"≤ 120 MB ({verdict(rss, 120, at_most=True)})",
+        ]  # fmt: skip
+
     header = ["database", "app", "/readyz green after start", "goal", "RSS", "peak", "goal"]
-    return table(header, rows)
+    return per_run(runs, header, lambda _: ("universal-webhook", "api-studio"), row)
 
 
-def bootstrap(runs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for database, figures in runs.items():
-        scales = sorted({key.split(".")[0] for key in figures if key.startswith("scale")})
-        for scale in scales:
-            ratio = figures.get(f"{scale}.ratio")
-            rows.append([
-                DATABASES[database], scale.removeprefix("scale"),
-                f"{figures.get(f'{scale}.pages')} ({figures.get(f'{scale}.sent')})",
-                number(figures.get(f"{scale}.seconds"), 2, " s"),
-                number(figures.get(f"{scale}.floor_s"), 2, " s"), number(ratio, 2, "x"),
-                f"≤ 1.1x ({verdict(ratio, 1.1, at_most=True)})",
-            ])  # fmt: skip
+def bootstrap(runs: Runs) -> str:
+    def scales(figures: dict[str, Any]) -> list[str]:
+        return sorted({key.split(".")[0] for key in figures if key.startswith("scale")})
+
+    def row(figures: dict[str, Any], scale: str) -> Row:
+        ratio = figures.get(f"{scale}.ratio")
+        return [
+            scale.removeprefix("scale"),
+            f"{figures.get(f'{scale}.pages')} ({figures.get(f'{scale}.sent')})",
+            number(figures.get(f"{scale}.seconds"), 2, " s"),
+            number(figures.get(f"{scale}.floor_s"), 2, " s"), number(ratio, 2, "x"),
+            f"≤ 1.1x ({verdict(ratio, 1.1, at_most=True)})",
+        ]  # fmt: skip
+
     header = ["database", "seeded scale", "pages needed (sent)", "median", "floor (50 req/s)",
               "ratio", "goal"]  # fmt: skip
-    return table(header, rows)
+    return per_run(runs, header, scales, row)
 
 
-def page_load(runs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for figures in runs.values():
-        for page, label in (("overview", "Overview"), ("flows_new", "Flow editor (new flow)")):
-            p50 = figures.get(f"{page}.p50_ms")
-            rows.append([
-                label, number(p50, 0, " ms"), number(figures.get(f"{page}.p95_ms"), 0, " ms"),
-                number(figures.get(f"{page}.min_ms"), 0, " ms"),
-                f"< 300 ms ({verdict(p50, 300, at_most=True)})",
-            ])  # fmt: skip
-    return table(["page", "p50", "p95", "min", "goal (issue 11)"], rows)
+def page_load(runs: Runs) -> str:
+    labels = {"overview": "Overview", "flows_new": "Flow editor (new flow)"}
+
+    def row(figures: dict[str, Any], page: str) -> Row:
+        p50 = figures.get(f"{page}.p50_ms")
+        return [
+            labels[page], number(p50, 0, " ms"),
+            number(figures.get(f"{page}.p95_ms"), 0, " ms"),
+            number(figures.get(f"{page}.min_ms"), 0, " ms"),
+            f"< 300 ms ({verdict(p50, 300, at_most=True)})",
+        ]  # fmt: skip
+
+    header = ["page", "p50", "p95", "min", "goal (issue 11)"]
+    return per_run(runs, header, lambda _: labels, row, database=False)
 
 
-def json_depth(runs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for figures in runs.values():
-        bodies = sorted({key.rsplit(".", 1)[0] for key in figures})
-        for body in bodies:
-            rows.append([
-                body.replace("_", " "), number(figures.get(f"{body}.bytes"), 0),
-                number(figures.get(f"{body}.check_us"), 1, " µs"),
-                number(figures.get(f"{body}.decode_us"), 1, " µs"),
-            ])  # fmt: skip
-    return table(["body", "bytes", "depth check", "msgspec decode (reference)"], rows)
+def json_depth(runs: Runs) -> str:
+    def bodies(figures: dict[str, Any]) -> list[str]:
+        return sorted({key.rsplit(".", 1)[0] for key in figures})
+
+    def row(figures: dict[str, Any], body: str) -> Row:
+        return [
+            body.replace("_", " "), number(figures.get(f"{body}.bytes"), 0),
+            number(figures.get(f"{body}.check_us"), 1, " µs"),
+            number(figures.get(f"{body}.decode_us"), 1, " µs"),
+        ]  # fmt: skip
+
+    header = ["body", "bytes", "depth check", "msgspec decode (reference)"]
+    return per_run(runs, header, bodies, row, database=False)
 
 
-def figures_list(runs: dict[str, dict[str, Any]]) -> str:
+def figures_list(runs: Runs) -> str:
     """Every figure by name, for benchmarks without a table of their own."""
     rows = [
         [DATABASES[database], name, number(value, 2) if isinstance(value, float) else str(value)]
@@ -147,7 +168,7 @@ def figures_list(runs: dict[str, dict[str, Any]]) -> str:
     return table(["database", "figure", "value"], rows)
 
 
-SECTIONS: list[tuple[str, str, Callable[[dict[str, dict[str, Any]]], str]]] = [
+SECTIONS: list[tuple[str, str, Callable[[Runs], str]]] = [
     ("webhook_intake", "Webhook intake", webhook_intake),
     ("pacing", "Clockify pacing (goal: ≥ 1 000 paced calls/s per process; 20 saturated "
      "workspaces ≥ 97 % of 50 req/s each)", figures_list),

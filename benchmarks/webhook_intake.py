@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 
 import httpx
 from figures import Figures, add_json_option, write_json
+from served import free_port
 
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.storage.encryption import generate_key
@@ -93,12 +93,6 @@ function request()
   return wrk.format(nil, "%(path)s", nil, prefix .. id .. suffix)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, timeout: float = 30.0) -> None:

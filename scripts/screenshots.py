@@ -18,26 +18,11 @@ sys.path.insert(0, str(ROOT))  # the tests' harness
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from addon_core.flows.example import tag_meetings  # noqa: E402
 from tests.browser.harness import CHROMIUM_FLAGS, Served, chromium_path, serve  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1000, "height": 680}
-FLOW = {
-    "name": "Tag meeting entries",
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        }
-    ],
-}
 
 
 def populate(served: Served) -> str:
@@ -45,7 +30,7 @@ def populate(served: Served) -> str:
     for number in range(6):
         served.fire("NEW_PROJECT", {"id": f"p{number}", "name": f"Project {number}"})
     served.fire("NEW_TIME_ENTRY")
-    flow = served.api("POST", "/api/flows", FLOW)
+    flow = served.api("POST", "/api/flows", tag_meetings())
     served.api("POST", "/api/operations/getProjects/execute", {"params": {"page-size": 5}})
     return str(flow["id"])
 

@@ -1,9 +1,11 @@
 """The one test harness: what many tests share, written once.
 
-Free ports, `bearer()` headers, waiting for a condition, the contract's example flow, fake
-Clockify transports (passed to `create_addon_app`, never swapped on a built app), the
-console script, and `Api`: an app under test installed in a workspace. The fixtures that
-build these (`install_app`, `api`, `uw`, `sandbox`) are in `tests/conftest.py`.
+Free ports, `bearer()` headers, waiting for a condition, the shape of a refusal, the
+contract's example flow, fake Clockify transports (passed to `create_addon_app`, never
+swapped on a built app), the settings that point an app at the sandbox, a receiver that
+records what it is sent, the console script, and `Api`: an app under test installed in a
+workspace. The fixtures that build these (`install_app`, `api`, `uw`, `sandbox`) are in
+`tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from addon_core.clockify.tokens import TokenSigner
+from addon_core.flows import example
 from addon_core.runtime import AddonRuntime
 from addon_core.storage.database import create_engine
 from tests.fake_clockify import Clockify, Workspace
 
 if TYPE_CHECKING:
+    from addon_core.sandbox import Sandbox
     from tests.served_app import AppProcess
 
 #: The console script of this environment, as operators run it.
@@ -80,6 +84,60 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+def assert_refused(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
+    """Check a refusal: `status`, the JSON error shape, and a detail naming each of `mentions`."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()
+    assert error["status_code"] == status
+    assert error["detail"]
+    for mention in mentions:
+        assert mention in error["detail"], (mention, error["detail"])
+    return error
+
+
+# --- data and settings many tests share --------------------------------------------------
+
+
+#: The lists bootstrap copies by default, in the order it fetches them.
+BOOTSTRAP_LISTS = (
+    "getApprovalRequests",
+    "getClients",
+    "getExpenses",
+    "getCategories",
+    "getInvoices",
+    "getProjects",
+    "getTags",
+    "getInProgressTimeEntries",
+    "findPoliciesForWorkspace",
+    "getUserGroups",
+    "getUsersOfWorkspace",
+)
+#: An http action with a secret in its URL's query and in its Authorization header.
+SECRET_ACTION: dict[str, Any] = {
+    "id": "notify",
+    "type": "http",
+    "method": "POST",
+    "url": "https://hooks.example.com/in?api_key=abc123",
+    "headers": {"Authorization": "Bearer s3cr3t-value", "X-Team": "ops"},
+    "body": {"entry": "{{ event.id }}"},
+}
+
+
+def sandbox_settings(
+    sandbox: Sandbox, folder: Path, reference_dir: Path | None = None
+) -> dict[str, Any]:
+    """Settings that point an app at the sandbox: trust its key, call its host over plain
+    HTTP and, given `reference_dir`, read Clockify's OpenAPI document from there."""
+    settings: dict[str, Any] = {
+        "clockify_public_key_file": sandbox.write_public_key(folder / "sandbox.pem"),
+        "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
+        "allow_insecure_http": True,
+    }
+    if reference_dir is not None:
+        settings["clockify_openapi_file"] = reference_dir / "openapi.json"
+    return settings
+
+
 # --- the contract's example flow ---------------------------------------------------------
 
 
@@ -96,36 +154,8 @@ def time_entry(**changes: Any) -> dict[str, Any]:
 
 
 def tag_meetings(**changes: Any) -> dict[str, Any]:
-    """The flow document of CONTRACT.md: read the project, then retag the entry."""
-    document: dict[str, Any] = {
-        "name": "Tag meetings",
-        "enabled": True,
-        "trigger": {"source": "clockify", "events": [EVENT]},
-        "conditions": {
-            "mode": "all",
-            "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-        },
-        "actions": [
-            {
-                "id": "project",
-                "type": "clockify",
-                "operation": "getProject",
-                "params": {"projectId": "{{ event.projectId }}"},
-            },
-            {
-                "id": "retag",
-                "type": "clockify",
-                "operation": "updateTimeEntry",
-                "params": {"id": "{{ event.id }}"},
-                "body": {
-                    "start": "{{ event.timeInterval.start }}",
-                    "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                },
-            },
-        ],
-    }
-    document.update(changes)
-    return document
+    """The contract's example flow without its `tagIds`, since `time_entry()` carries none."""
+    return example.tag_meetings(tag_ids=None, **changes)
 
 
 # --- fake Clockify transports ------------------------------------------------------------
@@ -157,6 +187,34 @@ def full_clockify() -> httpx.MockTransport:
         return httpx.Response(400, json={"message": "webhook limit reached", "code": 501})
 
     return httpx.MockTransport(answer)
+
+
+# --- what an add-on or an http action calls ----------------------------------------------
+
+
+class Receiver:
+    """An ASGI app that answers `status` with a small JSON body and keeps each request's
+    target (path and query), headers and raw body: an add-on or an http action's target."""
+
+    ANSWER = b'{"received": true}'
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.calls: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        query = scope["query_string"].decode()
+        self.calls.append((scope["path"] + (f"?{query}" if query else ""), headers, body))
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": self.ANSWER})
 
 
 # --- an installed app --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from litestar.routes import HTTPRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from addon_core.flows.example import tag_meetings
 from addon_core.web import api_shapes as shapes
 from addon_core.web import flow_shapes
 from addon_core.web.caller import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID
@@ -60,23 +61,8 @@ _LIST_PARAMETERS = {
     },
 }
 
-_FLOW_EXAMPLE: dict[str, Any] = {
-    "name": "Tag meetings",
-    "enabled": True,
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        }
-    ],
-}
+#: The contract's example flow, the example body of a flow save.
+_FLOW_EXAMPLE = tag_meetings()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,7 @@ import json
 from typing import Any
 
 from tests.db import count
-from tests.harness import Api, tag_meetings
-
-SECRET_ACTION = {
-    "id": "notify",
-    "type": "http",
-    "method": "POST",
-    "url": "https://hooks.example.com/in",
-    "headers": {"Authorization": "Bearer s3cr3t-value"},
-}
+from tests.harness import SECRET_ACTION, Api, tag_meetings
 
 
 async def audit(api: Api, **params: Any) -> list[dict[str, Any]]:

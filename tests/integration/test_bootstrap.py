@@ -24,7 +24,7 @@ from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.routes import LIST_OPERATIONS
 from addon_core.sandbox.store import entity_id
 from addon_core.storage.models import BootstrapProgress, CachedEntity, Job
-from tests.harness import bearer, eventually
+from tests.harness import BOOTSTRAP_LISTS, bearer, eventually, sandbox_settings
 
 ADDON_KEY = "api-studio"
 #: Projects fill 11 pages of 200, long enough for pages to be fetched ahead; tags fill
@@ -32,19 +32,7 @@ ADDON_KEY = "api-studio"
 PROJECTS = 2050
 SIZES = Sizes(projects=PROJECTS, tags=400, clients=30, users=12, time_entries=60, expenses=40)
 PROJECT_PAGES = PROJECTS // 200 + 1
-DEFAULT_LISTS = {
-    "getApprovalRequests",
-    "getClients",
-    "getExpenses",
-    "getCategories",
-    "getInvoices",
-    "getProjects",
-    "getTags",
-    "getInProgressTimeEntries",
-    "findPoliciesForWorkspace",
-    "getUserGroups",
-    "getUsersOfWorkspace",
-}
+DEFAULT_LISTS = set(BOOTSTRAP_LISTS)
 #: The sandbox's collection behind each list it serves.
 KINDS = {operation.operation_id: operation.kind for operation in LIST_OPERATIONS}
 PROJECTS_PAGE_3 = "/projects?page=3&"
@@ -170,10 +158,7 @@ def start(
     @asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[Harness]:
         settings: dict[str, Any] = {
-            "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
-            "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
-            "allow_insecure_http": True,
-            "clockify_openapi_file": reference_dir / "openapi.json",
+            **sandbox_settings(sandbox, tmp_path, reference_dir),
             "clockify_retry_attempts": 2,
             "clockify_backoff_seconds": 0,
             "clockify_backoff_max_seconds": 0,

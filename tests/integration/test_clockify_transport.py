@@ -13,6 +13,7 @@ import pytest
 from addon_core.clockify.client import (
     UNSENT_ERRORS,
     ClockifyClient,
+    ClockifyResponse,
     ClockifyUnavailableError,
     InstallationContext,
 )
@@ -74,6 +75,35 @@ def build_client(port: int, http: httpx.AsyncClient) -> ClockifyClient:
     )
 
 
+async def call_tags(
+    client: ClockifyClient, base_url: str, method: str, workspace: str = "ws-1"
+) -> ClockifyResponse:
+    """Call a workspace's tags through `client`: POST creates one, GET lists them."""
+    create = method == "POST"
+    return await client.call(
+        InstallationContext(workspace, "token"),
+        method,
+        f"{base_url}/api/v1/workspaces/{workspace}/tags",
+        operation="createTag" if create else "getTags",
+        json={"name": "x"} if create else None,
+    )
+
+
+def setting_a_cookie(requests: list[bytes]) -> Handler:
+    """A handler answering every request of its connection with a cookie; it keeps them."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                requests.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                break
+            await answer_ok(writer, b"Set-Cookie: session=workspace-a; Path=/\r\n")
+        writer.close()
+
+    return handle
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     client = create_http_client(timeout_seconds=2.0)
@@ -94,13 +124,7 @@ async def test_a_refused_connection_is_unsent_so_even_a_post_is_retried(
     client = build_client(port, http)
 
     with pytest.raises(ClockifyUnavailableError) as raised:
-        await client.call(
-            InstallationContext("ws-1", "token"),
-            "POST",
-            f"http://127.0.0.1:{port}/api/v1/workspaces/ws-1/tags",
-            operation="createTag",
-            json={"name": "x"},
-        )
+        await call_tags(client, f"http://127.0.0.1:{port}", "POST")
 
     assert raised.value.maybe_delivered is False
     retries = client.metrics.registry.get_sample_value(
@@ -120,13 +144,7 @@ async def test_a_connection_dropped_after_the_request_may_have_delivered_a_post(
     async with Server(hang_up) as server:
         client = build_client(server.port, http)
         with pytest.raises(ClockifyUnavailableError) as raised:
-            await client.call(
-                InstallationContext("ws-1", "token"),
-                "POST",
-                f"{server.url}/api/v1/workspaces/ws-1/tags",
-                operation="createTag",
-                json={"name": "x"},
-            )
+            await call_tags(client, server.url, "POST")
 
     assert raised.value.maybe_delivered is True
     assert len(server.requests) == 1  # not sent again: it may have created the tag
@@ -159,17 +177,9 @@ async def test_waiting_for_a_pool_slot_past_the_pool_timeout_is_an_unsent_error(
 
 
 async def test_a_cookie_set_for_one_call_is_never_sent_with_the_next() -> None:
-    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                server.requests.append(await read_request(reader))
-            except asyncio.IncompleteReadError:
-                break
-            await answer_ok(writer, b"Set-Cookie: session=workspace-a; Path=/\r\n")
-        writer.close()
-
+    requests: list[bytes] = []
     transport = AiohttpTransport()
-    async with Server(set_cookie) as server:
+    async with Server(setting_a_cookie(requests)) as server:
         for path in ("/workspaces/a", "/workspaces/b"):
             request = httpx.Request("GET", f"{server.url}{path}")
             response = await transport.handle_async_request(request)
@@ -177,8 +187,8 @@ async def test_a_cookie_set_for_one_call_is_never_sent_with_the_next() -> None:
             await response.aclose()
         await transport.aclose()
 
-    assert len(server.requests) == 2
-    assert b"cookie:" not in server.requests[1].lower()
+    assert len(requests) == 2
+    assert b"cookie:" not in requests[1].lower()
 
 
 async def test_a_streamed_request_body_arrives_whole() -> None:
@@ -213,27 +223,14 @@ async def test_a_streamed_request_body_arrives_whole() -> None:
 
 
 async def test_the_client_sends_no_cookie_a_previous_answer_set(http: httpx.AsyncClient) -> None:
-    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                server.requests.append(await read_request(reader))
-            except asyncio.IncompleteReadError:
-                break
-            await answer_ok(writer, b"Set-Cookie: session=workspace-a; Path=/\r\n")
-        writer.close()
-
-    async with Server(set_cookie) as server:
+    requests: list[bytes] = []
+    async with Server(setting_a_cookie(requests)) as server:
         client = build_client(server.port, http)
         for workspace in ("ws-a", "ws-b"):
-            await client.call(
-                InstallationContext(workspace, "token"),
-                "GET",
-                f"{server.url}/api/v1/workspaces/{workspace}/tags",
-                operation="getTags",
-            )
+            await call_tags(client, server.url, "GET", workspace)
 
-    assert len(server.requests) == 2
-    assert b"cookie:" not in server.requests[1].lower()
+    assert len(requests) == 2
+    assert b"cookie:" not in requests[1].lower()
 
 
 async def test_a_kept_alive_connection_dropped_under_a_put_does_not_send_it_again() -> None:

@@ -23,7 +23,7 @@ from addon_core.sandbox.loopback import serving
 from addon_core.sandbox.store import MAX_USER_WEBHOOKS
 from addon_core.settings import load_settings
 from tests.db import fetch_all
-from tests.harness import bearer, free_port
+from tests.harness import bearer, free_port, sandbox_settings
 from universal_webhook.app import UniversalWebhookSettings
 from universal_webhook.coverage_order import NOT_IN_WEBHOOKS_API, PRIORITY, wanted_event_types
 from universal_webhook.registration import JOB_KIND
@@ -50,9 +50,7 @@ def make_uw(
         port = free_port()
         settings: dict[str, Any] = {
             "base_url": f"http://127.0.0.1:{port}",
-            "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
-            "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
-            "allow_insecure_http": True,
+            **sandbox_settings(sandbox, tmp_path),
             "job_poll_seconds": 0.05,
             "job_backoff_seconds": 0.05,
             **overrides,
@@ -74,6 +72,17 @@ async def _job_settled(database_url: str, *, count: int = 1) -> list[dict[str, A
             return jobs
         await asyncio.sleep(0.05)
     raise AssertionError(f"the coverage job did not finish: {jobs}")
+
+
+async def _install(
+    sandbox: Sandbox, app_url: str, workspace: Workspace, database_url: str
+) -> dict[str, Any]:
+    """Install the served app in `workspace`, wait for its coverage job; return the manifest."""
+    manifest = await sandbox.fetch_manifest(app_url)
+    installed = await sandbox.install(app_url, manifest, workspace)
+    assert installed.status_code == 200, installed.text
+    await _job_settled(database_url)
+    return manifest
 
 
 def _ours(sandbox: Sandbox, workspace: Workspace, app_url: str) -> list[dict[str, Any]]:
@@ -115,10 +124,7 @@ async def test_install_registers_uncovered_events_and_uninstall_deletes_them(
     assert wanted == [e for e in PRIORITY if e not in manifest_events]  # no cap assumed
     room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS  # Clockify's per-admin limit counts the seeded
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        installed = await sandbox.install(app_url, manifest, workspace)
-        assert installed.status_code == 200, installed.text
-        await _job_settled(database_url)
+        manifest = await _install(sandbox, app_url, workspace, database_url)
 
         # In Clockify: one webhook per registered type, on the type's own path.
         hooks = _ours(sandbox, workspace, app_url)
@@ -192,9 +198,7 @@ async def test_coverage_lists_every_event_type_and_how_it_arrives(
     room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
     manifest_events = set(load_manifest(ADDON_KEY).webhook_events.values())
     async with serving(app, port=port) as app_url, httpx.AsyncClient(base_url=app_url) as http:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        await _install(sandbox, app_url, workspace, database_url)
         auth = bearer(workspace.user_token("USER"))
         response = await http.get("/api/coverage", headers=auth)
         assert response.status_code == 200, response.text
@@ -237,9 +241,7 @@ async def test_a_clockify_host_outside_the_allowlist_gets_no_request(
 ) -> None:
     app, port = make_uw()
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        manifest = await _install(sandbox, app_url, workspace, database_url)
     registered = len(await _registrations(database_url))
     assert registered > 0
 
@@ -269,9 +271,7 @@ async def test_an_unreachable_clockify_does_not_hold_up_the_uninstall(
 ) -> None:
     app, port = make_uw()
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        manifest = await _install(sandbox, app_url, workspace, database_url)
         sandbox.inject(500, times=None, method="DELETE")
         deleted = await sandbox.lifecycle(
             app_url, manifest, workspace, "DELETED", _deleted_body(workspace)
@@ -309,9 +309,7 @@ async def test_webhooks_of_ours_already_in_clockify_are_adopted_not_duplicated(
             assert created.status_code == 201, created.text
     leftover = {h["webhookEvent"]: h for h in _ours(sandbox, workspace, base)}
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        await _install(sandbox, app_url, workspace, database_url)
     hooks = _ours(sandbox, workspace, base)
     events = [h["webhookEvent"] for h in hooks]
     assert len(events) == len(set(events))
@@ -336,8 +334,7 @@ async def test_coverage_registers_as_many_webhooks_as_clockify_allows_not_ten(
     app, port = make_uw(bootstrap_enabled=False)
     wanted = wanted_event_types(app.state.runtime)
     async with serving(app, port=port) as app_url, httpx.AsyncClient(base_url=app_url) as http:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
+        await _install(sandbox, app_url, workspace, database_url)
         [job] = await _job_settled(database_url)
         auth = bearer(workspace.user_token("USER"))
         body = (await http.get("/api/coverage", headers=auth)).json()
@@ -370,9 +367,7 @@ async def test_the_coverage_priority_setting_registers_its_event_types_first(
     assert tuple(wanted[: len(first)]) == first
     room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        await _install(sandbox, app_url, workspace, database_url)
         registered = {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)}
     assert registered == set(wanted[:room])
     assert set(first) <= registered
@@ -401,9 +396,7 @@ async def test_a_changed_priority_takes_the_place_of_the_lowest_registered_type(
     wanted = wanted_event_types(app.state.runtime)
     room = MAX_USER_WEBHOOKS - SEEDED_WEBHOOKS
     async with serving(app, port=port) as app_url:
-        manifest = await sandbox.fetch_manifest(app_url)
-        assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
-        await _job_settled(database_url)
+        await _install(sandbox, app_url, workspace, database_url)
     assert {h["webhookEvent"] for h in _ours(sandbox, workspace, app_url)} == set(wanted[:room])
 
     # The operator moves a type that did not fit to the front, and the job runs again.

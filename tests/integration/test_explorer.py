@@ -26,7 +26,7 @@ from addon_core.runtime import AddonRuntime
 from addon_core.sandbox import Sandbox, Sizes, Workspace
 from addon_core.sandbox.loopback import serving
 from addon_core.storage.models import ApiCall
-from tests.harness import bearer
+from tests.harness import bearer, sandbox_settings
 
 ADDON_KEY = "api-studio"
 BOOTSTRAP_READ = re.compile(r"[?&]page=\d+(&.*)?&page-size=\d+|[?&]page-size=\d+(&.*)?&page=\d+")
@@ -278,10 +278,7 @@ async def explorer(
 ) -> AsyncIterator[Explorer]:
     app = make_app(
         ADDON_KEY,
-        clockify_public_key_file=sandbox.write_public_key(tmp_path / "sandbox.pem"),
-        clockify_api_allowed_hosts=(f"127.0.0.1:{sandbox.port}",),
-        allow_insecure_http=True,
-        clockify_openapi_file=reference_dir / "openapi.json",
+        **sandbox_settings(sandbox, tmp_path, reference_dir),
         clockify_retry_attempts=2,
         clockify_backoff_seconds=0,
         clockify_backoff_max_seconds=0,

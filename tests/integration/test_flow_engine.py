@@ -30,6 +30,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from addon_core.flows.dispatch import DISPATCH_JOB
 from addon_core.flows.engine import signing_secret_context
+from addon_core.flows.example import tag_meetings
 from addon_core.intake.standard_webhooks import verify
 from addon_core.logs import configure_logging
 from addon_core.redaction import MASK
@@ -48,6 +49,7 @@ from addon_core.storage.models import (
     Job,
 )
 from addon_core.tracing import use_tracer_provider
+from tests.harness import Receiver, sandbox_settings
 
 ADDON_KEY = "universal-webhook"
 SMALL = Sizes(
@@ -55,35 +57,8 @@ SMALL = Sizes(
     invoices=1, time_entries=10, in_progress=1, policies=1, approval_requests=1, webhooks=0,
 )  # fmt: skip
 
-# CONTRACT.md, "Flow document".
-TAG_MEETINGS: dict[str, Any] = {
-    "name": "Tag meetings",
-    "enabled": True,
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        },
-        {
-            "id": "retag",
-            "type": "clockify",
-            "operation": "updateTimeEntry",
-            "params": {"id": "{{ event.id }}"},
-            "body": {
-                "start": "{{ event.timeInterval.start }}",
-                "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                "tagIds": "{{ settings.meetingTagIds }}",
-            },
-        },
-    ],
-}
+# The contract's example, its tags taken from the workspace's setting (given a value at install).
+TAG_MEETINGS = tag_meetings(tag_ids="{{ settings.meetingTagIds }}")
 RETAG_ONLY: dict[str, Any] = {
     **TAG_MEETINGS,
     "actions": [
@@ -260,10 +235,7 @@ def running(
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
         settings: dict[str, Any] = {
-            "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
-            "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
-            "allow_insecure_http": True,
-            "clockify_openapi_file": reference_dir / "openapi.json",
+            **sandbox_settings(sandbox, tmp_path, reference_dir),
             "clockify_retry_attempts": 1,
             "clockify_backoff_seconds": 0,
             "job_backoff_seconds": 0,
@@ -571,29 +543,6 @@ async def test_a_flow_pauses_after_failures_in_a_row(running: HarnessFactory) ->
 
 
 # --- http actions ----------------------------------------------------------------------------
-
-
-class Receiver:
-    """An ASGI app that answers 200 and keeps each request's headers and raw body."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, str], bytes]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        target = scope["path"] + (
-            "?" + scope["query_string"].decode() if scope["query_string"] else ""
-        )
-        self.calls.append((target, headers, body))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": b'{"received": true}'})
 
 
 def notify(url: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from addon_core.clockify.tokens import TokenSigner
+from addon_core.flows import example
 from addon_core.redaction import MASK
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.sandbox import Workspace as SandboxWorkspace
@@ -28,10 +29,12 @@ from tests.fake_clockify import Workspace
 from tests.harness import (
     EVENT,
     PROJECT_NAME,
+    SECRET_ACTION,
     Api,
     InstallApp,
     bearer,
     execute,
+    sandbox_settings,
     tag_meetings,
     time_entry,
 )
@@ -636,15 +639,7 @@ async def test_api_studio_flows_have_no_signing_secret(install_app: InstallApp) 
 
 
 async def test_secrets_in_http_actions_are_masked_and_kept_on_a_put_back(uw: Api) -> None:
-    action = {
-        "id": "notify",
-        "type": "http",
-        "method": "POST",
-        "url": "https://hooks.example.com/in?api_key=abc123",
-        "headers": {"Authorization": "Bearer s3cr3t-value", "X-Team": "ops"},
-        "body": {"entry": "{{ event.id }}"},
-    }
-    created = await uw.create(tag_meetings(actions=[action]))
+    created = await uw.create(tag_meetings(actions=[SECRET_ACTION]))
     [shown] = created["actions"]
     assert shown["headers"] == {"Authorization": MASK, "X-Team": "ops"}
     assert "abc123" not in shown["url"]
@@ -658,7 +653,7 @@ async def test_secrets_in_http_actions_are_masked_and_kept_on_a_put_back(uw: Api
     document = row["document"] if isinstance(row["document"], dict) else json.loads(row["document"])
     stored = document["actions"][0]
     assert stored["headers"] == {"Authorization": "Bearer s3cr3t-value", "X-Team": "dev"}
-    assert stored["url"] == action["url"]
+    assert stored["url"] == SECRET_ACTION["url"]
 
 
 SECRET_VALUES = ("tok-123", "k-456", "s3cr3t-value", "custom-789", "pw-000", "key-aaa")
@@ -793,10 +788,7 @@ async def test_a_masked_secret_never_follows_an_action_to_another_host(uw: Api) 
 
 
 async def test_the_contract_example_saves_with_no_warning(api: Api) -> None:
-    example = tag_meetings()
-    example["actions"][1]["body"]["tagIds"] = "{{ event.tagIds }}"
-
-    created = await api.call("POST", "/api/flows", example)
+    created = await api.call("POST", "/api/flows", example.tag_meetings())
 
     assert created.status_code == 201, created.text
     assert created.json()["warnings"] == []
@@ -899,10 +891,7 @@ async def test_a_dry_run_against_clockify_sends_no_write(
 ) -> None:
     app = make_app(
         "api-studio",
-        clockify_public_key_file=sandbox.write_public_key(tmp_path / "sandbox.pem"),
-        clockify_api_allowed_hosts=(f"127.0.0.1:{sandbox.port}",),
-        allow_insecure_http=True,
-        clockify_openapi_file=reference_dir / "openapi.json",
+        **sandbox_settings(sandbox, tmp_path, reference_dir),
         bootstrap_enabled=False,
     )
     async with serving(app) as app_url, httpx.AsyncClient(base_url=app_url) as http:

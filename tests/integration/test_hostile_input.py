@@ -23,7 +23,14 @@ from addon_core.intake.standard_webhooks import signature_headers
 from addon_core.redaction import TOO_DEEP
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace
-from tests.harness import InstallApp, execute, refusing_clockify, tag_meetings, time_entry
+from tests.harness import (
+    InstallApp,
+    assert_refused,
+    execute,
+    refusing_clockify,
+    tag_meetings,
+    time_entry,
+)
 
 BEYOND_64_BITS = "99999999999999999999"
 WEBHOOK_EVENT = "NEW_TIME_ENTRY"
@@ -70,21 +77,13 @@ async def target(app_name: str, install_app: InstallApp) -> AsyncIterator[Target
         yield Target(api.client, api.clockify, api.workspace, app_name, api.database_url)
 
 
-def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()
-    assert error["status_code"] == status
-    assert error["detail"]
-    return error
-
-
 # --- deep JSON -----------------------------------------------------------------------------
 
 
 async def test_a_500_deep_clockify_webhook_is_refused_and_not_stored(target: Target) -> None:
     response = await target.clockify.send_webhook(target.workspace, WEBHOOK_EVENT, deep_bytes(500))
 
-    error = assert_error_shape(response, 400)
+    error = assert_refused(response, 400)
     assert "more than 64 levels deep" in error["detail"]
     assert await count(target.database_url, "events") == 0
 
@@ -102,20 +101,20 @@ async def test_a_deep_lifecycle_body_is_refused(target: Target, signer: Callable
 
     response = await target.clockify.lifecycle(newcomer, "INSTALLED", body)
 
-    assert_error_shape(response, 400)
+    assert_refused(response, 400)
     assert await count(target.database_url, "installations") == 1  # the fixture's only
 
 
 async def test_a_deep_flow_save_and_dry_run_are_refused(target: Target) -> None:
     document = tag_meetings(description=deep(200))
     response = await target.post("/api/flows", json.dumps(document).encode())
-    assert_error_shape(response, 400)
+    assert_refused(response, 400)
     assert await count(target.database_url, "flows") == 0
 
     flow_id = await target.flow_id()
     dry_run = {"eventType": WEBHOOK_EVENT, "event": {**time_entry(), "deep": deep(200)}}
     response = await target.post(f"/api/flows/{flow_id}/test", json.dumps(dry_run).encode())
-    assert_error_shape(response, 400)
+    assert_refused(response, 400)
 
 
 async def test_a_deep_explorer_execute_is_refused_and_not_recorded(target: Target) -> None:
@@ -123,7 +122,7 @@ async def test_a_deep_explorer_execute_is_refused_and_not_recorded(target: Targe
 
     response = await target.post("/api/operations/getProject/execute", body)
 
-    assert_error_shape(response, 400)
+    assert_refused(response, 400)
     assert await count(target.database_url, "api_calls") == 0
 
 
@@ -170,7 +169,7 @@ async def test_integer_ids_past_64_bits_answer_400_on_every_route(target: Target
     ]
     for method, path in routes:
         response = await target.client.request(method, path, headers=target.auth())
-        error = assert_error_shape(response, 400)
+        error = assert_refused(response, 400)
         assert "out of range" in error["detail"], path
 
 
@@ -180,7 +179,7 @@ async def test_string_ids_of_any_size_answer_404(target: Target) -> None:
         paths.append(f"/api/endpoints/{BEYOND_64_BITS}")
     for path in paths:
         response = await target.client.get(path, headers=target.auth())
-        assert_error_shape(response, 404)
+        assert_refused(response, 404)
 
 
 async def test_foreign_or_huge_cursors_answer_400_on_every_list(target: Target) -> None:
@@ -203,11 +202,11 @@ async def test_foreign_or_huge_cursors_answer_400_on_every_list(target: Target) 
             response = await target.client.get(
                 path, params={"cursor": cursor}, headers=target.auth()
             )
-            error = assert_error_shape(response, 400)
+            error = assert_refused(response, 400)
             assert "cursor" in error["detail"], (path, cursor)
         for limit in (BEYOND_64_BITS, "-1", "many"):
             response = await target.client.get(path, params={"limit": limit}, headers=target.auth())
-            assert_error_shape(response, 400)
+            assert_refused(response, 400)
 
 
 @pytest.mark.parametrize(
@@ -229,11 +228,11 @@ async def test_bad_bytes_and_huge_numbers_answer_400_on_every_json_body(
         paths.append("/api/endpoints")
     for path in paths:
         response = await target.post(path, body)
-        assert_error_shape(response, 400)
+        assert_refused(response, 400)
     response = await target.client.put(f"/api/flows/{flow_id}", content=body, headers=target.auth())
-    assert_error_shape(response, 400)
+    assert_refused(response, 400)
     webhook = await target.clockify.send_webhook(target.workspace, WEBHOOK_EVENT, body)
-    assert_error_shape(webhook, 400)
+    assert_refused(webhook, 400)
     assert await count(target.database_url, "events") == 0
 
 
@@ -254,5 +253,5 @@ async def test_a_deep_or_undecodable_custom_webhook_is_refused_and_not_stored(
             **signature_headers(endpoint["secret"], body),
         }
         response = await target.client.post(path, content=body, headers=headers)
-        assert_error_shape(response, 400)
+        assert_refused(response, 400)
     assert await fetch_all(target.database_url, "SELECT id FROM events") == []

@@ -115,6 +115,17 @@ def job(
     return row
 
 
+def record(queue: JobQueue) -> list[ClaimedJob]:
+    """Register a handler of KIND that keeps each job it runs; return the list it fills."""
+    ran: list[ClaimedJob] = []
+
+    async def handle(claimed: ClaimedJob) -> None:
+        ran.append(claimed)
+
+    queue.register(KIND, handle)
+    return ran
+
+
 async def load(sessions: Sessions, job_id: int) -> Job:
     async with sessions() as session:
         row = await session.get(Job, job_id)
@@ -133,12 +144,7 @@ async def test_a_job_enqueued_in_a_rolled_back_transaction_never_exists(
     make_queue: Callable[..., JobQueue], sessions: Sessions
 ) -> None:
     queue = make_queue()
-    ran: list[ClaimedJob] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
 
     class Abort(Exception):
         pass
@@ -162,12 +168,7 @@ async def test_a_job_enqueued_with_the_callers_commit_runs_once_with_its_payload
     make_queue: Callable[..., JobQueue], sessions: Sessions
 ) -> None:
     queue = make_queue()
-    ran: list[ClaimedJob] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
     async with sessions.begin() as session:
         row = queue.new(KIND, "ws-1", {"event_id": 42}, ordering_key="ws-1:e")
         session.add(row)
@@ -353,18 +354,13 @@ async def test_the_same_ordering_key_of_another_add_on_does_not_hold_a_job_back(
     make_queue: Callable[..., JobQueue], sessions: Sessions
 ) -> None:
     queue = make_queue()
-    ran: list[int] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed.id)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
     other = job(ordering_key="ws-1:e")
     other.addon_key = "api-studio"
     [_other_id, mine] = await add_jobs(sessions, other, job(ordering_key="ws-1:e"))
     await queue.run_until_idle()
 
-    assert ran == [mine]
+    assert [c.id for c in ran] == [mine]
 
 
 async def test_a_queue_claims_no_more_jobs_than_it_has_free_workers(
@@ -398,12 +394,7 @@ async def test_a_job_whose_worker_died_is_run_by_another_queue_after_its_lease(
         sessions, job(status=RUNNING, attempts=1, worker="crashed:1", lease_until=past)
     )
     queue = make_queue(worker_id="survivor:2")
-    ran: list[ClaimedJob] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
     await queue.run_until_idle()
 
     assert [(c.id, c.attempts) for c in ran] == [(job_id, 2)]
@@ -418,12 +409,7 @@ async def test_a_job_under_a_live_lease_is_left_to_its_worker(
         sessions, job(status=RUNNING, attempts=1, worker="alive:1", lease_until=future)
     )
     queue = make_queue()
-    ran: list[ClaimedJob] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
     await queue.run_until_idle()
 
     assert ran == []
@@ -535,12 +521,7 @@ async def test_stop_releases_a_job_that_outlives_the_grace_for_another_worker(
     assert released.attempts == 0  # cut short by the shutdown: not a failed attempt
 
     second = make_queue(worker_id="next")
-    ran: list[ClaimedJob] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed)
-
-    second.register(KIND, handle)
+    ran = record(second)
     await second.run_until_idle()
     assert [(c.id, c.attempts) for c in ran] == [(job_id, 1)]
     assert await status_of(sessions, job_id) == DONE
@@ -550,12 +531,7 @@ async def test_a_stopped_queue_claims_nothing_more(
     make_queue: Callable[..., JobQueue], sessions: Sessions
 ) -> None:
     queue = make_queue()
-    ran: list[int] = []
-
-    async def handle(claimed: ClaimedJob) -> None:
-        ran.append(claimed.id)
-
-    queue.register(KIND, handle)
+    ran = record(queue)
     await queue.start()
     await queue.stop(grace=1.0)
     [job_id] = await add_jobs(sessions, job())

@@ -18,6 +18,7 @@ from addon_core.storage.encryption import KeyRing, decode_key
 from addon_core.storage.vault import INSTALLATION_PURPOSE, token_context
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Request, Workspace, object_id, post_concurrently
+from tests.harness import assert_refused
 
 ADDON_KEY = "universal-webhook"
 LIFECYCLE_PATHS = {
@@ -259,10 +260,7 @@ async def test_installed_with_base_url_outside_allowlist_is_refused_and_nothing_
 
     response = await clockify.lifecycle(workspace, "INSTALLED", body)
 
-    assert response.status_code == 403, response.text
-    error = response.json()
-    assert error["status_code"] == 403
-    assert named in error["detail"].lower()
+    assert named in assert_refused(response, 403)["detail"].lower()
     await _nothing_stored(database_url)
 
 
@@ -275,9 +273,7 @@ async def test_installation_token_signed_for_another_workspace_is_refused(
 
     response = await clockify.lifecycle(workspace, "INSTALLED", body)
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "another workspace" in response.json()["detail"]
+    assert_refused(response, 403, "another workspace")
     await _nothing_stored(database_url)
 
 
@@ -290,9 +286,7 @@ async def test_installed_webhook_token_signed_for_another_workspace_is_refused(
 
     response = await clockify.lifecycle(workspace, "INSTALLED", body)
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "another workspace" in response.json()["detail"]
+    assert_refused(response, 403, "another workspace")
     await _nothing_stored(database_url)
 
 
@@ -324,10 +318,7 @@ async def test_settings_updated_with_an_object_is_refused_with_422(
         workspace, "SETTINGS_UPDATED", _settings_body(workspace, as_object)
     )
 
-    assert response.status_code == 422, response.text
-    error = response.json()
-    assert error["status_code"] == 422
-    assert "settings must be a list" in error["detail"]
+    assert_refused(response, 422, "settings must be a list")
     row = await _installation(database_url, workspace)
     assert _json(row["settings"]) == []
 
@@ -339,9 +330,7 @@ async def test_settings_updated_for_a_workspace_never_installed_is_a_conflict(
         workspace, "SETTINGS_UPDATED", _settings_body(workspace, DOCUMENTED_SETTINGS)
     )
 
-    assert response.status_code == 409, response.text
-    assert response.json()["status_code"] == 409
-    assert "no installation" in response.json()["detail"]
+    assert_refused(response, 409, "no installation")
     await _nothing_stored(database_url)
 
 
@@ -361,9 +350,7 @@ async def test_inactive_workspace_refuses_webhooks_until_activated_again(
     assert (await _installation(database_url, workspace))["status"] == "INACTIVE"
 
     refused = await clockify.send_webhook(workspace, "NEW_TIME_ENTRY", _time_entry(workspace))
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["status_code"] == 409
-    assert "inactive" in refused.json()["detail"]
+    assert_refused(refused, 409, "inactive")
     assert await _events(database_url, workspace) == []
 
     active = await clockify.lifecycle(
@@ -387,9 +374,7 @@ async def test_status_changed_with_unknown_status_is_refused_with_422(
         workspace, "STATUS_CHANGED", _status_body(workspace, "PAUSED")
     )
 
-    assert response.status_code == 422, response.text
-    assert response.json()["status_code"] == 422
-    assert "ACTIVE or INACTIVE" in response.json()["detail"]
+    assert_refused(response, 422, "ACTIVE or INACTIVE")
     assert (await _installation(database_url, workspace))["status"] == "ACTIVE"
 
 
@@ -475,9 +460,7 @@ async def test_reinstall_with_new_addon_id_replaces_the_webhook_tokens(
         reinstalled, clockify.events
     )
     old = await clockify.send_webhook(workspace, "NEW_TIME_ENTRY", _time_entry(workspace, "old"))
-    assert old.status_code == 403, old.text
-    assert old.json()["status_code"] == 403
-    assert "addonId" in old.json()["detail"]
+    assert_refused(old, 403, "addonId")
     new = await clockify.send_webhook(reinstalled, "NEW_TIME_ENTRY", _time_entry(workspace, "new"))
     assert new.status_code == 200, new.text
     assert new.json() == {"status": "accepted"}
@@ -655,9 +638,7 @@ async def test_deleted_purges_workspace_data_and_keeps_a_tokenless_tombstone(
     after = await clockify.send_webhook(
         workspace, "NEW_TIME_ENTRY", _time_entry(workspace, "after")
     )
-    assert after.status_code == 409, after.text
-    assert after.json()["status_code"] == 409
-    assert "no installation" in after.json()["detail"]
+    assert_refused(after, 409, "no installation")
     assert await _events(database_url, workspace) == []
 
 
@@ -823,9 +804,7 @@ async def test_lifecycle_token_for_another_addon_key_is_rejected_with_401(
         workspace, "INSTALLED", workspace.installed_body(clockify.events), token=foreign
     )
 
-    assert response.status_code == 401, response.text
-    assert response.json()["status_code"] == 401
-    assert "another add-on" in response.json()["detail"]
+    assert_refused(response, 401, "another add-on")
     await _nothing_stored(database_url)
 
 
@@ -839,9 +818,7 @@ async def test_lifecycle_body_for_another_workspace_than_the_token_is_forbidden(
         workspace, "INSTALLED", body, token=workspace.lifecycle_token()
     )
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "workspaceId" in response.json()["detail"]
+    assert_refused(response, 403, "workspaceId")
     await _nothing_stored(database_url)
 
 
@@ -853,9 +830,7 @@ async def test_lifecycle_body_for_another_addon_id_than_the_token_is_forbidden(
 
     response = await clockify.lifecycle(workspace, "INSTALLED", body)
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "addonId" in response.json()["detail"]
+    assert_refused(response, 403, "addonId")
     await _nothing_stored(database_url)
 
 
@@ -885,9 +860,7 @@ async def test_lifecycle_call_without_the_lifecycle_token_header_is_rejected_wit
         LIFECYCLE_PATHS[lifecycle_type], content=json.dumps(body), headers=headers
     )
 
-    assert response.status_code == 401, response.text
-    assert response.json()["status_code"] == 401
-    assert "missing" in response.json()["detail"]
+    assert_refused(response, 401, "missing")
     await _nothing_stored(database_url)
 
 
@@ -903,9 +876,7 @@ async def test_lifecycle_call_with_malformed_json_is_rejected_with_400(
         },
     )
 
-    assert response.status_code == 400, response.text
-    assert response.json()["status_code"] == 400
-    assert "not valid JSON" in response.json()["detail"]
+    assert_refused(response, 400, "not valid JSON")
     await _nothing_stored(database_url)
 
 

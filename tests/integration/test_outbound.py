@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from addon_core.flows.outbound import OutboundError, OutboundHttp
 from addon_core.flows.outbound_target import (
     OutboundRefusedError,
+    OutboundResult,
     Resolver,
     address_problem,
     check_url,
@@ -119,6 +120,25 @@ def allowed(receiver: Receiver, host: str = "127.0.0.1") -> list[str]:
     return [f"{host}:{receiver.port}"]
 
 
+async def send(
+    client: OutboundHttp,
+    method: str,
+    url: str,
+    allowed_hosts: list[str],
+    *,
+    body: bytes | None = None,
+) -> OutboundResult:
+    """Send a request with no headers of its own, signed with a fresh secret."""
+    return await client.send(
+        method=method,
+        url=url,
+        headers={},
+        body=body,
+        secret=generate_secret(),
+        allowed_hosts=allowed_hosts,
+    )
+
+
 # --- the request ------------------------------------------------------------------------
 
 
@@ -170,13 +190,8 @@ async def test_request_without_body_is_signed_without_content_type(
 async def test_response_headers_drop_credentials(
     receiver: Receiver, outbound: OutboundHttp
 ) -> None:
-    result = await outbound.send(
-        method="GET",
-        url=f"http://127.0.0.1:{receiver.port}/cookie",
-        headers={},
-        body=None,
-        secret=generate_secret(),
-        allowed_hosts=allowed(receiver),
+    result = await send(
+        outbound, "GET", f"http://127.0.0.1:{receiver.port}/cookie", allowed(receiver)
     )
     assert "set-cookie" not in result.headers
     assert result.headers["x-request-id"] == "r1"
@@ -185,14 +200,7 @@ async def test_response_headers_drop_credentials(
 async def test_body_excerpt_is_capped_and_redacted(
     receiver: Receiver, outbound: OutboundHttp
 ) -> None:
-    result = await outbound.send(
-        method="GET",
-        url=f"http://127.0.0.1:{receiver.port}/big",
-        headers={},
-        body=None,
-        secret=generate_secret(),
-        allowed_hosts=allowed(receiver),
-    )
+    result = await send(outbound, "GET", f"http://127.0.0.1:{receiver.port}/big", allowed(receiver))
     assert JWT not in result.body_excerpt
     assert "[redacted]" in result.body_excerpt
     assert result.body_excerpt.endswith("…")
@@ -207,13 +215,12 @@ async def test_host_not_allowed_is_refused_and_nothing_is_sent(
 ) -> None:
     for allowed_hosts in ([], ["none"], ["localhost"], [f"example.com:{receiver.port}"]):
         with pytest.raises(OutboundRefusedError) as excinfo:
-            await outbound.send(
-                method="POST",
-                url=f"http://127.0.0.1:{receiver.port}/hook",
-                headers={},
+            await send(
+                outbound,
+                "POST",
+                f"http://127.0.0.1:{receiver.port}/hook",
+                allowed_hosts,
                 body=b"{}",
-                secret=generate_secret(),
-                allowed_hosts=allowed_hosts,
             )
         assert excinfo.value.reason == "host_not_allowed"
         assert excinfo.value.status_code == 422
@@ -226,16 +233,10 @@ async def test_wildcard_entry_admits_subdomains_only(receiver: Receiver) -> None
     async with OutboundHttp(allow_private_networks=True, resolver=resolver) as client:
         entries = [f"*.hooks.test:{receiver.port}"]
         url = f"http://a.hooks.test:{receiver.port}/ok"
-        result = await client.send(
-            method="GET", url=url, headers={}, body=None,
-            secret=generate_secret(), allowed_hosts=entries,
-        )  # fmt: skip
+        result = await send(client, "GET", url, entries)
         assert result.status == 200
         with pytest.raises(OutboundRefusedError):
-            await client.send(
-                method="GET", url=f"http://hooks.test:{receiver.port}/ok", headers={},
-                body=None, secret=generate_secret(), allowed_hosts=entries,
-            )  # fmt: skip
+            await send(client, "GET", f"http://hooks.test:{receiver.port}/ok", entries)
     assert len(receiver.requests) == 1
     assert receiver.requests[0].headers["host"] == f"a.hooks.test:{receiver.port}"
 
@@ -243,13 +244,12 @@ async def test_wildcard_entry_admits_subdomains_only(receiver: Receiver) -> None
 async def test_loopback_is_refused_without_the_override(receiver: Receiver) -> None:
     async with OutboundHttp() as client:
         with pytest.raises(OutboundRefusedError) as excinfo:
-            await client.send(
-                method="POST",
-                url=f"https://127.0.0.1:{receiver.port}/hook",
-                headers={},
+            await send(
+                client,
+                "POST",
+                f"https://127.0.0.1:{receiver.port}/hook",
+                allowed(receiver),
                 body=b"{}",
-                secret=generate_secret(),
-                allowed_hosts=allowed(receiver),
             )
     assert excinfo.value.reason == "private_address"
     assert "loopback" in excinfo.value.detail
@@ -259,10 +259,7 @@ async def test_loopback_is_refused_without_the_override(receiver: Receiver) -> N
 async def test_plain_http_is_refused_without_the_override(receiver: Receiver) -> None:
     async with OutboundHttp() as client:
         with pytest.raises(OutboundRefusedError) as excinfo:
-            await client.send(
-                method="GET", url=f"http://127.0.0.1:{receiver.port}/ok", headers={},
-                body=None, secret=generate_secret(), allowed_hosts=allowed(receiver),
-            )  # fmt: skip
+            await send(client, "GET", f"http://127.0.0.1:{receiver.port}/ok", allowed(receiver))
     assert excinfo.value.reason == "insecure_scheme"
     assert receiver.requests == []
 
@@ -285,10 +282,9 @@ async def test_names_resolving_to_internal_addresses_are_refused(
     resolver = fixed_resolver({"hooks.example.com": addresses}, calls)
     async with OutboundHttp(resolver=resolver) as client:
         with pytest.raises(OutboundRefusedError) as excinfo:
-            await client.send(
-                method="POST", url="https://hooks.example.com/in", headers={}, body=b"{}",
-                secret=generate_secret(), allowed_hosts=["hooks.example.com"],
-            )  # fmt: skip
+            await send(
+                client, "POST", "https://hooks.example.com/in", ["hooks.example.com"], body=b"{}"
+            )
     assert excinfo.value.reason == "private_address"
     assert calls == ["hooks.example.com"]
     assert receiver.requests == []
@@ -346,10 +342,7 @@ def test_check_url_admits_allowed_hosts() -> None:
 
 async def test_unknown_method_is_refused(outbound: OutboundHttp) -> None:
     with pytest.raises(OutboundRefusedError):
-        await outbound.send(
-            method="CONNECT", url="https://hooks.example.com/", headers={}, body=None,
-            secret=generate_secret(), allowed_hosts=["hooks.example.com"],
-        )  # fmt: skip
+        await send(outbound, "CONNECT", "https://hooks.example.com/", ["hooks.example.com"])
 
 
 # --- answers and failures -----------------------------------------------------------------
@@ -358,13 +351,12 @@ async def test_unknown_method_is_refused(outbound: OutboundHttp) -> None:
 async def test_redirect_is_returned_not_followed(
     receiver: Receiver, outbound: OutboundHttp
 ) -> None:
-    result = await outbound.send(
-        method="POST",
-        url=f"http://127.0.0.1:{receiver.port}/redirect",
-        headers={},
+    result = await send(
+        outbound,
+        "POST",
+        f"http://127.0.0.1:{receiver.port}/redirect",
+        allowed(receiver),
         body=b"{}",
-        secret=generate_secret(),
-        allowed_hosts=allowed(receiver),
     )
     assert result.status == 302
     assert result.headers["location"].endswith("/ok")
@@ -378,13 +370,12 @@ async def test_redirect_is_returned_not_followed(
 async def test_error_statuses_are_returned_with_their_retryability(
     receiver: Receiver, outbound: OutboundHttp, status: int, retryable: bool
 ) -> None:
-    result = await outbound.send(
-        method="PUT",
-        url=f"http://127.0.0.1:{receiver.port}/status/{status}",
-        headers={},
+    result = await send(
+        outbound,
+        "PUT",
+        f"http://127.0.0.1:{receiver.port}/status/{status}",
+        allowed(receiver),
         body=b"{}",
-        secret=generate_secret(),
-        allowed_hosts=allowed(receiver),
     )
     assert result.status == status
     assert result.retryable is retryable
@@ -399,13 +390,12 @@ async def test_error_statuses_are_returned_with_their_retryability(
 async def test_timeout_is_a_retryable_error(receiver: Receiver) -> None:
     async with OutboundHttp(timeout_seconds=0.2, allow_private_networks=True) as client:
         with pytest.raises(OutboundError) as excinfo:
-            await client.send(
-                method="POST",
-                url=f"http://127.0.0.1:{receiver.port}/hang",
-                headers={},
+            await send(
+                client,
+                "POST",
+                f"http://127.0.0.1:{receiver.port}/hang",
+                allowed(receiver),
                 body=b"{}",
-                secret=generate_secret(),
-                allowed_hosts=allowed(receiver),
             )
     assert excinfo.value.retryable
     assert excinfo.value.reason == "timeout"
@@ -418,10 +408,9 @@ async def test_refused_connection_is_retryable_and_not_delivered(outbound: Outbo
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(OutboundError) as excinfo:
-        await outbound.send(
-            method="POST", url=f"http://127.0.0.1:{port}/hook", headers={}, body=b"{}",
-            secret=generate_secret(), allowed_hosts=[f"127.0.0.1:{port}"],
-        )  # fmt: skip
+        await send(
+            outbound, "POST", f"http://127.0.0.1:{port}/hook", [f"127.0.0.1:{port}"], body=b"{}"
+        )
     assert excinfo.value.retryable
     assert not excinfo.value.maybe_delivered
     assert excinfo.value.status_code == 502

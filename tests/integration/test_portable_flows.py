@@ -9,16 +9,7 @@ import pytest
 
 from addon_core.flows.portable import gallery
 from tests.db import fetch_all
-from tests.harness import Api, tag_meetings
-
-SECRET_ACTION = {
-    "id": "notify",
-    "type": "http",
-    "method": "POST",
-    "url": "https://hooks.example.com/in?api_key=abc123",
-    "headers": {"Authorization": "Bearer s3cr3t-value", "X-Team": "ops"},
-    "body": {"entry": "{{ event.id }}"},
-}
+from tests.harness import SECRET_ACTION, Api, tag_meetings
 
 
 def errors_of(response: Any) -> dict[str, str]:

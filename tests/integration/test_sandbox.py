@@ -25,7 +25,7 @@ from addon_core.sandbox import Sandbox, SandboxStore, Sizes, Workspace
 from addon_core.sandbox.launcher import LaunchError, prepare
 from addon_core.sandbox.loopback import serving
 from addon_core.settings import REFERENCE_DIR_VARIABLE
-from tests.harness import free_port
+from tests.harness import Receiver, free_port, sandbox_settings
 
 ADDON_KEY = "universal-webhook"
 HEX_ID = re.compile(r"[0-9a-f]{24}")
@@ -57,26 +57,6 @@ async def api(sandbox: Sandbox, workspace: Workspace) -> AsyncIterator[httpx.Asy
         headers={"X-Addon-Token": workspace.installation_token()},
     ) as client:
         yield client
-
-
-class Recorder:
-    """A tiny ASGI app that answers 200 and keeps what it was sent."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.calls: list[tuple[str, dict[str, str], Any]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.calls.append((scope["path"], headers, json.loads(body or b"null")))
-        await send({"type": "http.response.start", "status": self.status, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
 
 
 # --- auth --------------------------------------------------------------------------------------
@@ -467,7 +447,7 @@ async def test_the_webhooks_api_creates_signed_webhooks_and_deletes_them(
 async def test_installed_and_webhook_calls_verify_with_the_sandbox_key(
     sandbox: Sandbox, workspace: Workspace, tmp_path: Path
 ) -> None:
-    recorder = Recorder()
+    recorder = Receiver()
     manifest = {
         "key": ADDON_KEY,
         "lifecycle": [{"type": "INSTALLED", "path": "/lifecycle/installed"}],
@@ -479,7 +459,8 @@ async def test_installed_and_webhook_calls_verify_with_the_sandbox_key(
         assert (await sandbox.install(app_url, manifest, workspace)).status_code == 200
         assert (await sandbox.fire(app_url, workspace, "NEW_TIME_ENTRY")).status_code == 200
 
-    (install_path, install_headers, body), (hook_path, hook_headers, event) = recorder.calls
+    (install_path, install_headers, sent), (hook_path, hook_headers, delivered) = recorder.calls
+    body, event = json.loads(sent), json.loads(delivered)
     assert install_path == "/lifecycle/installed"
     claims = verifier.verify(install_headers["x-addon-lifecycle-token"], TokenKind.LIFECYCLE)
     assert claims.workspace_id == body["workspaceId"] == workspace.workspace_id
@@ -501,7 +482,7 @@ async def test_installed_and_webhook_calls_verify_with_the_sandbox_key(
 async def test_webhooks_registered_through_the_api_are_delivered_with_their_token(
     sandbox: Sandbox, workspace: Workspace, api: httpx.AsyncClient
 ) -> None:
-    recorder = Recorder()
+    recorder = Receiver()
     async with serving(recorder, lifespan="off") as app_url:
         hook = (
             await api.post(
@@ -519,7 +500,7 @@ async def test_webhooks_registered_through_the_api_are_delivered_with_their_toke
     [(path, headers, payload)] = recorder.calls
     assert path == "/hooks/new-client"
     assert headers["clockify-signature"] == hook["authToken"]
-    assert payload == {"id": "c1"}
+    assert json.loads(payload) == {"id": "c1"}
 
 
 async def test_the_universal_webhook_app_accepts_the_sandbox_install_and_webhook(
@@ -530,9 +511,7 @@ async def test_the_universal_webhook_app_accepts_the_sandbox_install_and_webhook
 ) -> None:
     app = make_app(
         ADDON_KEY,
-        clockify_public_key_file=sandbox.write_public_key(tmp_path / "sandbox.pem"),
-        clockify_api_allowed_hosts=(f"127.0.0.1:{sandbox.port}",),
-        allow_insecure_http=True,
+        **sandbox_settings(sandbox, tmp_path),
     )
     async with serving(app) as app_url:
         manifest = await sandbox.fetch_manifest(app_url)
@@ -574,7 +553,7 @@ RECORDED_MANIFEST = {
 async def test_fire_signs_api_registered_events_and_relays_the_apps_status(
     sandbox: Sandbox, workspace: Workspace, api: httpx.AsyncClient
 ) -> None:
-    recorder = Recorder(status=202)
+    recorder = Receiver(status=202)
     async with serving(recorder, lifespan="off") as app_url:
         await sandbox.install(app_url, RECORDED_MANIFEST, workspace)
         hook = (
@@ -596,7 +575,7 @@ async def test_fire_signs_api_registered_events_and_relays_the_apps_status(
         refused = await sandbox.http.post(control, json={"eventType": "NEW_TIME_ENTRY"})
 
     assert registered.status_code == 202, registered.text
-    assert registered.json()["deliveries"] == [{"status": 202, "body": "{}"}]
+    assert registered.json()["deliveries"] == [{"status": 202, "body": '{"received": true}'}]
     assert declared.status_code == 202, declared.text
     assert refused.status_code == 404
     assert refused.json()["status"] == 404
@@ -618,7 +597,7 @@ async def test_fire_signs_api_registered_events_and_relays_the_apps_status(
 async def test_the_settings_control_sends_settings_updated_with_every_setting(
     sandbox: Sandbox, workspace: Workspace, tmp_path: Path
 ) -> None:
-    recorder = Recorder()
+    recorder = Receiver()
     verifier = TokenVerifier(
         load_public_keys(sandbox.write_public_key(tmp_path / "key.pem"), variable="KEY"), ADDON_KEY
     )
@@ -634,7 +613,8 @@ async def test_the_settings_control_sends_settings_updated_with_every_setting(
     assert unknown.status_code == 400
     assert "colour" in unknown.json()["message"]
     assert "greeting, limit" in unknown.json()["message"]
-    (_, _, _), (path, headers, body), (_, _, latest) = recorder.calls
+    (_, _, _), (path, headers, first_sent), (_, _, latest_sent) = recorder.calls
+    body, latest = json.loads(first_sent), json.loads(latest_sent)
     assert path == "/lifecycle/settings"
     claims = verifier.verify(headers["x-addon-lifecycle-token"], TokenKind.LIFECYCLE)
     assert claims.workspace_id == body["workspaceId"] == workspace.workspace_id

@@ -24,6 +24,7 @@ from addon_core.clockify.event_types import CLOCKIFY_EVENT_TYPES, webhook_path
 from addon_core.clockify.tokens import TokenSigner
 from tests.db import count, fetch_all
 from tests.fake_clockify import Clockify, Workspace, object_id, post_concurrently
+from tests.harness import assert_refused
 
 ADDON_KEY = "universal-webhook"
 EVENT = "NEW_TIME_ENTRY"
@@ -185,9 +186,7 @@ async def test_webhook_body_that_is_not_a_json_object_is_rejected_with_400(
 
     response = await clockify.send_webhook(workspace, EVENT, body)
 
-    assert response.status_code == 400, response.text
-    assert response.json()["status_code"] == 400
-    assert detail in response.json()["detail"]
+    assert_refused(response, 400, detail)
     assert await count(database_url, "events") == 0
 
 
@@ -207,9 +206,7 @@ async def test_webhook_body_over_the_limit_is_rejected_with_413(
         assert await count(database_url, "events") == 0
         within = await limited.send_webhook(workspace, EVENT, _time_entry(workspace, "small"))
 
-    assert response.status_code == 413, response.text
-    assert response.json()["status_code"] == 413
-    assert "limit" in response.json()["detail"]
+    assert_refused(response, 413, "limit")
     assert within.status_code == 200, within.text
     assert within.json() == {"status": "accepted"}
     [row] = await _events(database_url)
@@ -238,9 +235,7 @@ async def test_webhook_whose_content_length_claims_more_than_the_limit_is_reject
             },
         )
 
-    assert response.status_code == 413, response.text
-    assert response.json()["status_code"] == 413
-    assert "limit" in response.json()["detail"]
+    assert_refused(response, 413, "limit")
     assert await count(database_url, "events") == 0
 
 
@@ -285,10 +280,7 @@ async def test_webhook_with_non_json_content_type_is_rejected_with_415(
         workspace, EVENT, _time_entry(workspace), content_type=content_type
     )
 
-    assert response.status_code == 415, response.text
-    assert response.json()["status_code"] == 415
-    assert "application/json" in response.json()["detail"]
-    assert content_type in response.json()["detail"]
+    assert_refused(response, 415, "application/json", content_type)
     assert await count(database_url, "events") == 0
 
 
@@ -302,9 +294,7 @@ async def test_webhook_without_signature_is_rejected_with_401(
 
     response = await clockify.send_webhook(workspace, EVENT, _time_entry(workspace), token="")
 
-    assert response.status_code == 401, response.text
-    assert response.json()["status_code"] == 401
-    assert "missing" in response.json()["detail"]
+    assert_refused(response, 401, "missing")
     assert await count(database_url, "events") == 0
 
 
@@ -442,9 +432,7 @@ async def test_forged_webhook_token_is_refused_and_nothing_stored(
         workspace, EVENT, payload or _time_entry(workspace), token=token
     )
 
-    assert response.status_code == status, response.text
-    assert response.json()["status_code"] == status
-    assert detail in response.json()["detail"].lower()
+    assert detail in assert_refused(response, status)["detail"].lower()
     assert await count(database_url, "events") == 0
 
 
@@ -457,10 +445,7 @@ async def test_event_type_header_not_matching_the_path_is_forbidden(
         workspace, EVENT, _time_entry(workspace), event_header="TIME_ENTRY_DELETED"
     )
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "clockify-webhook-event-type" in response.json()["detail"]
-    assert EVENT in response.json()["detail"]
+    assert_refused(response, 403, "clockify-webhook-event-type", EVENT)
     assert await count(database_url, "events") == 0
 
 
@@ -478,9 +463,7 @@ async def test_missing_event_type_header_is_forbidden(
         },
     )
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "clockify-webhook-event-type" in response.json()["detail"]
+    assert_refused(response, 403, "clockify-webhook-event-type")
     assert await count(database_url, "events") == 0
 
 
@@ -496,9 +479,7 @@ async def test_unknown_event_slug_is_answered_404(
         workspace, EVENT, _time_entry(workspace), path=f"/webhooks/clockify/{slug}"
     )
 
-    assert response.status_code == 404, response.text
-    assert response.json()["status_code"] == 404
-    assert slug in response.json()["detail"]
+    assert_refused(response, 404, slug)
     assert await count(database_url, "events") == 0
 
 
@@ -507,10 +488,7 @@ async def test_webhook_for_a_workspace_not_installed_is_a_conflict(
 ) -> None:
     response = await clockify.send_webhook(workspace, EVENT, _time_entry(workspace))
 
-    assert response.status_code == 409, response.text
-    assert response.json()["status_code"] == 409
-    assert "no installation" in response.json()["detail"]
-    assert workspace.workspace_id in response.json()["detail"]
+    assert_refused(response, 409, "no installation", workspace.workspace_id)
     assert await count(database_url, "events") == 0
 
 
@@ -530,9 +508,7 @@ async def test_event_not_subscribed_at_install_is_refused(
         token=token,
     )
 
-    assert response.status_code == 403, response.text
-    assert response.json()["status_code"] == 403
-    assert "token clockify issued" in response.json()["detail"].lower()
+    assert "token clockify issued" in assert_refused(response, 403)["detail"].lower()
     assert await count(database_url, "events") == 0
 
 

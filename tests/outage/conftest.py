@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from addon_core.sandbox import Sandbox, Sizes
 from addon_core.storage.encryption import generate_key
+from tests.harness import sandbox_settings
 from tests.served_app import LEASE_SECONDS, WORKERS, free_port
 from universal_webhook.app import UniversalWebhookSettings
 
@@ -127,10 +128,7 @@ def app_settings(
         "database_url": database_url,
         "data_dir": tmp_path / "data",
         "encryption_keys": (generate_key(),),
-        "clockify_public_key_file": sandbox.write_public_key(tmp_path / "sandbox.pem"),
-        "clockify_api_allowed_hosts": (f"127.0.0.1:{sandbox.port}",),
-        "allow_insecure_http": True,
-        "clockify_openapi_file": reference_dir / "openapi.json",
+        **sandbox_settings(sandbox, tmp_path, reference_dir),
         "bootstrap_enabled": False,
         "job_workers": WORKERS,
         "job_lease_seconds": LEASE_SECONDS,

@@ -14,20 +14,7 @@ from addon_core.bootstrap.lists import (
     unwrap_items,
 )
 from addon_core.clockify.catalogue import Catalogue, load_catalogue
-
-DEFAULT_LISTS = [
-    "getApprovalRequests",
-    "getClients",
-    "getExpenses",
-    "getCategories",
-    "getInvoices",
-    "getProjects",
-    "getTags",
-    "getInProgressTimeEntries",
-    "findPoliciesForWorkspace",
-    "getUserGroups",
-    "getUsersOfWorkspace",
-]
+from tests.harness import BOOTSTRAP_LISTS
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def test_the_default_lists_are_the_workspace_lists_of_the_regular_api(
     for described in listings:
         operation = described.operation
         print(operation.operation_id, operation.path, described.page_size, dict(described.params))
-    assert [d.operation.operation_id for d in listings] == DEFAULT_LISTS
+    assert [d.operation.operation_id for d in listings] == list(BOOTSTRAP_LISTS)
     for described in listings:
         assert described.operation.method == "GET"
         assert described.operation.server_kind == "regular"
@@ -88,7 +75,7 @@ def test_include_skips_unknown_operations_and_ones_that_are_not_lists(
     listings = select_listings(
         catalogue, include=["getNothing", "getProject", "createNewTag", "getTimeEntries"]
     )
-    assert [d.operation.operation_id for d in listings] == DEFAULT_LISTS
+    assert [d.operation.operation_id for d in listings] == list(BOOTSTRAP_LISTS)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +20,11 @@ from addon_core.flows.document import (
     HttpAction,
     validate_flow,
 )
+from addon_core.flows.example import tag_meetings
 from addon_core.flows.render_budget import TemplateLimits
 
 WORKSPACE = "64a687e29ae1f428e7ebe303"
 ENDPOINT = "ep_01HZX"
-
-# The example of CONTRACT.md ("Flow document"), as written there.
-CONTRACT_EXAMPLE: dict[str, Any] = {
-    "name": "Tag meetings",
-    "enabled": True,
-    "trigger": {"source": "clockify", "events": ["NEW_TIME_ENTRY"]},
-    "conditions": {
-        "mode": "all",
-        "rules": [{"path": "event.description", "op": "contains", "value": "meeting"}],
-    },
-    "actions": [
-        {
-            "id": "project",
-            "type": "clockify",
-            "operation": "getProject",
-            "params": {"projectId": "{{ event.projectId }}"},
-        },
-        {
-            "id": "retag",
-            "type": "clockify",
-            "operation": "updateTimeEntry",
-            "params": {"id": "{{ event.id }}"},
-            "body": {
-                "start": "{{ event.timeInterval.start }}",
-                "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                "tagIds": "{{ settings.meetingTagIds }}",
-            },
-        },
-    ],
-}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +73,7 @@ def clockify_action(action_id: str = "call", **fields: Any) -> dict[str, Any]:
 
 
 def test_the_contract_example_validates_against_the_real_catalogue(catalogue: Catalogue) -> None:
-    flow = check(catalogue, copy.deepcopy(CONTRACT_EXAMPLE))
+    flow = check(catalogue, tag_meetings())
 
     assert flow.name == "Tag meetings"
     assert isinstance(flow.trigger, ClockifyTrigger)
@@ -112,7 +82,7 @@ def test_the_contract_example_validates_against_the_real_catalogue(catalogue: Ca
 
 
 def test_the_canonical_document_fills_defaults_and_validates_again(catalogue: Catalogue) -> None:
-    canonical = check(catalogue, copy.deepcopy(CONTRACT_EXAMPLE)).model_dump(mode="json")
+    canonical = check(catalogue, tag_meetings()).model_dump(mode="json")
 
     assert canonical["actions"][0] == {
         "id": "project",
@@ -121,7 +91,7 @@ def test_the_canonical_document_fills_defaults_and_validates_again(catalogue: Ca
         "params": {"projectId": "{{ event.projectId }}"},
         "body": None,
     }
-    assert canonical["actions"][1]["body"] == CONTRACT_EXAMPLE["actions"][1]["body"]
+    assert canonical["actions"][1]["body"] == tag_meetings()["actions"][1]["body"]
     assert canonical["trigger"] == {"source": "clockify", "events": ["NEW_TIME_ENTRY"]}
     assert check(catalogue, canonical).model_dump(mode="json") == canonical
 

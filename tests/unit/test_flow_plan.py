@@ -11,6 +11,7 @@ import pytest
 from addon_core.clockify.catalogue import Catalogue, load_catalogue
 from addon_core.clockify.manifest import load_manifest
 from addon_core.flows.document import ClockifyAction, HttpAction
+from addon_core.flows.example import tag_meetings
 from addon_core.flows.plan import (
     PlanError,
     installation_settings,
@@ -60,21 +61,8 @@ def plan(catalogue: Catalogue, action: dict[str, Any], ctx: dict[str, Any] | Non
 def test_a_clockify_action_renders_typed_values_and_the_installations_workspace(
     catalogue: Catalogue,
 ) -> None:
-    planned = plan(
-        catalogue,
-        {
-            "id": "retag",
-            "type": "clockify",
-            "operation": "updateTimeEntry",
-            "params": {"id": "{{ event.id }}"},
-            "body": {
-                "start": "{{ event.timeInterval.start }}",
-                "description": "{{ event.description }} / {{ actions.project.body.name }}",
-                "tagIds": "{{ settings.meetingTagIds }}",
-            },
-        },
-        context(project={"status": 200, "body": {"name": "Acme"}}),
-    )
+    retag = tag_meetings(tag_ids="{{ settings.meetingTagIds }}")["actions"][1]
+    planned = plan(catalogue, retag, context(project={"status": 200, "body": {"name": "Acme"}}))
     assert planned.method == "PUT"
     assert planned.operation == "updateTimeEntry"
     assert planned.url == (

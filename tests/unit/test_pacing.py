@@ -56,6 +56,26 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def order_served(pacer: Pacer, clock: FakeClock) -> list[str]:
+    """Queue two bootstrap callers, then a flow and an interactive one, on an empty bucket;
+    return the order they were served in as the clock moves on."""
+    served: list[str] = []
+
+    async def call(name: str, lane: Lane) -> None:
+        await pacer.acquire("ws-1", lane)
+        served.append(name)
+
+    tasks = [asyncio.create_task(call(f"bootstrap-{i}", "bootstrap")) for i in (1, 2)]
+    await settle()
+    tasks.append(asyncio.create_task(call("flow", "flow")))
+    tasks.append(asyncio.create_task(call("interactive", "interactive")))
+    await settle()
+    for _ in range(4):
+        await clock.advance(1.0)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    return served
+
+
 async def test_a_burst_of_300_never_exceeds_the_rate_in_any_second_and_completes() -> None:
     clock = FakeClock(auto=True)
     pacer = Pacer(rate=50, burst=50, clock=clock, sleep=clock.sleep)
@@ -91,22 +111,7 @@ async def test_a_waiting_interactive_caller_is_served_before_waiting_bootstrap_c
     clock = FakeClock(auto=False)
     pacer = Pacer(rate=1, burst=1, clock=clock, sleep=clock.sleep)
     await pacer.acquire("ws-1", "bootstrap")  # the bucket is now empty
-    served: list[str] = []
-
-    async def call(name: str, lane: Lane) -> None:
-        await pacer.acquire("ws-1", lane)
-        served.append(name)
-
-    tasks = [asyncio.create_task(call(f"bootstrap-{i}", "bootstrap")) for i in (1, 2)]
-    await settle()
-    tasks.append(asyncio.create_task(call("flow", "flow")))
-    tasks.append(asyncio.create_task(call("interactive", "interactive")))
-    await settle()
-    for _ in range(4):
-        await clock.advance(1.0)
-
-    await asyncio.gather(*tasks)
-    assert served == ["interactive", "flow", "bootstrap-1", "bootstrap-2"]
+    assert await order_served(pacer, clock) == ["interactive", "flow", "bootstrap-1", "bootstrap-2"]
 
 
 async def test_a_cancelled_waiter_does_not_hold_up_the_queue() -> None:
@@ -362,22 +367,7 @@ async def test_lanes_keep_their_order_when_the_shared_budget_is_the_limit() -> N
     # The local bucket has room; the shared budget (one call a second) holds them back.
     pacer = Pacer(rate=100, burst=100, shared=budget, clock=clock, sleep=clock.sleep)
     await pacer.acquire("ws-1", "bootstrap")
-    served: list[str] = []
-
-    async def call(name: str, lane: Lane) -> None:
-        await pacer.acquire("ws-1", lane)
-        served.append(name)
-
-    tasks = [asyncio.create_task(call(f"bootstrap-{i}", "bootstrap")) for i in (1, 2)]
-    await settle()
-    tasks.append(asyncio.create_task(call("flow", "flow")))
-    tasks.append(asyncio.create_task(call("interactive", "interactive")))
-    await settle()
-    for _ in range(4):
-        await clock.advance(1.0)
-
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
-    assert served == ["interactive", "flow", "bootstrap-1", "bootstrap-2"]
+    assert await order_served(pacer, clock) == ["interactive", "flow", "bootstrap-1", "bootstrap-2"]
     assert [at for _, at in budget.granted] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
