@@ -155,9 +155,10 @@ def tune_garbage_collector() -> None:
     Everything alive after start-up (modules, the app) is frozen out of collection,
     and young collections run less often: full collections over the whole heap were
     what set the webhook path's p99 (docs/performance.md). Collection is turned on here
-    if `serve` turned it off for the start-up.
+    if `serve` turned it off for the start-up. Nothing is collected first: start-up leaves
+    about a thousand unreachable objects among the 200,000 it keeps, and a full collection
+    to find them took a tenth of a second of every start.
     """
-    gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
     gc.enable()
