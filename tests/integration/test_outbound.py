@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from addon_core.flows.outbound import OutboundError, OutboundHttp
+from addon_core.flows.outbound import OutboundError, OutboundHttp, OutboundResult
 from addon_core.flows.outbound_target import (
     OutboundRefusedError,
-    OutboundResult,
     Resolver,
     address_problem,
     check_url,
