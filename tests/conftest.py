@@ -23,7 +23,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from addon_core.app import AppSpec, create_addon_app
 from addon_core.clockify.manifest import Manifest
@@ -161,6 +161,14 @@ async def database_url(empty_database_url: str) -> str:
     await upgrade_to_head(engine)
     await engine.dispose()
     return empty_database_url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database at the latest migration, disposed after the test."""
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 # --- apps ----------------------------------------------------------------------------------

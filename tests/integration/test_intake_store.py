@@ -18,18 +18,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from addon_core.intake.store import EventStore, Registry, StoreOptions, open_event_store
-from addon_core.storage.database import create_engine
 from addon_core.storage.models import Flow, Installation, Job, WebhookRegistration
 
 ADDON = "universal-webhook"
 PATH = "/webhooks/clockify/new-time-entry"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from addon_core.jobs.queue import (
 )
 from addon_core.metrics import Metrics
 from addon_core.runtime import AddonRuntime
-from addon_core.storage.database import create_engine, create_session_factory, for_writing
+from addon_core.storage.database import create_session_factory, for_writing
 from addon_core.storage.encryption import generate_key
 from addon_core.storage.models import Installation, Job
 from tests.fake_clockify import Workspace
@@ -47,13 +47,6 @@ PATIENCE = 20.0
 FAKE_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

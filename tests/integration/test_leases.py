@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from addon_core.storage.database import create_engine
 from addon_core.storage.leases import acquire_lease, release_lease
 from addon_core.storage.models import Lease
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TTL = 60.0
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def lease_row(engine: AsyncEngine, name: str) -> tuple[str, datetime] | None:
